@@ -1,0 +1,58 @@
+"""vram-eval: GPU memory for training, LoRA, QLoRA and inference, from formula files.
+
+The library in one breath::
+
+    import engine
+    problem = engine.load("specs/llama13b.toml", sets=["s=4096"])
+    result = engine.evaluate(problem.ruleset, problem.bindings)
+    result["weights"]        # exact bytes, a SymPy Integer
+
+Everything a user can get wrong raises :class:`engine.EngineError` (with a
+file, line and column); nothing here calls eval/sympify on input text.
+"""
+
+__version__ = "0.1.0"
+
+from .errors import (
+    BindingError,
+    EngineError,
+    EvaluationError,
+    FormulaError,
+    FormulaSyntaxError,
+    Location,
+    SolveError,
+    SpecError,
+)
+from .evaluate import Breakdown, evaluate
+from .explain import Explanation, explain
+from .library import Library
+from .load import Problem, load
+from .rules import Rule, RuleSet
+from .spec import Binding, Spec, bind, load_spec
+from .transform import parse_formulas
+
+__all__ = [
+    "__version__",
+    "EngineError",
+    "FormulaError",
+    "FormulaSyntaxError",
+    "SpecError",
+    "BindingError",
+    "EvaluationError",
+    "SolveError",
+    "Location",
+    "Rule",
+    "RuleSet",
+    "Library",
+    "parse_formulas",
+    "Spec",
+    "Binding",
+    "load_spec",
+    "bind",
+    "Problem",
+    "load",
+    "Breakdown",
+    "evaluate",
+    "Explanation",
+    "explain",
+]

@@ -1,0 +1,7 @@
+"""`python -m engine` runs the vram-eval command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,199 @@
+"""Evaluate every rule at the bound point: the forward question.
+
+Rules are evaluated in dependency order; each expression has the values of
+its direct dependencies substituted (``xreplace``), so SymPy only ever does
+exact arithmetic on numbers, never symbolic simplification. A rule whose
+inputs are not all bound is *unavailable*, with the missing inputs named;
+asking for it explicitly is a :class:`BindingError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence
+
+from sympy import Basic, Symbol, nan, zoo
+from sympy.logic.boolalg import BooleanAtom
+
+from .errors import BindingError, EvaluationError, Location, SpecError, suggest
+from .rules import Rule, RuleSet
+from .spec import Binding
+from .symbols import Table, Text, TextSet, UnknownKey
+
+__all__ = ["Breakdown", "evaluate", "evaluate_values"]
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Every value at one point: what ``vram-eval SPEC`` prints."""
+
+    ruleset: RuleSet
+    bindings: Mapping[str, Binding]
+    values: Mapping[str, Basic]  # every name that has a value
+    missing: Mapping[str, FrozenSet[str]]  # name → the unbound inputs it needs
+    spec: Optional[str] = None
+    title: Optional[str] = None
+
+    @property
+    def inputs(self) -> Dict[str, Basic]:
+        return {n: self.values[n] for n in self.ruleset.inputs if n in self.values}
+
+    @property
+    def outputs(self) -> Dict[str, Basic]:
+        return {n: self.values[n] for n in self.ruleset.outputs if n in self.values}
+
+    def unit(self, name: str) -> Optional[str]:
+        return self.ruleset.unit(name)
+
+    def only(self, names: Iterable[str]) -> "Breakdown":
+        """The same breakdown, reporting only ``names`` among the outputs."""
+        keep = {self.ruleset.resolve(n) for n in names}
+        inputs = set(self.ruleset.inputs)
+        values = {n: v for n, v in self.values.items() if n in keep or n in inputs}
+        missing = {n: m for n, m in self.missing.items() if n in keep}
+        return Breakdown(self.ruleset, self.bindings, values, missing, self.spec, self.title)
+
+    def __getitem__(self, name: str) -> Basic:
+        return self.require(name)
+
+    def require(self, name: str) -> Basic:
+        """The value of ``name``; a located error if it is unknown or unavailable."""
+        canonical = self.ruleset.resolve(name)
+        if canonical is None:
+            raise BindingError(f"no input or output is called '{name}'",
+                               hint=suggest(name, self.ruleset.known_names()))
+        if canonical in self.values:
+            return self.values[canonical]
+        missing = sorted(self.missing.get(canonical, {canonical}))
+        rule = self.ruleset.rules.get(canonical)
+        raise BindingError(
+            f"'{canonical}' cannot be computed: " + _missing_text(missing),
+            rule.location if rule else None,
+            hint="set " + (" and ".join(missing)) + " in the spec or with --set NAME=VALUE",
+        )
+
+
+def _missing_text(missing: Sequence[str]) -> str:
+    if len(missing) == 1:
+        return f"the input '{missing[0]}' is not set"
+    return "the inputs " + ", ".join(f"'{m}'" for m in missing) + " are not set"
+
+
+def evaluate(
+    ruleset: RuleSet,
+    bindings: Mapping[str, Binding],
+    wanted: Optional[Iterable[str]] = None,
+    spec: Optional[str] = None,
+    title: Optional[str] = None,
+) -> Breakdown:
+    """Evaluate the rules at the bound point; check requirements; return a Breakdown.
+
+    ``wanted`` names outputs that must be available (else BindingError)."""
+    values, missing = evaluate_values(ruleset, {n: b.value for n, b in bindings.items()})
+    _check_requirements(ruleset, bindings, values)
+    result = Breakdown(ruleset, bindings, values, missing, spec, title)
+    for name in wanted or ():
+        result.require(name)
+    return result
+
+
+def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic]):
+    """``(values, missing)`` for a plain mapping name → value (the library core)."""
+    values: Dict[str, Basic] = {}
+    missing: Dict[str, FrozenSet[str]] = {}
+    symbols: Dict[Symbol, Basic] = {}
+    for name in ruleset.order:
+        rule = ruleset.rules.get(name)
+        if name in bound:
+            value = bound[name]
+        elif rule is None or (rule.kind == "input" and rule.expr is None):
+            missing[name] = frozenset({name})
+            continue
+        else:
+            lacking = frozenset().union(*(missing[d] for d in rule.deps if d in missing)) if rule.deps else frozenset()
+            if lacking:
+                missing[name] = lacking
+                continue
+            value = _value_of(rule, symbols)
+        values[name] = value
+        symbols[Symbol(name)] = value
+    return values, missing
+
+
+def _value_of(rule: Rule, symbols: Mapping[Symbol, Basic]) -> Basic:
+    expr = rule.expr
+    try:
+        subs = {Symbol(d): symbols[Symbol(d)] for d in rule.deps}
+        value = expr.xreplace(subs) if subs else expr
+    except UnknownKey as exc:
+        raise EvaluationError(
+            f"'{rule.name}': the table {exc.table.table_name} has no key {exc.key}",
+            rule.location,
+            hint="keys: " + ", ".join(exc.table.entries),
+        ) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise EvaluationError(
+            f"'{rule.name}' cannot be computed from these values ({_plain(exc)})",
+            rule.location,
+            hint="true/false and strings cannot be used in arithmetic; write (A if flag else B)",
+        ) from None
+    return _checked(rule, value)
+
+
+def _plain(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def _checked(rule: Rule, value: Basic) -> Basic:
+    """A value must be a finite real number, a boolean, a string, a list or a table."""
+    if isinstance(value, (BooleanAtom, Text, TextSet, Table)):
+        return value
+    if value.has(zoo, nan) or value.has(Symbol("zoo")):
+        raise EvaluationError(f"'{rule.name}' divides by zero at these values", rule.location)
+    if not value.is_number:
+        raise EvaluationError(
+            f"'{rule.name}' does not reduce to a number at these values: {value}",
+            rule.location,
+            hint="is a string compared with < or >, or a true/false used as a number?",
+        )
+    if value.is_real is False:
+        raise EvaluationError(f"'{rule.name}' has no real value at these values ({value})", rule.location,
+                              hint="a square root or logarithm of a negative number?")
+    if value.is_finite is False:
+        raise EvaluationError(f"'{rule.name}' is infinite at these values", rule.location)
+    return value
+
+
+def _check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:
+    symbols = {Symbol(n): v for n, v in values.items()}
+    for rule in ruleset.requirements:
+        if any(d not in values for d in rule.deps):
+            continue
+        try:
+            ok = rule.expr.xreplace(symbols)
+        except (TypeError, ValueError, UnknownKey):
+            ok = None
+        if ok is True or (isinstance(ok, BooleanAtom) and bool(ok)):
+            continue
+        # Point at the spec line that set the first input involved, if any.
+        involved = [b for n, b in bindings.items() if n in ruleset.inputs_behind(rule.deps)]
+        where = involved[0].location if involved else rule.location
+        shown = ", ".join(f"{n} = {_short(values[n])}" for n in sorted(rule.deps) if n in values)
+        raise SpecError(
+            (rule.doc or f"requirement not met: {_one_line(rule.text)}") + (f" (here {shown})" if shown else ""),
+            where,
+            notes=[f"{rule.where}: {_one_line(rule.text)}"],
+        )
+
+
+def _short(value: Basic) -> str:
+    if isinstance(value, Text):
+        return str(value)
+    if getattr(value, "is_Rational", False):
+        return str(value)
+    return str(value)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

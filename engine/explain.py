@@ -1,0 +1,75 @@
+"""``vram-eval explain NAME``: everything the formulas say about one name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+from .errors import BindingError, suggest
+from .rules import RuleSet
+
+__all__ = ["Explanation", "explain", "list_names"]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    name: str
+    kind: str  # definition | input | table | implicit input
+    unit: Optional[str]
+    doc: str
+    written: Optional[str]  # the statement as written
+    expanded: Optional[str]  # the SymPy form with every definition substituted
+    where: Optional[str]  # file:line
+    notes: str  # the comment block above it: sources, caveats
+    aliases: Tuple[str, ...]
+    depends_on: Tuple[str, ...]  # direct dependencies
+    inputs: Tuple[str, ...]  # every input it can depend on
+    used_by: Tuple[str, ...]  # direct dependants
+    allowed: Optional[Tuple[str, ...]]  # for string inputs
+    replaces: Optional[str]  # the built-in it overrides, if any
+
+
+def explain(ruleset: RuleSet, name: str) -> Explanation:
+    canonical = ruleset.resolve(name)
+    if canonical is None:
+        raise BindingError(f"no input or output is called '{name}'",
+                           hint=suggest(name, ruleset.known_names()) or "`vram-eval explain --list` lists every name")
+    rule = ruleset.rules.get(canonical)
+    used_by = tuple(n for n in ruleset.order if n in ruleset.rules and canonical in ruleset.rules[n].deps)
+    allowed = ruleset.allowed_values(canonical)
+    replaces = next((old.where for new, old in ruleset.overridden if new.name == canonical), None)
+    if rule is None:
+        return Explanation(canonical, "implicit input", None, "used by the formulas but never declared",
+                           None, None, None, "", (), (), (canonical,), used_by,
+                           tuple(sorted(allowed)) if allowed else None, None)
+    expanded = None
+    if rule.kind == "definition":
+        expanded = str(ruleset.expand(canonical))
+    return Explanation(
+        name=canonical,
+        kind=rule.kind,
+        unit=rule.unit,
+        doc=rule.doc,
+        written=" ".join(rule.text.split()) if rule.kind != "table" else rule.text,
+        expanded=expanded,
+        where=rule.where,
+        notes=rule.comment,
+        aliases=rule.aliases,
+        depends_on=tuple(sorted(rule.deps)),
+        inputs=tuple(i for i in ruleset.inputs_of(canonical) if i != canonical),
+        used_by=used_by,
+        allowed=tuple(sorted(allowed)) if allowed else None,
+        replaces=replaces,
+    )
+
+
+def list_names(ruleset: RuleSet) -> List[Tuple[str, str, str, str]]:
+    """(name, kind, unit, doc) for every input and output, inputs first."""
+    out = []
+    for name in ruleset.inputs:
+        rule = ruleset.rules.get(name)
+        out.append((name, "input", (rule.unit if rule else "") or "", rule.doc if rule else "(implicit)"))
+    for name in ruleset.outputs:
+        rule = ruleset.rules[name]
+        out.append((name, "output", rule.unit or "", rule.doc))
+    return out

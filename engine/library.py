@@ -1,0 +1,126 @@
+"""Which formula files make up a RuleSet.
+
+* Every ``*.formula`` under ``formulas/`` (recursively, sorted by path) is
+  loaded, except inside a *variant directory*: a subdirectory named after a
+  declared input, such as ``formulas/arch/``. There only the file named after
+  that input's value is loaded: ``arch = "llama"`` loads
+  ``formulas/arch/llama.formula``. Adding an architecture is adding a file.
+* Then each ``--formulas PATH`` (a file, or a directory searched the same
+  way), in the order given. These are the user's files: they may override a
+  built-in definition, and the report says so.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from . import resources
+from .errors import FormulaError, Location, SpecError, suggest
+from .rules import FormulaFile, RuleSet
+from .symbols import Text
+from .transform import read_formula_file
+
+__all__ = ["Library", "formula_files"]
+
+
+def formula_files(root: Path) -> List[Path]:
+    """``*.formula`` under ``root`` (recursively, in a stable order)."""
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*.formula") if p.is_file())
+
+
+@functools.lru_cache(maxsize=256)
+def _read(path: str, shown: str, mtime: float, builtin: bool) -> FormulaFile:
+    return read_formula_file(Path(path), builtin=builtin, shown=shown)
+
+
+class Library:
+    """The built-in formulas plus the user's, composed for a choice of variants.
+
+    A variant directory's selector must be declared in a file directly in
+    ``formulas/`` (for ``arch``: ``input arch = "gpt"`` in model.formula)."""
+
+    def __init__(self, user_paths: Sequence[str] = (), builtin_dir: Optional[Path] = None) -> None:
+        self.builtin_dir = Path(builtin_dir) if builtin_dir else resources.formulas_dir()
+        self.user_paths = [Path(p) for p in user_paths]
+        for p in self.user_paths:
+            if not p.exists():
+                raise FormulaError("no such file or directory", Location(str(p)),
+                                   hint="--formulas takes a .formula file or a directory of them")
+
+    def _parse(self, path: Path, builtin: bool) -> FormulaFile:
+        shown = str(path)
+        if builtin:
+            shown = str(Path(self.builtin_dir.name) / path.relative_to(self.builtin_dir))
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            mtime = 0.0
+        return _read(str(path), shown, mtime, builtin)
+
+    def base_files(self) -> List[FormulaFile]:
+        """Every built-in file outside the variant directories."""
+        return self._layout()[0]
+
+    def variants(self) -> Dict[str, Dict[str, Path]]:
+        """selector input → {value: file} for every variant directory."""
+        return self._layout()[1]
+
+    def _layout(self):
+        top = [self._parse(p, True) for p in sorted(self.builtin_dir.glob("*.formula")) if p.is_file()]
+        declared = {r.name for f in top for r in f.rules if r.kind == "input"}
+        variant_dirs = {
+            d.name: d for d in sorted(self.builtin_dir.iterdir()) if d.is_dir() and d.name in declared
+        }
+        nested = [
+            self._parse(p, True)
+            for p in formula_files(self.builtin_dir)
+            if p.parent != self.builtin_dir and not any(d in p.parents for d in variant_dirs.values())
+        ]
+        variants = {name: {p.stem: p for p in formula_files(d)} for name, d in variant_dirs.items()}
+        return top + nested, variants
+
+    def user_files(self) -> List[FormulaFile]:
+        files = []
+        for root in self.user_paths:
+            found = formula_files(root)
+            if root.is_dir() and not found:
+                raise FormulaError("no *.formula files in this directory", Location(str(root)))
+            files.extend(self._parse(p, False) for p in found)
+        return files
+
+    def ruleset(self, chosen: Optional[Mapping[str, object]] = None) -> RuleSet:
+        """The RuleSet for ``chosen`` values of the variant selectors (defaults otherwise).
+
+        ``chosen`` maps a selector (or its alias) to a value, or to a
+        ``(value, Location)`` pair used to locate an error about it."""
+        base, variants = self._layout()
+        inputs = {r.name: r for f in base for r in f.rules if r.kind == "input"}
+        alias_to = {a: r.name for r in inputs.values() for a in r.aliases}
+        picked: Dict[str, Tuple[object, Optional[Location]]] = {}
+        for key, value in (chosen or {}).items():
+            name = key if key in inputs else alias_to.get(key)
+            if name in variants:
+                picked[name] = value if isinstance(value, tuple) else (value, None)
+        files = list(base)
+        for name, options in variants.items():
+            value, where = picked.get(name, (None, None))
+            if value is None:
+                value = inputs[name].expr
+            if value is None:
+                continue
+            value = value.value if isinstance(value, Text) else str(value)
+            if value not in options:
+                hint = suggest(value, options)
+                folder = Path(self.builtin_dir.name) / name
+                raise SpecError(
+                    f'{name} = "{value}" is not one of: ' + ", ".join(options),
+                    where,
+                    hint=(hint + " " if hint else "") + f"(each is a file in {folder}/)",
+                )
+            files.append(self._parse(options[value], True))
+        choices = {name: tuple(options) for name, options in variants.items()}
+        return RuleSet.build(files + self.user_files(), choices=choices)

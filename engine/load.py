@@ -1,0 +1,77 @@
+"""Spec + ``--set`` + formula files → a bound :class:`Problem`, ready for the
+four questions (evaluate, solve, sensitivity, sweep).
+
+The order matters once: the spec is read first, because its values choose
+formula variants (``arch = "llama"`` loads ``formulas/arch/llama.formula``);
+then the RuleSet is composed and every entry is checked against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Sequence
+
+from .hardware import GPU, GPU_KEY, find_gpu
+from .library import Library
+from .rules import RuleSet
+from .errors import Location, SpecError
+from .spec import Binding, Entry, Spec, bind, load_spec, parse_set
+
+__all__ = ["Problem", "load"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The formulas and the bound inputs of one question."""
+
+    ruleset: RuleSet
+    bindings: Mapping[str, Binding]
+    spec: Optional[Spec] = None
+    gpu: Optional[GPU] = None
+
+    @property
+    def spec_path(self) -> Optional[str]:
+        return self.spec.path if self.spec else None
+
+    @property
+    def title(self) -> Optional[str]:
+        return self.spec.name if self.spec else None
+
+
+def load(
+    spec: Optional[str] = None,
+    sets: Sequence[str] = (),
+    formulas: Sequence[str] = (),
+    extra: Sequence[Entry] = (),
+    gpu: Optional[str] = None,
+) -> Problem:
+    """Read ``spec`` (a path, or None for no spec), apply ``--set`` texts, bind.
+
+    ``extra`` entries (already located) go between the spec and the sets;
+    ``gpu`` (a catalog id, as ``--gpu``) overrides the spec's ``gpu``."""
+    loaded = load_spec(spec) if spec is not None else None
+    entries = list(loaded.entries if loaded else ()) + list(extra) + [parse_set(s) for s in sets]
+    if gpu is not None:
+        entries.append(Entry(GPU_KEY, gpu, Location("--gpu", None, 1, gpu, len(gpu))))
+    entries, chosen_gpu = _resolve_gpus(entries)
+    chosen: Dict[str, object] = {}
+    for entry in entries:
+        if isinstance(entry.value, str):
+            chosen[entry.name] = (entry.value, entry.location)
+    ruleset = Library(formulas).ruleset(chosen)
+    return Problem(ruleset, bind(ruleset, entries), loaded, chosen_gpu)
+
+
+def _resolve_gpus(entries):
+    """``gpu = "h100"`` → a gpu_memory entry from the catalog (the last one wins)."""
+    out, chosen = [], None
+    for entry in entries:
+        if entry.key == GPU_KEY and entry.target is None:
+            if not isinstance(entry.value, str):
+                raise SpecError(f"'{GPU_KEY}' names a GPU of the catalog, such as \"h100\"", entry.location)
+            chosen = find_gpu(entry.value, entry.location)
+            entry = Entry(GPU_KEY, chosen.memory, entry.location, target="gpu_memory")
+        elif entry.name == "gpu_memory":
+            chosen = None
+        out.append(entry)
+    return out, chosen

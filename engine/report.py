@@ -1,0 +1,341 @@
+"""Pure renderers: a Breakdown (or any result) → text. No arithmetic beyond
+unit conversion happens here; every figure says its unit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+
+from sympy import Basic, Integer, Rational
+from sympy.logic.boolalg import BooleanAtom
+
+from .evaluate import Breakdown
+from .symbols import Table, Text, TextSet
+from .units import BYTE_UNITS, format_bytes, format_count, format_number
+
+__all__ = ["to_python", "breakdown_dict", "render_json", "render_yaml", "render_table", "render"]
+
+UNIT_WORDS = {"GiB": "GiB (2^30 bytes)", "GB": "GB (10^9 bytes)", "MiB": "MiB (2^20 bytes)", "MB": "MB (10^6 bytes)",
+              "TiB": "TiB (2^40 bytes)", "TB": "TB (10^12 bytes)"}
+
+
+def to_python(value: Basic) -> Any:
+    """Exact where JSON allows: integers stay integers, other numbers are floats."""
+    if isinstance(value, BooleanAtom):
+        return bool(value)
+    if isinstance(value, Text):
+        return value.value
+    if isinstance(value, TextSet):
+        return value.values
+    if isinstance(value, Table):
+        return {k: to_python(v) for k, v in value.entries.items()}
+    if isinstance(value, Integer):
+        return int(value)
+    if isinstance(value, Rational):
+        return float(value)
+    if isinstance(value, Basic) and value.is_number:
+        return float(value.evalf(20))
+    return value
+
+
+def breakdown_dict(result: Breakdown) -> Dict[str, Any]:
+    """The DESIGN.md JSON shape, plus documented extras (name, unavailable, overridden)."""
+    rs = result.ruleset
+    inputs = {n: to_python(v) for n, v in result.inputs.items()}
+    outputs = {n: to_python(v) for n, v in result.outputs.items() if rs.rules[n].kind == "definition"}
+    units = {n: rs.unit(n) for n in list(inputs) + list(outputs) if rs.unit(n)}
+    return {
+        "spec": result.spec,
+        "name": result.title,
+        "inputs": inputs,
+        "outputs": outputs,
+        "units": units,
+        "unavailable": {n: sorted(m) for n, m in result.missing.items() if n in rs.rules and rs.rules[n].kind == "definition"},
+        "overridden": [
+            {"name": new.name, "by": new.where, "replaces": old.where} for new, old in rs.overridden
+        ],
+    }
+
+
+def render_json(data: Dict[str, Any]) -> str:
+    return json.dumps(data, indent=2) + "\n"
+
+
+def render_yaml(data: Dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def format_value(value: Basic, unit: Optional[str], memory_unit: str = "GiB") -> str:
+    """One value for a table cell, with its unit."""
+    py = to_python(value)
+    if isinstance(py, bool):
+        return "true" if py else "false"
+    if isinstance(py, str):
+        return f'"{py}"'
+    if isinstance(py, list):
+        return ", ".join(py)
+    if isinstance(py, dict):
+        return "{" + ", ".join(f"{k}: {format_number(v)}" for k, v in py.items()) + "}"
+    exact = value if isinstance(value, Rational) else py
+    if unit == "bytes":
+        return format_bytes(exact if isinstance(exact, Rational) else py, memory_unit).replace(",", ",")
+    if unit == "count" and abs(py) >= 10**4:
+        return f"{format_number(int(py)) if float(py).is_integer() else format_number(py)} ({format_count(py)})"
+    if isinstance(value, Integer):
+        return format_number(int(value))
+    return format_number(py)
+
+
+def render_listing(result: Breakdown, memory_unit: str = "GiB") -> str:
+    """Every input and output, one per line, in the order the formula files give them."""
+    rs = result.ruleset
+    lines: List[str] = []
+    title = result.title or "vram-eval"
+    lines.append(f"{title}" + (f"  ({result.spec})" if result.spec else ""))
+    lines.append("")
+    order = {name: i for i, name in enumerate(rs.rules)}
+    by_file = lambda items: sorted(items, key=lambda kv: order.get(kv[0], len(order)))  # noqa: E731
+    rows = [(n, format_value(v, rs.unit(n), memory_unit), _doc(rs, n)) for n, v in by_file(result.inputs.items())]
+    lines += _section("inputs", rows)
+    rows = [(n, format_value(v, rs.unit(n), memory_unit), _doc(rs, n))
+            for n, v in by_file(result.outputs.items()) if not isinstance(v, Table)]
+    lines += _section("outputs", rows)
+    unavailable = {n: m for n, m in result.missing.items() if n in rs.rules and rs.rules[n].kind == "definition"}
+    if unavailable:
+        lines.append("unavailable (inputs not set):")
+        for n, m in unavailable.items():
+            lines.append(f"  {n}: needs {', '.join(sorted(m))}")
+        lines.append("")
+    if rs.overridden:
+        lines.append("overridden by your formulas:")
+        for new, old in rs.overridden:
+            lines.append(f"  {new.name}: {new.where} replaces {old.where}")
+        lines.append("")
+    lines.append(f"memory in {UNIT_WORDS.get(memory_unit, memory_unit)}")
+    return "\n".join(lines) + "\n"
+
+
+def _doc(rs, name: str) -> str:
+    rule = rs.rules.get(name)
+    return rule.doc if rule else "(input)"
+
+
+def _section(title: str, rows) -> List[str]:
+    if not rows:
+        return []
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    out = [f"{title}:"]
+    for name, value, doc in rows:
+        out.append(f"  {name:<{w0}}  {value:>{w1}}  {doc}".rstrip())
+    out.append("")
+    return out
+
+
+# --- the regime report: what `vram-eval SPEC` prints -----------------------
+
+# Columns: (heading, total, {row: output}). Rows that no column has, or that are zero
+# everywhere, are left out; "other" shows whatever a total holds beyond its rows (a
+# term a user's formula file added), so each column always adds up to its total.
+REGIMES = (
+    ("full training", "total_training", {
+        "weights": "weights", "gradients": "gradients", "optimizer states": "optimizer_states",
+        "activations": "activations", "recompute workspace": "recompute_workspace",
+        "I/O buffers": "io_buffers", "overhead": "overhead"}),
+    ("LoRA", "total_lora", {
+        "weights": "lora_weights", "gradients": "lora_gradients", "optimizer states": "lora_optimizer_states",
+        "activations": "lora_activations", "recompute workspace": "recompute_workspace",
+        "I/O buffers": "io_buffers", "overhead": "overhead"}),
+    ("QLoRA", "total_qlora", {
+        "weights": "qlora_weights", "gradients": "lora_gradients", "optimizer states": "lora_optimizer_states",
+        "activations": "lora_activations", "recompute workspace": "recompute_workspace",
+        "I/O buffers": "io_buffers", "overhead": "overhead"}),
+    ("inference", "total_inference", {
+        "weights": "inference_weights", "KV cache": "kv_cache", "I/O buffers": "io_buffers", "overhead": "overhead"}),
+)
+ROWS = ("weights", "gradients", "optimizer states", "activations", "recompute workspace", "KV cache",
+        "I/O buffers", "overhead")
+HEADROOM = {"total_training": "headroom_training", "total_lora": "headroom_lora",
+            "total_qlora": "headroom_qlora", "total_inference": "headroom_inference"}
+
+
+def _mem(value, unit: str) -> str:
+    return format_bytes(value, unit)
+
+
+def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
+    """One screen: the model line, components × regimes, totals, and the GPU fit."""
+    v = result.values
+    get = lambda name: v.get(name)  # noqa: E731
+    lines: List[str] = []
+    title = result.title or (result.spec or "model")
+    params = get("params")
+    head = title
+    if params is not None:
+        head += f" — {format_count(to_python(params))} parameters ({format_number(to_python(params))})"
+    lines.append(head)
+    facts = []
+    for label, name in (("arch", "arch"), ("weights", "weight_dtype"), ("b", "b"), ("s", "s")):
+        if get(name) is not None:
+            facts.append(f"{label} {format_value(get(name), None).strip(chr(34))}")
+    parallel = [f"{n} {format_value(get(n), None)}" for n in ("dp", "tp", "pp") if get(n) is not None and get(n) != 1]
+    if get("zero_stage") not in (None, 0):
+        parallel.append(f"ZeRO-{format_value(get('zero_stage'), None)}")
+    if get("offload") is not None and to_python(get("offload")) != "none":
+        parallel.append(f"offload {to_python(get('offload'))}")
+    lines.append("  " + ", ".join(facts + parallel) + (f"   ({result.spec})" if result.spec else ""))
+    lines.append("  " + _settings_line(result))
+    lines.append("")
+
+    columns = []
+    for heading, total, rows in REGIMES:
+        cells = {row: (get(name) if name in v else None) for row, name in rows.items()}
+        columns.append((heading, total, rows, cells))
+    shown_rows = [r for r in ROWS if any(r in rows and cells.get(r) not in (None, 0) for _, _, rows, cells in columns)]
+
+    table = [[""] + [c[0] for c in columns]]
+    for row in shown_rows:
+        line = [row]
+        for _, _, rows, cells in columns:
+            line.append("—" if row not in rows or cells.get(row) is None else _mem(cells[row], memory_unit))
+        table.append(line)
+    other = ["other"]
+    any_other = False
+    for _, total, rows, cells in columns:
+        t = get(total)
+        parts = [cells[r] for r in rows if cells.get(r) is not None]
+        if t is None or len(parts) != len(rows):
+            other.append("")
+            continue
+        rest = t - sum(parts)
+        any_other = any_other or rest != 0
+        other.append(_mem(rest, memory_unit) if rest != 0 else "")
+    if any_other:
+        table.append(other)
+    totals = ["total"]
+    for _, total, _, _ in columns:
+        t = get(total)
+        totals.append(_mem(t, memory_unit) if t is not None else "needs " + ", ".join(sorted(result.missing.get(total, ()))))
+    table.append(totals)
+    if get("gpu_memory") is not None:
+        name = gpu.name if gpu is not None else "GPU"
+        fit = [f"fits {name} ({_mem(get('gpu_memory'), memory_unit)})?"]
+        for _, total, _, _ in columns:
+            room = get(HEADROOM[total])
+            if room is None:
+                fit.append("—")
+            elif room >= 0:
+                fit.append(f"yes, {_mem(room, memory_unit)} free")
+            else:
+                fit.append(f"NO, {_mem(-room, memory_unit)} over")
+        table.append(fit)
+    lines += _grid(table, rule_before=len(table) - (2 if get("gpu_memory") is not None else 1))
+    if get("host_memory") not in (None, 0) or get("nvme_memory") not in (None, 0):
+        lines.append("")
+        lines.append(f"offloaded (full training): host memory {_mem(get('host_memory') or 0, memory_unit)}, "
+                     f"NVMe {_mem(get('nvme_memory') or 0, memory_unit)} per GPU process")
+    if result.ruleset.overridden:
+        lines.append("")
+        lines.append("overridden by your formulas: " + ", ".join(
+            f"{new.name} ({new.where})" for new, _ in result.ruleset.overridden))
+    lines.append("")
+    lines.append(f"memory per GPU in {UNIT_WORDS.get(memory_unit, memory_unit)}; "
+                 "`--all` lists every input and output, `vram-eval explain NAME` shows a formula")
+    return "\n".join(lines) + "\n"
+
+
+def _settings_line(result: Breakdown) -> str:
+    v = result.values
+    py = lambda n: to_python(v[n]) if n in v else None  # noqa: E731
+    parts = []
+    if py("activation_model") is not None:
+        model = {"korthikanti": "Korthikanti et al. 2022", "measured": "measured (PyTorch)"}.get(py("activation_model"))
+        attention = "fused attention" if py("flash_attention") else "eager attention"
+        parts.append(f"activations: {model}, {attention}, recompute {py('recompute')}")
+    if py("optimizer") is not None:
+        parts.append(f"optimizer {py('optimizer')}")
+    if py("lora_rank") is not None and py("lora_targets") is not None:
+        parts.append(f"LoRA r={py('lora_rank')} on {','.join(py('lora_targets'))}")
+    if py("qlora_dtype") is not None:
+        parts.append(f"QLoRA {py('qlora_dtype')}" + (" + double quant" if py("double_quant") else ""))
+    if py("kv_dtype") is not None:
+        parts.append(f"KV {py('kv_dtype')}")
+    return "; ".join(parts)
+
+
+def _grid(table, rule_before: int) -> List[str]:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    out = []
+    for n, row in enumerate(table):
+        if n == rule_before:
+            out.append("  " + "-" * (sum(widths) + 3 * (len(widths) - 1)))
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        out.append(("  " + "   ".join(cells)).rstrip())
+    return out
+
+
+def render(data_or_result, fmt: str, memory_unit: str = "GiB", listing: bool = False, gpu=None) -> str:
+    if fmt == "table":
+        if listing:
+            return render_listing(data_or_result, memory_unit)
+        return render_report(data_or_result, memory_unit, gpu)
+    data = breakdown_dict(data_or_result) if isinstance(data_or_result, Breakdown) else data_or_result
+    return render_json(data) if fmt == "json" else render_yaml(data)
+
+
+# --- check / explain ------------------------------------------------------
+
+
+def render_check(report) -> tuple:
+    """(stdout, stderr) for ``vram-eval check``."""
+    err = "".join(e.render() for e in report.errors)
+    out = "".join(w + "\n" for w in report.warnings)
+    status = "FAILED" if report.errors else "ok"
+    variants = f", variants {', '.join(report.variants)}" if report.variants else ""
+    out += (f"checked {len(report.files)} file{'s' if len(report.files) != 1 else ''}, "
+            f"{report.rules} statements{variants}: {status}"
+            + (f" ({len(report.errors)} error{'s' if len(report.errors) != 1 else ''})" if report.errors else "")
+            + (f", {len(report.warnings)} warning{'s' if len(report.warnings) != 1 else ''}" if report.warnings else "")
+            + "\n")
+    return out, err
+
+
+def render_explanation(ex, fmt: str = "table") -> str:
+    if fmt == "json":
+        from dataclasses import asdict
+
+        return render_json(asdict(ex))
+    lines = [f"{ex.name}  ({ex.kind}{', ' + ex.unit if ex.unit else ''})"]
+    if ex.doc:
+        lines.append(f"  {ex.doc}")
+    if ex.where:
+        lines.append(f"  defined at {ex.where}" + (f", replacing {ex.replaces}" if ex.replaces else ""))
+    if ex.aliases:
+        lines.append(f"  aliases: {', '.join(ex.aliases)}")
+    if ex.notes:
+        lines.append("  notes:")
+        lines += [f"    {line}" for line in ex.notes.splitlines()]
+    if ex.written:
+        lines.append("  as written:")
+        lines += [f"    {line}" for line in ex.written.splitlines()]
+    if ex.expanded is not None:
+        lines.append("  expanded:")
+        lines.append(f"    {ex.name} = {ex.expanded}")
+    if ex.allowed:
+        lines.append(f"  allowed values: {', '.join(ex.allowed)}")
+    if ex.depends_on:
+        lines.append(f"  depends on: {', '.join(ex.depends_on)}")
+    if ex.inputs:
+        lines.append(f"  inputs: {', '.join(ex.inputs)}")
+    if ex.used_by:
+        lines.append(f"  used by: {', '.join(ex.used_by)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_names(rows, fmt: str = "table") -> str:
+    if fmt == "json":
+        return render_json([{"name": n, "kind": k, "unit": u or None, "doc": d} for n, k, u, d in rows])
+    w = max((len(r[0]) for r in rows), default=4)
+    return "".join(f"{n:<{w}}  {k:<6}  {u:<5}  {d}".rstrip() + "\n" for n, k, u, d in rows)

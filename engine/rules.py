@@ -1,0 +1,295 @@
+"""Rules and the RuleSet: names, overrides, the dependency graph, cycles, order.
+
+A :class:`Rule` is one statement of a formula file: a definition
+(``name = expression``), an input declaration, a table, or a requirement. A
+:class:`RuleSet` is every rule from the loaded files, with
+
+* duplicates refused (within the built-in files, or within the user's), and
+  a user's file allowed to override a built-in definition (recorded);
+* aliases resolved, in specs and in expressions alike;
+* names used but never defined or declared taken as inputs;
+* the dependency graph checked for cycles and put in evaluation order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
+
+from sympy import Basic, Symbol
+
+from .errors import FormulaError, Location
+from .symbols import Lookup, Member, Text, TextEq, names_in
+
+__all__ = ["Rule", "FormulaFile", "RuleSet"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One statement of a formula file."""
+
+    name: Optional[str]  # None for a requirement
+    kind: str  # "definition" | "input" | "table" | "requirement"
+    expr: Optional[Basic]  # the expression, an input's default, the Table, the condition
+    unit: Optional[str]
+    doc: str
+    aliases: Tuple[str, ...]
+    location: Location
+    text: str  # the statement as written
+    comment: str  # the comment lines right above it: notes and sources
+    builtin: bool
+
+    @property
+    def deps(self) -> FrozenSet[str]:
+        return names_in(self.expr)
+
+    @property
+    def where(self) -> str:
+        return f"{self.location.path}:{self.location.line}"
+
+
+@dataclass(frozen=True)
+class FormulaFile:
+    path: Optional[str]
+    rules: Tuple[Rule, ...]
+    requirements: Tuple[Rule, ...]
+    builtin: bool
+
+
+@dataclass
+class RuleSet:
+    """Every rule of the loaded formula files, checked and ordered."""
+
+    rules: Dict[str, Rule]
+    requirements: List[Rule]
+    alias_of: Dict[str, str]
+    overridden: List[Tuple[Rule, Rule]]  # (the user's rule, the built-in it replaced)
+    free: FrozenSet[str]  # names used but never defined or declared: implicit inputs
+    order: List[str]  # every name, dependencies before dependants
+    choices: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # variant selectors → their values
+
+    # ------------------------------------------------------------------
+    @classmethod
+    def build(cls, files: Iterable[FormulaFile], choices: Optional[Dict[str, Tuple[str, ...]]] = None) -> "RuleSet":
+        rules: Dict[str, Rule] = {}
+        overridden: List[Tuple[Rule, Rule]] = []
+        requirements: List[Rule] = []
+        for file in files:
+            for rule in file.rules:
+                old = rules.get(rule.name)
+                if old is not None:
+                    if old.builtin and not rule.builtin:
+                        overridden.append((rule, old))
+                    else:
+                        raise FormulaError(
+                            f"'{rule.name}' is defined twice",
+                            rule.location,
+                            notes=[f"{old.where}: first defined here: {_one_line(old.text)}"],
+                            hint="rename one of them, or put an override in your own file passed with --formulas",
+                        )
+                rules[rule.name] = rule
+            requirements.extend(file.requirements)
+
+        alias_of = _aliases(rules)
+        if alias_of:
+            rules = {name: _canonical(rule, alias_of) for name, rule in rules.items()}
+            requirements = [_canonical(rule, alias_of) for rule in requirements]
+
+        used = set()
+        for rule in list(rules.values()) + requirements:
+            used |= rule.deps
+        free = frozenset(used - set(rules))
+        order = _order(rules)
+        return cls(rules, requirements, alias_of, overridden, free, order, dict(choices or {}))
+
+    # ------------------------------------------------------------------
+    def resolve(self, name: str) -> Optional[str]:
+        """The canonical name for a name or alias, or None if unknown."""
+        if name in self.rules or name in self.free:
+            return name
+        return self.alias_of.get(name)
+
+    def known_names(self) -> List[str]:
+        return sorted(set(self.rules) | set(self.free) | set(self.alias_of))
+
+    @property
+    def inputs(self) -> List[str]:
+        """Declared inputs and implicit ones (free names), in evaluation order."""
+        return [n for n in self.order if n in self.free or self.rules[n].kind == "input"]
+
+    @property
+    def outputs(self) -> List[str]:
+        return [n for n in self.order if n in self.rules and self.rules[n].kind == "definition"]
+
+    def unit(self, name: str) -> Optional[str]:
+        rule = self.rules.get(name)
+        return rule.unit if rule else None
+
+    def allowed_values(self, name: str) -> Optional[FrozenSet[str]]:
+        """The strings an input may take, learnt from how the formulas use it:
+        the keys of every table it indexes, else the strings it is compared with."""
+        if name in self.choices:
+            return frozenset(self.choices[name])
+        return self._string_uses().get(name)
+
+    def _string_uses(self) -> Dict[str, FrozenSet[str]]:
+        cached = getattr(self, "_string_cache", None)
+        if cached is not None:
+            return cached
+        keys: Dict[str, List[FrozenSet[str]]] = {}
+        literals: Dict[str, set] = {}
+        for rule in list(self.rules.values()) + self.requirements:
+            if rule.expr is None:
+                continue
+            for node in rule.expr.atoms(Lookup, TextEq, Member):
+                if isinstance(node, Lookup):
+                    table, key = node.args
+                    target = self.rules.get(getattr(table, "name", None))
+                    if isinstance(key, Symbol) and not isinstance(key, Text) and target and target.kind == "table":
+                        keys.setdefault(key.name, []).append(frozenset(target.expr.entries))
+                elif isinstance(node, TextEq):
+                    a, b = node.args
+                    for x, y in ((a, b), (b, a)):
+                        if isinstance(x, Symbol) and not isinstance(x, Text) and isinstance(y, Text):
+                            literals.setdefault(x.name, set()).add(y.value)
+                else:
+                    item, collection = node.args
+                    if isinstance(collection, Symbol):
+                        literals.setdefault(collection.name, set()).add(item.value)
+        out: Dict[str, FrozenSet[str]] = {}
+        for name in set(keys) | set(literals):
+            if name in keys:
+                allowed = frozenset.intersection(*keys[name])
+            else:
+                allowed = frozenset(literals[name])
+            out[name] = allowed
+        self._string_cache = out
+        return out
+
+    def is_list_input(self, name: str) -> bool:
+        rule = self.rules.get(name)
+        return (rule is not None and rule.unit == "list") or any(
+            isinstance(node.args[1], Symbol) and node.args[1].name == name
+            for r in self.rules.values()
+            if r.expr is not None
+            for node in r.expr.atoms(Member)
+        )
+
+    def dependencies(self, name: str) -> FrozenSet[str]:
+        rule = self.rules.get(name)
+        return rule.deps if rule else frozenset()
+
+    def inputs_of(self, name: str) -> List[str]:
+        """Every input the value of ``name`` can depend on (through defaults too)."""
+        return self.inputs_behind([name])
+
+    def inputs_behind(self, names: Iterable[str]) -> List[str]:
+        """Every input the given names can depend on, in evaluation order."""
+        seen, stack, out = set(), list(names), []
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            rule = self.rules.get(current)
+            if rule is None or rule.kind == "input":
+                out.append(current)
+            if rule is not None:
+                stack.extend(sorted(rule.deps))
+        return [n for n in self.order if n in out]
+
+    def expand(self, name: str) -> Basic:
+        """The expression of ``name`` with every definition substituted, down to inputs."""
+        memo: Dict[str, Basic] = {}
+        for current in self.order:
+            rule = self.rules.get(current)
+            if rule is None or rule.kind != "definition":
+                continue
+            subs = {Symbol(d): memo[d] for d in rule.deps if d in memo}
+            memo[current] = rule.expr.xreplace(subs) if subs else rule.expr
+            if current == name:
+                break
+        if name in memo:
+            return memo[name]
+        return Symbol(name)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _aliases(rules: Dict[str, Rule]) -> Dict[str, str]:
+    alias_of: Dict[str, str] = {}
+    for rule in rules.values():
+        for alias in rule.aliases:
+            if alias in rules:
+                raise FormulaError(
+                    f"alias '{alias}' of '{rule.name}' is already the name of a rule",
+                    rule.location,
+                    notes=[f"{rules[alias].where}: '{alias}' is defined here"],
+                )
+            if alias in alias_of and alias_of[alias] != rule.name:
+                other = rules[alias_of[alias]]
+                raise FormulaError(
+                    f"alias '{alias}' is given to both '{alias_of[alias]}' and '{rule.name}'",
+                    rule.location,
+                    notes=[f"{other.where}: '{other.name}' declares it too"],
+                )
+            alias_of[alias] = rule.name
+    return alias_of
+
+
+def _canonical(rule: Rule, alias_of: Dict[str, str]) -> Rule:
+    """Rewrite aliases used inside an expression to the canonical names."""
+    hits = {a for a in rule.deps if a in alias_of}
+    if not hits:
+        return rule
+    expr = rule.expr.xreplace({Symbol(a): Symbol(alias_of[a]) for a in hits})
+    return dataclasses.replace(rule, expr=expr)
+
+
+def _order(rules: Dict[str, Rule]) -> List[str]:
+    """Names in dependency order (iterative DFS); a cycle is a located error."""
+    order: List[str] = []
+    state: Dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for root in rules:
+        if state.get(root):
+            continue
+        stack = [(root, iter(sorted(rules[root].deps)))]
+        path = [root]
+        state[root] = 1
+        while stack:
+            name, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                state[name] = 2
+                order.append(name)
+                continue
+            if child not in rules:
+                if child not in state:
+                    state[child] = 2
+                    order.append(child)  # an implicit input
+                continue
+            if state.get(child) == 1:
+                cycle = path[path.index(child) :] + [child]
+                raise _cycle_error(cycle, rules)
+            if not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(sorted(rules[child].deps))))
+    return order
+
+
+def _cycle_error(cycle: List[str], rules: Dict[str, Rule]) -> FormulaError:
+    first = rules[cycle[0]]
+    notes = [f"{rules[n].where}: {_one_line(rules[n].text)}" for n in cycle[:-1]]
+    return FormulaError(
+        "these definitions depend on each other in a cycle: " + " → ".join(cycle),
+        first.location,
+        notes=notes,
+        hint="one of them must be given a value that does not depend on the others",
+    )

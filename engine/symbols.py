@@ -1,0 +1,160 @@
+"""The small SymPy vocabulary formulas are built from, beyond plain arithmetic.
+
+* :class:`Text` — a string value such as ``"fp16"``: a symbol whose name is
+  the quoted string, so it prints as written and never collides with a name.
+* :class:`TextSet` — a list value such as ``lora_targets = ["q", "v"]``.
+* :class:`Table` — a table literal ``{ fp32: 4, fp16: 2 }``.
+* :class:`Lookup` — ``table[key]``; evaluates once both are known.
+* :class:`TextEq` and :class:`Member` — ``==`` on strings and ``in``, which
+  SymPy's ``Eq`` and ``Contains`` cannot decide for symbols.
+
+Nothing here parses text: the transformer builds these from the parse tree.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import sympy
+from sympy import Basic, Function, Symbol, Tuple
+from sympy.core.symbol import Str
+from sympy.logic.boolalg import BooleanFunction, false, true
+
+__all__ = ["Text", "TextSet", "Table", "Lookup", "TextEq", "Member", "names_in", "is_text", "UnknownKey"]
+
+
+class Text(Symbol):
+    """A string value. ``Text("fp16")`` prints as ``"fp16"``."""
+
+    def __new__(cls, value: str):
+        return super().__new__(cls, f'"{value}"')
+
+    def __getnewargs_ex__(self):
+        return ((self.value,), {})
+
+    @property
+    def value(self) -> str:
+        return self.name[1:-1]
+
+
+def is_text(x) -> bool:
+    return isinstance(x, Text)
+
+
+class TextSet(Basic):
+    """A list of strings bound to an input (order kept, duplicates dropped)."""
+
+    def __new__(cls, *items: Text):
+        seen = []
+        for item in items:
+            if item not in seen:
+                seen.append(item)
+        return super().__new__(cls, *seen)
+
+    @property
+    def values(self) -> list:
+        return [t.value for t in self.args]
+
+    def _sympystr(self, printer) -> str:
+        return "[" + ", ".join(str(a) for a in self.args) + "]"
+
+
+class UnknownKey(LookupError):
+    """A lookup with a key the table does not have (reported by the caller)."""
+
+    def __init__(self, table: "Table", key: Text) -> None:
+        super().__init__(key.value)
+        self.table = table
+        self.key = key
+
+
+class Table(Basic):
+    """``{ key: value, ... }`` — keys are strings, values exact expressions."""
+
+    def __new__(cls, name: str, entries: Iterable):
+        pairs = [Tuple(Text(k), v) for k, v in entries]
+        return super().__new__(cls, Str(name), Tuple(*pairs))
+
+    @property
+    def table_name(self) -> str:
+        return self.args[0].name
+
+    @property
+    def entries(self) -> dict:
+        return {pair.args[0].value: pair.args[1] for pair in self.args[1].args}
+
+    def get(self, key: Text):
+        for pair in self.args[1].args:
+            if pair.args[0] == key:
+                return pair.args[1]
+        raise UnknownKey(self, key)
+
+    def _sympystr(self, printer) -> str:
+        inner = ", ".join(f"{k}: {printer.doprint(v)}" for k, v in self.entries.items())
+        return "{" + inner + "}"
+
+    @property
+    def free_symbols(self):  # keys are not inputs
+        out = set()
+        for pair in self.args[1].args:
+            out |= pair.args[1].free_symbols
+        return out
+
+
+class Lookup(Function):
+    """``table[key]``: stays symbolic until the table and the key are known."""
+
+    @classmethod
+    def eval(cls, table, key):
+        if isinstance(table, Table) and isinstance(key, Text):
+            return table.get(key)
+        return None
+
+    def _sympystr(self, printer) -> str:
+        table, key = self.args
+        name = table.table_name if isinstance(table, Table) else printer.doprint(table)
+        return f"{name}[{printer.doprint(key)}]"
+
+    def _eval_is_real(self):
+        return None
+
+
+class TextEq(BooleanFunction):
+    """``a == b`` where one side is a string."""
+
+    @classmethod
+    def eval(cls, a, b):
+        if a == b:
+            return true
+        if isinstance(a, Text) and isinstance(b, Text):
+            return false
+        return None
+
+    def _sympystr(self, printer) -> str:
+        return f"{printer.doprint(self.args[0])} == {printer.doprint(self.args[1])}"
+
+
+class Member(BooleanFunction):
+    """``"q" in lora_targets``."""
+
+    @classmethod
+    def eval(cls, item, collection):
+        if isinstance(collection, TextSet) and isinstance(item, Text):
+            return true if item in collection.args else false
+        return None
+
+    def _sympystr(self, printer) -> str:
+        return f"{printer.doprint(self.args[0])} in {printer.doprint(self.args[1])}"
+
+
+def names_in(expr: Optional[Basic]) -> frozenset:
+    """The input/definition names an expression refers to (strings excluded)."""
+    if expr is None:
+        return frozenset()
+    return frozenset(s.name for s in expr.free_symbols if isinstance(s, Symbol) and not isinstance(s, Text))
+
+
+# Booleans for the rest of the engine, so nobody imports them from deep in SymPy.
+TRUE = true
+FALSE = false
+Boolean = sympy.logic.boolalg.Boolean

@@ -1,0 +1,393 @@
+"""Lark parse tree → :class:`Rule` objects holding SymPy expressions.
+
+The :class:`FormulaTransformer` has one method per grammar rule (as in Lark's
+own examples). It builds SymPy objects directly — ``Symbol`` for every name,
+exact ``Integer``/``Rational`` for every number — and never passes text to
+``sympify``/``parse_expr``/``eval``: those run Python code and would turn the
+names ``N``, ``E``, ``I``, ``S``, ``Q``, ``O`` or ``beta`` into SymPy objects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import sympy
+from lark import Token, Transformer, v_args
+from lark.exceptions import VisitError
+from sympy import (
+    Abs,
+    Add,
+    And,
+    Eq,
+    Ge,
+    Gt,
+    Integer,
+    Le,
+    Lt,
+    Max,
+    Min,
+    Mod,
+    Mul,
+    Ne,
+    Not,
+    Or,
+    Piecewise,
+    Pow,
+    Rational,
+    Symbol,
+    ceiling,
+    floor,
+    log,
+    sqrt,
+)
+from sympy.logic.boolalg import Boolean, BooleanAtom, false, true
+
+from .errors import FormulaError, Location, suggest
+from .parse import parse_text
+from .rules import FormulaFile, Rule
+from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
+from .units import BYTE_UNITS, UNIT_NAMES, NumberTooLarge, parse_number
+
+__all__ = ["FormulaTransformer", "read_formula_file", "parse_formulas", "FUNCTIONS"]
+
+# name → (SymPy constructor, fewest arguments, most arguments or None)
+FUNCTIONS = {
+    "min": (Min, 1, None),
+    "max": (Max, 1, None),
+    "ceil": (ceiling, 1, 1),
+    "floor": (floor, 1, 1),
+    "sqrt": (sqrt, 1, 1),
+    "log": (log, 1, 2),  # log(x) natural, log(x, base)
+    "abs": (Abs, 1, 1),
+}
+
+# 2^MAX_POWER_BITS is the largest exact power worked out while reading a file.
+MAX_POWER_BITS = 4096
+
+_COMPARE = {"<": Lt, "<=": Le, ">": Gt, ">=": Ge}
+
+
+class _Located(Exception):
+    """Raised inside the transformer; turned into a FormulaError with a Location."""
+
+    def __init__(self, message: str, line: int, column: int, width: int = 1, hint: Optional[str] = None):
+        super().__init__(message)
+        self.message, self.line, self.column, self.width, self.hint = message, line, column, width, hint
+
+
+def _at(node) -> tuple:
+    """(line, column, width) of a token or a tree's meta."""
+    if isinstance(node, Token):
+        return node.line, node.column, len(node.value)
+    return node.line, node.column, max(1, node.end_pos - node.start_pos) if node.end_line == node.line else 1
+
+
+def _is_condition(x) -> bool:
+    return isinstance(x, Boolean) and not isinstance(x, Symbol)
+
+
+def _numeric(x, meta, what: str = "this"):
+    """Check that x can stand in arithmetic."""
+    if isinstance(x, Text):
+        raise _Located(f"the string {x} cannot be used as a number", *_at(meta),
+                       hint="strings can only be compared with == or != and used as table keys")
+    if isinstance(x, Table):
+        raise _Located("a table cannot be used as a number", *_at(meta), hint="look a value up with table[key]")
+    if _is_condition(x):
+        raise _Located("a condition cannot be used as a number", *_at(meta),
+                       hint="write (A if CONDITION else B) to choose between numbers")
+    return x
+
+
+def _condition(x, meta):
+    if isinstance(x, Text) or isinstance(x, Table) or not isinstance(x, (Boolean, Symbol)):
+        raise _Located("expected a condition here (a comparison, true/false or a boolean input)", *_at(meta),
+                       hint="compare it, for example  x > 0")
+    return x
+
+
+@v_args(meta=True)
+class FormulaTransformer(Transformer):
+    """Parse tree → statements. Expression methods return SymPy objects."""
+
+    # --- statements -----------------------------------------------------
+    def start(self, meta, items):
+        return [item for item in items if item is not None]
+
+    def definition(self, meta, items):
+        name = items[0]
+        unit = doc = value = None
+        for item in items[1:]:
+            if isinstance(item, tuple) and item[0] == "unit":
+                unit = item[1]
+            elif isinstance(item, tuple) and item[0] == "doc":
+                doc = item[1] if doc is None else doc + " " + item[1]
+            else:
+                value = item
+        if isinstance(value, list):  # a table literal
+            return ("table", name, unit, doc, Table(str(name), value), meta, ())
+        return ("definition", name, unit, doc, value, meta, ())
+
+    def input_decl(self, meta, items):
+        name = items[0]
+        unit = doc = default = None
+        aliases = ()
+        for item in items[1:]:
+            if isinstance(item, tuple) and item[0] == "unit":
+                unit = item[1]
+            elif isinstance(item, tuple) and item[0] == "doc":
+                doc = item[1]
+            elif isinstance(item, tuple) and item[0] == "aliases":
+                aliases = item[1]
+            else:
+                default = item
+        return ("input", name, unit, doc, default, meta, aliases)
+
+    def requirement(self, meta, items):
+        cond = _condition(items[0], meta)
+        doc = items[1][1] if len(items) > 1 else None
+        return ("requirement", None, None, doc, cond, meta, ())
+
+    def aliases(self, meta, items):
+        return ("aliases", tuple(str(t) for t in items))
+
+    def unit(self, meta, items):
+        tok = items[0]
+        if str(tok) not in UNIT_NAMES:
+            hint = suggest(str(tok), UNIT_NAMES) or "known units: " + ", ".join(UNIT_NAMES)
+            raise _Located(f"unknown unit [{tok}]", *_at(tok), hint=hint)
+        return ("unit", str(tok))
+
+    def doc(self, meta, items):
+        return ("doc", str(items[0])[1:-1])
+
+    def table(self, meta, items):
+        seen = {}
+        for key, value, key_tok, value_meta in items:
+            if key in seen:
+                raise _Located(f"key '{key}' appears twice in this table", *_at(key_tok))
+            if value.free_symbols and not all(isinstance(s, Text) for s in value.free_symbols):
+                raise _Located("table values must be numbers, not formulas", *_at(value_meta),
+                               hint="define the formula as its own name and look the key up in a condition")
+            seen[key] = value
+        return list(seen.items())
+
+    def entry(self, meta, items):
+        key_tok, value = items
+        key = str(key_tok)[1:-1] if key_tok.type == "STRING" else str(key_tok)
+        return key, value, key_tok, meta
+
+    # --- expressions ----------------------------------------------------
+    def conditional(self, meta, items):
+        then, cond, otherwise = items
+        return Piecewise((then, _condition(cond, meta)), (otherwise, true))
+
+    def or_test(self, meta, items):
+        return Or(*(_condition(x, meta) for x in items))
+
+    def and_test(self, meta, items):
+        return And(*(_condition(x, meta) for x in items))
+
+    def negation(self, meta, items):
+        return Not(_condition(items[0], meta))
+
+    def compare(self, meta, items):
+        left, op, right = items
+        op = str(op)
+        if isinstance(left, Text) or isinstance(right, Text):
+            if op not in ("==", "!="):
+                raise _Located(f"strings cannot be compared with {op}", *_at(meta),
+                               hint="use == or !=")
+            eq = TextEq(left, right)
+            return eq if op == "==" else Not(eq)
+        if _is_condition(left) or _is_condition(right):
+            raise _Located("conditions cannot be compared; combine them with and/or", *_at(meta))
+        if op == "==":
+            return Eq(left, right)
+        if op == "!=":
+            return Ne(left, right)
+        return _COMPARE[op](_numeric(left, meta), _numeric(right, meta))
+
+    def member(self, meta, items):
+        item, collection = items
+        if not isinstance(item, Text):
+            raise _Located('the left side of "in" must be a "string"', *_at(meta), hint='for example  "q" in lora_targets')
+        if not isinstance(collection, Symbol) or isinstance(collection, Text):
+            raise _Located('the right side of "in" must be the name of a list input', *_at(meta))
+        return Member(item, collection)
+
+    def non_member(self, meta, items):
+        return Not(self.member(meta, items))
+
+    def binary(self, meta, items):
+        left, op, right = items
+        _numeric(left, meta)
+        _numeric(right, meta)
+        if op.type == "PLUS":
+            return Add(left, right)
+        if op.type == "MINUS":
+            return Add(left, -right)
+        if op.type == "STAR":
+            return Mul(left, right)
+        if right == 0:
+            raise _Located("division by zero", *_at(op))
+        if op.type == "SLASH":
+            return Mul(left, Pow(right, -1))
+        return Mod(left, right)
+
+    def negative(self, meta, items):
+        return -_numeric(items[1], meta)
+
+    def positive(self, meta, items):
+        return _numeric(items[1], meta)
+
+    def power(self, meta, items):
+        base, op, exponent = items
+        _numeric(base, meta)
+        _numeric(exponent, meta)
+        if base.is_number and exponent.is_number:
+            if base == 0 and exponent.is_negative:
+                raise _Located("division by zero (0 to a negative power)", *_at(op))
+            if exponent.is_Integer and abs(base) > 1:
+                bits = abs(int(exponent)) * abs(int(sympy.floor(sympy.log(abs(base), 2)) + 1))
+                if bits > MAX_POWER_BITS:
+                    raise _Located("this power is too large to work out exactly", *_at(op),
+                                   hint=f"exact results are limited to about 2^{MAX_POWER_BITS}")
+        return Pow(base, exponent)
+
+    def number(self, meta, items):
+        tok = items[0]
+        try:
+            value = parse_number(str(tok))
+        except NumberTooLarge:
+            raise _Located(f"the number {tok} is out of range", *_at(tok), hint="exponents are limited to ±400") from None
+        return Rational(value.numerator, value.denominator)
+
+    def quantity(self, meta, items):
+        tok = items[0]
+        text = str(tok)
+        unit = text.rstrip()
+        for suffix in sorted(BYTE_UNITS, key=len, reverse=True):
+            if unit.endswith(suffix):
+                number_text = unit[: -len(suffix)]
+                break
+        try:
+            value = parse_number(number_text) * BYTE_UNITS[suffix]
+        except NumberTooLarge:
+            raise _Located(f"the number {tok} is out of range", *_at(tok)) from None
+        return Rational(value.numerator, value.denominator)
+
+    def string(self, meta, items):
+        return Text(str(items[0])[1:-1])
+
+    def true(self, meta, items):
+        return true
+
+    def false(self, meta, items):
+        return false
+
+    def name(self, meta, items):
+        return Symbol(str(items[0]))
+
+    def call(self, meta, items):
+        name_tok, args = items[0], items[1:]
+        name = str(name_tok)
+        if name not in FUNCTIONS:
+            hint = suggest(name, FUNCTIONS) or "known functions: " + ", ".join(sorted(FUNCTIONS))
+            raise _Located(f"unknown function '{name}'", *_at(name_tok), hint=hint)
+        func, least, most = FUNCTIONS[name]
+        if len(args) < least or (most is not None and len(args) > most):
+            want = str(least) if least == most else (f"{least} or more" if most is None else f"{least} to {most}")
+            raise _Located(f"{name}() takes {want} argument{'s' if want != '1' else ''}, not {len(args)}", *_at(name_tok))
+        for arg in args:
+            _numeric(arg, meta)
+        if name in ("sqrt", "log") and args[0].is_number and (args[0].is_negative or (name == "log" and args[0].is_zero)):
+            raise _Located(f"{name}() of {args[0]} has no real value", *_at(name_tok))
+        return func(*args)
+
+    def text_list(self, meta, items):
+        return TextSet(*(Text(str(t)[1:-1]) for t in items if t is not None))
+
+    def lookup(self, meta, items):
+        table_tok, key_tok = items
+        key = Text(str(key_tok)[1:-1]) if key_tok.type == "STRING" else Symbol(str(key_tok))
+        return Lookup(Symbol(str(table_tok)), key)
+
+
+def parse_formulas(text: str, path: Optional[str] = None, builtin: bool = False) -> FormulaFile:
+    """Formula text → :class:`FormulaFile`; raises :class:`FormulaError` (located)."""
+    tree = parse_text(text, path)
+    try:
+        statements = FormulaTransformer().transform(tree)
+    except VisitError as exc:
+        inner = exc.orig_exc
+        if isinstance(inner, _Located):
+            raise FormulaError(inner.message, Location.in_text(path, text, inner.line, inner.column, inner.width),
+                               hint=inner.hint) from None
+        if isinstance(inner, RecursionError):
+            raise FormulaError("expression nested too deeply", Location(path)) from None
+        raise
+    except RecursionError:
+        raise FormulaError("expression nested too deeply", Location(path)) from None
+
+    lines = text.splitlines()
+    rules: List[Rule] = []
+    requirements: List[Rule] = []
+    for kind, name_tok, unit, doc, expr, meta, aliases in statements:
+        name = str(name_tok) if name_tok is not None else None
+        line, column = meta.line, meta.column
+        rule = Rule(
+            name=name,
+            kind=kind,
+            expr=expr,
+            unit=unit,
+            doc=doc or "",
+            aliases=aliases,
+            location=Location.in_text(path, text, line, column, len(name) if name else 1),
+            text=text[meta.start_pos : meta.end_pos],
+            comment=_comment_above(lines, line),
+            builtin=builtin,
+        )
+        (requirements if kind == "requirement" else rules).append(rule)
+    return FormulaFile(path=path, rules=tuple(rules), requirements=tuple(requirements), builtin=builtin)
+
+
+def _comment_above(lines: List[str], line: int) -> str:
+    """The block of '#' comment lines right above a statement: its notes and sources."""
+    out = []
+    i = line - 2
+    while i >= 0 and lines[i].lstrip().startswith("#"):
+        out.append(lines[i].lstrip()[1:].strip())
+        i -= 1
+    return "\n".join(reversed(out))
+
+
+def read_formula_file(path: Path, builtin: bool = False, shown: Optional[str] = None) -> FormulaFile:
+    """Read and parse one file; missing, unreadable or non-UTF-8 files are located errors.
+    ``shown`` is the path errors name (default: ``path`` as given)."""
+    shown = shown or str(path)
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise FormulaError("this is a directory, not a formula file", Location(shown),
+                           hint="pass the directory itself to --formulas to load every *.formula in it") from None
+    except FileNotFoundError:
+        raise FormulaError("no such file", Location(shown)) from None
+    except OSError as exc:
+        raise FormulaError(f"cannot read the file: {exc.strerror}", Location(shown)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        source = data.split(b"\n")[line - 1].decode("utf-8", "replace")
+        raise FormulaError(
+            f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            Location(shown, line, column, source),
+            hint="formula files are UTF-8 text; is this the right file?",
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return parse_formulas(text, shown, builtin=builtin)

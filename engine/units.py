@@ -1,0 +1,136 @@
+"""Byte and count quantities: exact parsing of "24GiB", "80 GB", "13B", and
+formatting for reports.
+
+Memory is in bytes inside the engine. Binary units are powers of 2
+(1 GiB = 2^30 bytes), decimal units powers of 10 (1 GB = 10^9 bytes), as in
+IEC 80000-13. Counts use K/M/B/T = 10^3..10^12 (parameter counts are quoted
+that way: "13B" is 13 × 10^9 parameters, never bytes).
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Optional, Tuple
+
+__all__ = [
+    "BYTE_UNITS",
+    "COUNT_UNITS",
+    "UNIT_NAMES",
+    "parse_number",
+    "parse_quantity",
+    "format_bytes",
+    "format_count",
+    "format_number",
+    "NumberTooLarge",
+]
+
+BYTE_UNITS = {
+    "B": 1,  # only ever used for output; "13B" in input is a count
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+    "PiB": 2**50,
+    "kB": 10**3,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "PB": 10**15,
+}
+
+COUNT_UNITS = {"K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+
+# Units a definition or input may declare, and what each means.
+UNIT_NAMES = {
+    "bytes": "memory, in bytes",
+    "count": "a number of things (parameters, tokens, GPUs)",
+    "ratio": "a plain number",
+    "bool": "true or false",
+    "text": "a string, one of a fixed set",
+    "list": "a list of strings",
+}
+
+# Decimal exponents beyond this are refused: 1e400 bytes is no memory size,
+# and 1e999999999 would take minutes to expand exactly.
+MAX_EXPONENT = 400
+
+_NUMBER = re.compile(r"^\s*([+-]?)(\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d+))?\s*$")
+_QUANTITY = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]+)\s*$")
+
+
+class NumberTooLarge(ValueError):
+    pass
+
+
+def parse_number(text: str) -> Optional[Fraction]:
+    """An exact decimal number ("13e9", "0.5", ".25"), or None if ``text`` is none."""
+    m = _NUMBER.match(text)
+    if not m:
+        return None
+    sign, mantissa, exponent = m.groups()
+    exp = int(exponent) if exponent else 0
+    if abs(exp) > MAX_EXPONENT:
+        raise NumberTooLarge(text.strip())
+    if "." in mantissa:
+        whole, frac = mantissa.split(".")
+        value = Fraction(int((whole or "0") + frac) if (whole or frac) else 0, 10 ** len(frac))
+    else:
+        value = Fraction(int(mantissa))
+    value *= Fraction(10) ** exp
+    return -value if sign == "-" else value
+
+
+def parse_quantity(text: str) -> Optional[Tuple[Fraction, Optional[str]]]:
+    """``(value, kind)`` for "24GiB" → (24·2^30, "bytes"), "13B" → (13·10^9, "count"),
+    "42" → (42, None); None when ``text`` is not a number with a known unit."""
+    plain = parse_number(text)
+    if plain is not None:
+        return plain, None
+    m = _QUANTITY.match(text)
+    if not m:
+        return None
+    number, unit = m.groups()
+    value = parse_number(number)
+    if value is None:
+        return None
+    if unit in COUNT_UNITS:
+        return value * COUNT_UNITS[unit], "count"
+    if unit in BYTE_UNITS and unit != "B":
+        return value * BYTE_UNITS[unit], "bytes"
+    return None
+
+
+def unit_hint(text: str) -> Optional[str]:
+    """For a quantity with an unknown unit, the closest known one (e.g. 'gib')."""
+    m = _QUANTITY.match(text)
+    if not m:
+        return None
+    unit = m.group(2)
+    for known in list(BYTE_UNITS) + list(COUNT_UNITS):
+        if known.lower() == unit.lower() and known != "B":
+            return known
+    return None
+
+
+def format_bytes(value, unit: str = "GiB", digits: int = 2) -> str:
+    """``format_bytes(26e9)`` → "24.21 GiB"."""
+    scaled = float(Fraction(value) / BYTE_UNITS[unit]) if not isinstance(value, float) else value / BYTE_UNITS[unit]
+    return f"{scaled:,.{digits}f} {unit}"
+
+
+def format_count(value) -> str:
+    """13015864320 → "13.02B"; small counts as they are."""
+    v = float(value)
+    for suffix, factor in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if abs(v) >= factor:
+            return f"{v / factor:,.2f}{suffix}"
+    return format_number(value)
+
+
+def format_number(value) -> str:
+    """Integers exactly; other numbers with up to 6 significant digits."""
+    if isinstance(value, int) or (isinstance(value, Fraction) and value.denominator == 1):
+        return f"{int(value):,}"
+    return f"{float(value):.6g}"
