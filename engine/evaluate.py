@@ -33,6 +33,7 @@ class Breakdown:
     missing: Mapping[str, FrozenSet[str]]  # name → the unbound inputs it needs
     spec: Optional[str] = None
     title: Optional[str] = None
+    focus: tuple = ()  # the outputs asked for with --output, if any
 
     @property
     def inputs(self) -> Dict[str, Basic]:
@@ -47,11 +48,11 @@ class Breakdown:
 
     def only(self, names: Iterable[str]) -> "Breakdown":
         """The same breakdown, reporting only ``names`` among the outputs."""
-        keep = {self.ruleset.resolve(n) for n in names}
-        inputs = set(self.ruleset.inputs)
-        values = {n: v for n, v in self.values.items() if n in keep or n in inputs}
+        focus = tuple(self.ruleset.resolve(n) for n in names)
+        keep = set(focus) | set(self.ruleset.inputs_behind(focus))
+        values = {n: v for n, v in self.values.items() if n in keep}
         missing = {n: m for n, m in self.missing.items() if n in keep}
-        return Breakdown(self.ruleset, self.bindings, values, missing, self.spec, self.title)
+        return Breakdown(self.ruleset, self.bindings, values, missing, self.spec, self.title, focus)
 
     def __getitem__(self, name: str) -> Basic:
         return self.require(name)
@@ -176,9 +177,10 @@ def _check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], value
             ok = None
         if ok is True or (isinstance(ok, BooleanAtom) and bool(ok)):
             continue
-        # Point at the spec line that set the first input involved, if any.
-        involved = [b for n, b in bindings.items() if n in ruleset.inputs_behind(rule.deps)]
-        where = involved[0].location if involved else rule.location
+        # Point at the latest spec line or --set that bound an input involved, if any.
+        behind = set(ruleset.inputs_behind(rule.deps))
+        involved = [b for n, b in bindings.items() if n in behind]
+        where = involved[-1].location if involved else rule.location
         shown = ", ".join(f"{n} = {_short(values[n])}" for n in sorted(rule.deps) if n in values)
         raise SpecError(
             (rule.doc or f"requirement not met: {_one_line(rule.text)}") + (f" (here {shown})" if shown else ""),

@@ -97,8 +97,9 @@ def render_listing(result: Breakdown, memory_unit: str = "GiB") -> str:
     lines.append("")
     order = {name: i for i, name in enumerate(rs.rules)}
     by_file = lambda items: sorted(items, key=lambda kv: order.get(kv[0], len(order)))  # noqa: E731
-    rows = [(n, format_value(v, rs.unit(n), memory_unit), _doc(rs, n)) for n, v in by_file(result.inputs.items())]
-    lines += _section("inputs", rows)
+    if not result.focus:
+        rows = [(n, format_value(v, rs.unit(n), memory_unit), _doc(rs, n)) for n, v in by_file(result.inputs.items())]
+        lines += _section("inputs", rows)
     rows = [(n, format_value(v, rs.unit(n), memory_unit), _doc(rs, n))
             for n, v in by_file(result.outputs.items()) if not isinstance(v, Table)]
     lines += _section("outputs", rows)
@@ -146,11 +147,11 @@ REGIMES = (
         "I/O buffers": "io_buffers", "overhead": "overhead"}),
     ("LoRA", "total_lora", {
         "weights": "lora_weights", "gradients": "lora_gradients", "optimizer states": "lora_optimizer_states",
-        "activations": "lora_activations", "recompute workspace": "recompute_workspace",
+        "activations": "lora_activations", "recompute workspace": "lora_recompute_workspace",
         "I/O buffers": "io_buffers", "overhead": "overhead"}),
     ("QLoRA", "total_qlora", {
         "weights": "qlora_weights", "gradients": "lora_gradients", "optimizer states": "lora_optimizer_states",
-        "activations": "lora_activations", "recompute workspace": "recompute_workspace",
+        "activations": "lora_activations", "recompute workspace": "lora_recompute_workspace",
         "I/O buffers": "io_buffers", "overhead": "overhead"}),
     ("inference", "total_inference", {
         "weights": "inference_weights", "KV cache": "kv_cache", "I/O buffers": "io_buffers", "overhead": "overhead"}),
@@ -187,6 +188,9 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
         parallel.append(f"offload {to_python(get('offload'))}")
     lines.append("  " + ", ".join(facts + parallel) + (f"   ({result.spec})" if result.spec else ""))
     lines.append("  " + _settings_line(result))
+    if get("gpu_memory") is not None:
+        name = f"{gpu.name}, " if gpu is not None else ""
+        lines.append(f"  GPU: {name}{_mem(get('gpu_memory'), memory_unit)} each")
     lines.append("")
 
     columns = []
@@ -220,8 +224,7 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
         totals.append(_mem(t, memory_unit) if t is not None else "needs " + ", ".join(sorted(result.missing.get(total, ()))))
     table.append(totals)
     if get("gpu_memory") is not None:
-        name = gpu.name if gpu is not None else "GPU"
-        fit = [f"fits {name} ({_mem(get('gpu_memory'), memory_unit)})?"]
+        fit = ["fits the GPU?"]
         for _, total, _, _ in columns:
             room = get(HEADROOM[total])
             if room is None:

@@ -321,6 +321,7 @@ def bind(ruleset: RuleSet, entries: Iterable[Entry]) -> Dict[str, Binding]:
             raise SpecError(f"'{name}' is a table of the formulas and cannot be set", entry.location,
                             notes=[f"{rule.where}: {name} is defined here"])
         value = _convert(entry, name, ruleset)
+        bindings.pop(name, None)  # the latest setting comes last: errors point at it first
         bindings[name] = Binding(name, value, entry.location, entry.key)
     return bindings
 

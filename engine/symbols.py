@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 import sympy
 from sympy import Basic, Function, Symbol, Tuple
 from sympy.core.symbol import Str
-from sympy.logic.boolalg import BooleanFunction, false, true
+from sympy.logic.boolalg import BooleanAtom, BooleanFunction, false, true
 
 __all__ = ["Text", "TextSet", "Table", "Lookup", "TextEq", "Member", "names_in", "is_text", "UnknownKey"]
 
@@ -120,13 +120,25 @@ class Lookup(Function):
 
 
 class TextEq(BooleanFunction):
-    """``a == b`` where one side is a string."""
+    """``a == b`` where a side is a string, or both are names whose values may be
+    strings (``lora_dtype == act_dtype``): SymPy's Eq cannot tell two different
+    string symbols apart."""
 
     @classmethod
     def eval(cls, a, b):
         if a == b:
             return true
-        if isinstance(a, Text) and isinstance(b, Text):
+        if isinstance(a, Text) or isinstance(b, Text):
+            if isinstance(a, Text) and isinstance(b, Text):
+                return false
+            other = b if isinstance(a, Text) else a
+            if getattr(other, "is_number", False) or isinstance(other, (BooleanAtom, TextSet)):
+                return false
+            return None
+        if getattr(a, "is_number", False) and getattr(b, "is_number", False):
+            decided = sympy.Eq(a, b)
+            return decided if isinstance(decided, BooleanAtom) else None
+        if isinstance(a, BooleanAtom) and isinstance(b, BooleanAtom):
             return false
         return None
 

@@ -195,7 +195,8 @@ class FormulaTransformer(Transformer):
     def compare(self, meta, items):
         left, op, right = items
         op = str(op)
-        if isinstance(left, Text) or isinstance(right, Text):
+        names = isinstance(left, Symbol) and isinstance(right, Symbol)
+        if isinstance(left, Text) or isinstance(right, Text) or (names and op in ("==", "!=")):
             if op not in ("==", "!="):
                 raise _Located(f"strings cannot be compared with {op}", *_at(meta),
                                hint="use == or !=")

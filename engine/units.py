@@ -55,9 +55,12 @@ UNIT_NAMES = {
 # Decimal exponents beyond this are refused: 1e400 bytes is no memory size,
 # and 1e999999999 would take minutes to expand exactly.
 MAX_EXPONENT = 400
+# Nor are numbers written with more digits than this (Python refuses to convert
+# more than 4300 digits to int by default anyway).
+MAX_DIGITS = 400
 
-_NUMBER = re.compile(r"^\s*([+-]?)(\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d+))?\s*$")
-_QUANTITY = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]+)\s*$")
+_NUMBER = re.compile(r"^\s*([+-]?)(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*$")
+_QUANTITY = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]+)\s*$")
 
 
 class NumberTooLarge(ValueError):
@@ -70,6 +73,8 @@ def parse_number(text: str) -> Optional[Fraction]:
     if not m:
         return None
     sign, mantissa, exponent = m.groups()
+    if len(mantissa) > MAX_DIGITS or (exponent and len(exponent) > 6):
+        raise NumberTooLarge(text.strip()[:20] + "...")
     exp = int(exponent) if exponent else 0
     if abs(exp) > MAX_EXPONENT:
         raise NumberTooLarge(text.strip())
@@ -115,8 +120,12 @@ def unit_hint(text: str) -> Optional[str]:
 
 
 def format_bytes(value, unit: str = "GiB", digits: int = 2) -> str:
-    """``format_bytes(26e9)`` → "24.21 GiB"."""
-    scaled = float(Fraction(value) / BYTE_UNITS[unit]) if not isinstance(value, float) else value / BYTE_UNITS[unit]
+    """``format_bytes(26e9)`` → "24.21 GiB"; small values keep 3 significant digits
+    ("0.00781 GiB") so that nothing non-zero prints as 0.00."""
+    exact = Fraction(str(value)) if not isinstance(value, (int, Fraction)) else Fraction(value)
+    scaled = float(exact / BYTE_UNITS[unit])
+    if scaled != 0 and abs(scaled) < 0.995:
+        return f"{scaled:.3g} {unit}"
     return f"{scaled:,.{digits}f} {unit}"
 
 

@@ -1,0 +1,71 @@
+"""The RuleSet: free names are inputs, overrides, aliases, order, variants."""
+
+import pytest
+
+import engine
+from engine.rules import RuleSet
+
+from conftest import evaluate, value
+
+
+def build(*texts, user=()):
+    files = [engine.parse_formulas(t, path=f"b{i}.formula", builtin=True) for i, t in enumerate(texts)]
+    files += [engine.parse_formulas(t, path=f"u{i}.formula") for i, t in enumerate(user)]
+    return RuleSet.build(files)
+
+
+def test_free_names_are_inputs():
+    rs = build("w = P * bytes_per_param")
+    assert rs.free == {"P", "bytes_per_param"}
+    assert set(rs.inputs) == {"P", "bytes_per_param"} and rs.outputs == ["w"]
+
+
+def test_order_puts_dependencies_first():
+    rs = build("c = b + 1\nb = a * 2\ninput a = 3")
+    assert rs.order.index("a") < rs.order.index("b") < rs.order.index("c")
+
+
+def test_user_file_overrides_a_builtin_and_it_is_recorded():
+    rs = build("w = P * 2", user=["w = P * 4"])
+    assert str(rs.rules["w"].expr) == "4*P"
+    (new, old), = rs.overridden
+    assert (new.where, old.where) == ("u0.formula:1", "b0.formula:1")
+
+
+def test_two_user_files_defining_the_same_name_is_an_error():
+    with pytest.raises(engine.FormulaError, match="defined twice"):
+        build("x = 1", user=["w = 1", "w = 2"])
+
+
+def test_aliases_resolve_in_specs_and_in_expressions():
+    rs = build("input h (hidden_size)\nw = hidden_size * 2")
+    assert rs.resolve("hidden_size") == "h"
+    assert str(rs.rules["w"].expr) == "2*h"
+
+
+def test_allowed_values_are_learnt_from_tables_and_comparisons():
+    rs = build('t = {fp32: 4, fp16: 2}\nw = t[d]\nx = 1 if opt == "adamw" else 2\ny = 1 if "q" in tg else 0')
+    assert rs.allowed_values("d") == {"fp32", "fp16"}
+    assert rs.allowed_values("opt") == {"adamw"}
+    assert rs.allowed_values("tg") == {"q"}
+
+
+def test_unbound_outputs_are_unavailable_naming_the_missing_inputs():
+    result = evaluate(None, "b=1")
+    assert "params" in result.missing
+    assert {"h", "L"} <= set(result.missing["params"])
+    with pytest.raises(engine.BindingError) as info:
+        result.require("params")
+    assert "'params' cannot be computed" in info.value.message and "'h'" in info.value.message
+
+
+def test_a_variant_file_is_chosen_by_its_input():
+    gpt = evaluate(None, "arch=gpt", "h=64", "L=2", "a=4", "V=100", "s_max=32")
+    llama = evaluate(None, "arch=llama", "h=64", "L=2", "a=4", "V=100", "f=128")
+    assert value(gpt, "mlp_matrices") == 2 and value(llama, "mlp_matrices") == 3
+
+
+def test_an_unknown_variant_names_the_files():
+    with pytest.raises(engine.SpecError) as info:
+        evaluate(None, "arch=lama")
+    assert "gpt, llama" in info.value.message and "did you mean 'llama'" in info.value.hint
