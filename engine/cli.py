@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Explain a name: its formula as written, the expanded SymPy form, "
                        "its doc, unit, file:line and what it depends on.")
     p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--spec", metavar="SPEC", help="fix string and boolean choices (arch, dtypes, ...) from a spec")
     p.add_argument("--list", action="store_true", help="list every input and output name")
     _common(p, formats=("table", "json"))
     return parser
@@ -152,11 +153,11 @@ def _explain(args) -> int:
     from .load import load
     from .report import render_explanation, render_names
 
-    problem = load(None, args.sets, args.formulas)
+    problem = load(args.spec, args.sets, args.formulas)
     if args.list or not args.name:
         sys.stdout.write(render_names(list_names(problem.ruleset), args.format))
         return 0
-    sys.stdout.write(render_explanation(explain(problem.ruleset, args.name), args.format))
+    sys.stdout.write(render_explanation(explain(problem.ruleset, args.name, problem.bindings), args.format))
     return 0
 
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from sympy import Symbol
+from sympy.logic.boolalg import BooleanAtom
 
 from .errors import BindingError, suggest
+from .evaluate import evaluate_values
 from .rules import RuleSet
+from .symbols import Table, Text, TextSet
 
 __all__ = ["Explanation", "explain", "list_names"]
 
@@ -18,7 +23,9 @@ class Explanation:
     unit: Optional[str]
     doc: str
     written: Optional[str]  # the statement as written
-    expanded: Optional[str]  # the SymPy form with every definition substituted
+    expanded: Optional[str]  # the SymPy form with every definition substituted, at the chosen variants
+    choices: Tuple[str, ...]  # the string/boolean input values `expanded` assumes
+    expanded_general: Optional[str]  # the same with every choice left symbolic
     where: Optional[str]  # file:line
     notes: str  # the comment block above it: sources, caveats
     aliases: Tuple[str, ...]
@@ -29,7 +36,9 @@ class Explanation:
     replaces: Optional[str]  # the built-in it overrides, if any
 
 
-def explain(ruleset: RuleSet, name: str) -> Explanation:
+def explain(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None) -> Explanation:
+    """Everything about ``name``; ``bindings`` (name → Binding) fix string and boolean
+    inputs for the specialised expansion (their defaults otherwise)."""
     canonical = ruleset.resolve(name)
     if canonical is None:
         raise BindingError(f"no input or output is called '{name}'",
@@ -40,18 +49,26 @@ def explain(ruleset: RuleSet, name: str) -> Explanation:
     replaces = next((old.where for new, old in ruleset.overridden if new.name == canonical), None)
     if rule is None:
         return Explanation(canonical, "implicit input", None, "used by the formulas but never declared",
-                           None, None, None, "", (), (), (canonical,), used_by,
+                           None, None, (), None, None, "", (), (), (canonical,), used_by,
                            tuple(sorted(allowed)) if allowed else None, None)
-    expanded = None
+    expanded = general = None
+    choices: Tuple[str, ...] = ()
     if rule.kind == "definition":
-        expanded = str(ruleset.expand(canonical))
+        full = ruleset.expand(canonical)
+        general = str(full)
+        fixed = _choices(ruleset, {n: b.value for n, b in (bindings or {}).items()})
+        used = {str(sym) for sym in full.free_symbols}
+        expanded = str(full.xreplace({Symbol(n): v for n, v in fixed.items()}))
+        choices = tuple(f"{n} = {_show(v)}" for n, v in fixed.items() if n in used and not isinstance(v, Table))
     return Explanation(
         name=canonical,
         kind=rule.kind,
         unit=rule.unit,
         doc=rule.doc,
-        written=" ".join(rule.text.split()) if rule.kind != "table" else rule.text,
+        written=rule.text,
         expanded=expanded,
+        choices=choices,
+        expanded_general=general,
         where=rule.where,
         notes=rule.comment,
         aliases=rule.aliases,
@@ -61,6 +78,21 @@ def explain(ruleset: RuleSet, name: str) -> Explanation:
         allowed=tuple(sorted(allowed)) if allowed else None,
         replaces=replaces,
     )
+
+
+def _choices(ruleset: RuleSet, bound: Mapping) -> Dict[str, object]:
+    """Values of the string, boolean and list inputs, and of the tables."""
+    values, _ = evaluate_values(ruleset, bound)
+    return {
+        n: v for n, v in values.items()
+        if isinstance(v, (Text, TextSet, Table, BooleanAtom))
+    }
+
+
+def _show(value) -> str:
+    if isinstance(value, BooleanAtom):
+        return "true" if value else "false"
+    return str(value)
 
 
 def list_names(ruleset: RuleSet) -> List[Tuple[str, str, str, str]]:

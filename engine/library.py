@@ -13,13 +13,18 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import pickle
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from sympy import Atom, Basic
 
 from . import resources
 from .errors import FormulaError, Location, SpecError, suggest
 from .rules import FormulaFile, RuleSet
-from .symbols import Text
+from .symbols import Table, Text, TextSet
 from .transform import read_formula_file
 
 __all__ = ["Library", "formula_files"]
@@ -34,7 +39,81 @@ def formula_files(root: Path) -> List[Path]:
 
 @functools.lru_cache(maxsize=256)
 def _read(path: str, shown: str, mtime: float, builtin: bool) -> FormulaFile:
-    return read_formula_file(Path(path), builtin=builtin, shown=shown)
+    return _cached(Path(path), shown, builtin)
+
+
+def _cache_dir() -> Optional[Path]:
+    """Where parsed formula files are kept between runs (VRAM_EVAL_CACHE=off disables)."""
+    setting = os.environ.get("VRAM_EVAL_CACHE")
+    if setting is not None:
+        return None if setting.lower() in ("", "0", "off", "no") else Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "vram-eval"
+
+
+def _cached(path: Path, shown: str, builtin: bool) -> FormulaFile:
+    """Parse a file, or load the result of parsing the same bytes before.
+
+    Turning text into SymPy is most of a cold run's own work; the cache is keyed by
+    the file's bytes, the grammar and the engine's source, so any change misses.
+    Errors are never cached, and a cache that cannot be read or written is skipped."""
+    directory = _cache_dir()
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = None
+    if directory is None or data is None:
+        return read_formula_file(path, builtin=builtin, shown=shown)
+    key = hashlib.sha256(b"\0".join([_engine_fingerprint(), shown.encode(), bytes([builtin]), data])).hexdigest()
+    entry = directory / f"{key}.pickle"
+    try:
+        with open(entry, "rb") as fh:
+            file = pickle.load(fh)
+        if isinstance(file, FormulaFile):
+            return file
+    except Exception:  # missing, unreadable or stale: parse again
+        pass
+    file = read_formula_file(path, builtin=builtin, shown=shown)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            _Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL).dump(file)
+        os.replace(tmp, entry)
+    except Exception:
+        pass
+    return file
+
+
+class _Pickler(pickle.Pickler):
+    """Stores SymPy expressions so that loading rebuilds them as they were, without
+    evaluating them again (re-evaluation would cost what parsing costs)."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, Basic) and obj.args and not isinstance(obj, (Atom, Table, TextSet)):
+            return _rebuild, (type(obj), obj.args)
+        return NotImplemented
+
+
+def _rebuild(cls, args):
+    try:
+        return cls(*args, evaluate=False)
+    except TypeError:
+        return cls(*args)
+
+
+@functools.lru_cache(maxsize=1)
+def _engine_fingerprint() -> bytes:
+    """Hash of the grammar and of the modules that build rules: a new version invalidates the cache."""
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for part in (resources.grammar_path(), here / "transform.py", here / "symbols.py", here / "rules.py",
+                 here / "parse.py", here / "units.py", here / "errors.py"):
+        try:
+            digest.update(part.read_bytes())
+        except OSError:
+            digest.update(str(part).encode())
+    return digest.digest()
 
 
 class Library:

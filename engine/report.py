@@ -324,7 +324,7 @@ def render_explanation(ex, fmt: str = "table") -> str:
         lines.append("  as written:")
         lines += [f"    {line}" for line in ex.written.splitlines()]
     if ex.expanded is not None:
-        lines.append("  expanded:")
+        lines.append("  expanded" + (f" (at {', '.join(ex.choices)})" if ex.choices else "") + ":")
         lines.append(f"    {ex.name} = {ex.expanded}")
     if ex.allowed:
         lines.append(f"  allowed values: {', '.join(ex.allowed)}")

@@ -131,12 +131,14 @@ class RuleSet:
         the keys of every table it indexes, else the strings it is compared with."""
         if name in self.choices:
             return frozenset(self.choices[name])
-        return self._string_uses().get(name)
+        return self._string_uses()[0].get(name)
 
-    def _string_uses(self) -> Dict[str, FrozenSet[str]]:
+    def _string_uses(self):
+        """(name → allowed strings, names used as lists), from one walk of every expression."""
         cached = getattr(self, "_string_cache", None)
         if cached is not None:
             return cached
+        lists = set()
         keys: Dict[str, List[FrozenSet[str]]] = {}
         literals: Dict[str, set] = {}
         for rule in list(self.rules.values()) + self.requirements:
@@ -157,6 +159,7 @@ class RuleSet:
                     item, collection = node.args
                     if isinstance(collection, Symbol):
                         literals.setdefault(collection.name, set()).add(item.value)
+                        lists.add(collection.name)
         out: Dict[str, FrozenSet[str]] = {}
         for name in set(keys) | set(literals):
             if name in keys:
@@ -164,17 +167,12 @@ class RuleSet:
             else:
                 allowed = frozenset(literals[name])
             out[name] = allowed
-        self._string_cache = out
-        return out
+        self._string_cache = (out, frozenset(lists))
+        return self._string_cache
 
     def is_list_input(self, name: str) -> bool:
         rule = self.rules.get(name)
-        return (rule is not None and rule.unit == "list") or any(
-            isinstance(node.args[1], Symbol) and node.args[1].name == name
-            for r in self.rules.values()
-            if r.expr is not None
-            for node in r.expr.atoms(Member)
-        )
+        return (rule is not None and rule.unit == "list") or name in self._string_uses()[1]
 
     def dependencies(self, name: str) -> FrozenSet[str]:
         rule = self.rules.get(name)

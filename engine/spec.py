@@ -98,10 +98,26 @@ def _raw_text(value):
 # reading
 
 
+def find_spec(path: str) -> Path:
+    """``path`` itself if it exists, else a built-in spec of that name: ``llama13b``,
+    ``llama13b.toml`` and ``specs/llama13b.toml`` all find the installed
+    ``specs/llama13b.toml`` from any directory."""
+    p = Path(path)
+    if p.exists():
+        return p
+    builtin = resources.specs_dir()
+    name = p.name if p.parent in (Path("."), Path("specs")) else None
+    if name:
+        for candidate in (builtin / name, builtin / f"{name}.toml"):
+            if candidate.is_file():
+                return candidate
+    return p
+
+
 def load_spec(path: str) -> Spec:
     """Read a spec file into entries; every problem is a located SpecError."""
-    p = Path(path)
     shown = str(path)
+    p = find_spec(path)
     try:
         data = p.read_bytes()
     except IsADirectoryError:

@@ -75,6 +75,9 @@ class Table(Basic):
         pairs = [Tuple(Text(k), v) for k, v in entries]
         return super().__new__(cls, Str(name), Tuple(*pairs))
 
+    def __getnewargs__(self):
+        return (self.table_name, tuple(self.entries.items()))
+
     @property
     def table_name(self) -> str:
         return self.args[0].name

@@ -107,6 +107,14 @@ def _condition(x, meta):
     return x
 
 
+def _relation(kind, left, right):
+    """A comparison, decided now only if both sides are numbers. Left symbolic it is built
+    unevaluated: SymPy's assumption queries on symbols cost more than parsing the file."""
+    if left.is_number and right.is_number:
+        return kind(left, right)
+    return kind(left, right, evaluate=False)
+
+
 @v_args(meta=True)
 class FormulaTransformer(Transformer):
     """Parse tree → statements. Expression methods return SymPy objects."""
@@ -205,10 +213,10 @@ class FormulaTransformer(Transformer):
         if _is_condition(left) or _is_condition(right):
             raise _Located("conditions cannot be compared; combine them with and/or", *_at(meta))
         if op == "==":
-            return Eq(left, right)
+            return _relation(Eq, left, right)
         if op == "!=":
-            return Ne(left, right)
-        return _COMPARE[op](_numeric(left, meta), _numeric(right, meta))
+            return _relation(Ne, left, right)
+        return _relation(_COMPARE[op], _numeric(left, meta), _numeric(right, meta))
 
     def member(self, meta, items):
         item, collection = items
@@ -346,12 +354,20 @@ def parse_formulas(text: str, path: Optional[str] = None, builtin: bool = False)
             doc=doc or "",
             aliases=aliases,
             location=Location.in_text(path, text, line, column, len(name) if name else 1),
-            text=text[meta.start_pos : meta.end_pos],
+            text=_as_written(text[meta.start_pos : meta.end_pos]),
             comment=_comment_above(lines, line),
             builtin=builtin,
         )
         (requirements if kind == "requirement" else rules).append(rule)
     return FormulaFile(path=path, rules=tuple(rules), requirements=tuple(requirements), builtin=builtin)
+
+
+def _as_written(span: str) -> str:
+    """The statement's own lines: without the comments and blank lines after it."""
+    lines = span.splitlines()
+    while len(lines) > 1 and (not lines[-1].strip() or lines[-1].lstrip().startswith("#")):
+        lines.pop()
+    return "\n".join(lines).rstrip()
 
 
 def _comment_above(lines: List[str], line: int) -> str:
