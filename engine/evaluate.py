@@ -178,7 +178,7 @@ def _check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], value
         if ok is True or (isinstance(ok, BooleanAtom) and bool(ok)):
             continue
         # Point at the latest spec line or --set that bound an input involved, if any.
-        behind = set(ruleset.inputs_behind(rule.deps))
+        behind = ruleset.closure(rule.deps)
         involved = [b for n, b in bindings.items() if n in behind]
         where = involved[-1].location if involved else rule.location
         shown = ", ".join(f"{n} = {_short(values[n])}" for n in sorted(rule.deps) if n in values)

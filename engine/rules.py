@@ -174,6 +174,16 @@ class RuleSet:
         rule = self.rules.get(name)
         return (rule is not None and rule.unit == "list") or name in self._string_uses()[1]
 
+    def closure(self, names: Iterable[str]) -> FrozenSet[str]:
+        """The names and everything they depend on, definitions and inputs alike."""
+        seen, stack = set(), list(names)
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(self.dependencies(current))
+        return frozenset(seen)
+
     def dependencies(self, name: str) -> FrozenSet[str]:
         rule = self.rules.get(name)
         return rule.deps if rule else frozenset()

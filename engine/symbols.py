@@ -104,14 +104,17 @@ class Table(Basic):
         return out
 
 
+# These classes decide their value in __new__ (not in SymPy's `eval` hook, whose name
+# would read like Python's eval): they only ever compare strings and look up tables.
+
+
 class Lookup(Function):
     """``table[key]``: stays symbolic until the table and the key are known."""
 
-    @classmethod
-    def eval(cls, table, key):
-        if isinstance(table, Table) and isinstance(key, Text):
+    def __new__(cls, table, key, evaluate=True):
+        if evaluate and isinstance(table, Table) and isinstance(key, Text):
             return table.get(key)
-        return None
+        return super().__new__(cls, table, key, evaluate=False)
 
     def _sympystr(self, printer) -> str:
         table, key = self.args
@@ -127,8 +130,12 @@ class TextEq(BooleanFunction):
     strings (``lora_dtype == act_dtype``): SymPy's Eq cannot tell two different
     string symbols apart."""
 
-    @classmethod
-    def eval(cls, a, b):
+    def __new__(cls, a, b, evaluate=True):
+        decided = cls._decide(a, b) if evaluate else None
+        return decided if decided is not None else super().__new__(cls, a, b, evaluate=False)
+
+    @staticmethod
+    def _decide(a, b):
         if a == b:
             return true
         if isinstance(a, Text) or isinstance(b, Text):
@@ -152,11 +159,10 @@ class TextEq(BooleanFunction):
 class Member(BooleanFunction):
     """``"q" in lora_targets``."""
 
-    @classmethod
-    def eval(cls, item, collection):
-        if isinstance(collection, TextSet) and isinstance(item, Text):
+    def __new__(cls, item, collection, evaluate=True):
+        if evaluate and isinstance(collection, TextSet) and isinstance(item, Text):
             return true if item in collection.args else false
-        return None
+        return super().__new__(cls, item, collection, evaluate=False)
 
     def _sympystr(self, printer) -> str:
         return f"{printer.doprint(self.args[0])} in {printer.doprint(self.args[1])}"
