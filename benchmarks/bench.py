@@ -1,12 +1,16 @@
 """Speed of vram-eval, measured (not asserted): `python3 benchmarks/bench.py [--runs N]`.
 
-Bars (README "Speed"): `vram-eval specs/llama13b.toml` cold within 1.5x of
-`python -c "import sympy"` on the same machine.
+Bars (README "Speed"):
+  * `vram-eval specs/llama13b.toml` and `vram-eval solve ...` cold: within 1.5x of
+    `python -c "import sympy"` on the same machine;
+  * one inverse solve, warm (in-process, after a first one): under 50 ms;
+  * a 10^6-point sweep: under 1 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -15,6 +19,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SOLVE = ["solve", "specs/llama2-7b.toml", "--for", "s", "--budget", "24GiB", "--set", "regime=inference"]
 
 
 def cold(cmd, runs: int) -> float:
@@ -27,18 +34,40 @@ def cold(cmd, runs: int) -> float:
     return statistics.median(times)
 
 
+def warm(fn, runs: int) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     py = sys.executable
-    cold([py, "-m", "engine", "specs/llama13b.toml"], 1)  # warm the disk cache and Lark's grammar cache
+    cold([py, "-m", "engine", "specs/llama13b.toml"], 1)  # fill the disk cache and Lark's grammar cache
     sympy_s = cold([py, "-c", "import sympy"], args.runs)
     report_s = cold([py, "-m", "engine", "specs/llama13b.toml"], args.runs)
-    print(f"machine: {platform.machine()}, {platform.processor() or 'unknown cpu'}, Python {platform.python_version()}")
-    print(f"python -c 'import sympy'           {sympy_s * 1000:7.0f} ms (median of {args.runs})")
-    print(f"vram-eval specs/llama13b.toml      {report_s * 1000:7.0f} ms  = {report_s / sympy_s:.2f}x import sympy "
-          f"(goal <= 1.5x)")
+    solve_cold_s = cold([py, "-m", "engine", *SOLVE], args.runs)
+
+    import engine
+    from engine.solve import solve
+    from engine.sweep import parse_range, sweep
+
+    problem = engine.load("specs/llama2-7b.toml", ["regime=inference"])
+    solve_s = warm(lambda: solve(problem, "s", 24 * 2**30), args.runs)
+    sweep_s = warm(lambda: sweep(problem, parse_range("s=1:1000000")), 3)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"python -c 'import sympy'                 {sympy_s * 1000:7.0f} ms (median of {args.runs}, cold)")
+    print(f"vram-eval specs/llama13b.toml            {report_s * 1000:7.0f} ms = {report_s / sympy_s:.2f}x import sympy (goal <= 1.5x)")
+    print(f"vram-eval solve ... --for s (cold)       {solve_cold_s * 1000:7.0f} ms = {solve_cold_s / sympy_s:.2f}x import sympy (goal <= 1.5x)")
+    print(f"solve(problem, 's', 24 GiB) (warm)       {solve_s * 1000:7.1f} ms (goal < 50 ms)")
+    print(f"sweep of 10^6 points (warm)              {sweep_s * 1000:7.0f} ms (goal < 1000 ms)")
     return 0
 
 

@@ -14,13 +14,16 @@ from .errors import EngineError
 
 __all__ = ["main"]
 
-COMMANDS = ("eval", "check", "explain")
+COMMANDS = ("eval", "check", "explain", "solve", "sensitivity", "sweep")
 
 EPILOG = """\
 examples:
   vram-eval specs/llama13b.toml
   vram-eval specs/llama13b.toml --set s=4096 --set b=8 --format json
   vram-eval path/to/config.json --units GB
+  vram-eval solve specs/llama2-7b.toml --for s --budget 24GiB --set regime=inference
+  vram-eval sensitivity specs/llama13b.toml --target activations
+  vram-eval sweep specs/llama13b.toml s=512:32768:x2 --plot mem.png
   vram-eval explain weights
   vram-eval check formulas/ my.formula
 
@@ -66,6 +69,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list every input and output instead of the regime table")
     p.add_argument("--gpu", metavar="ID", help="a GPU of specs/catalog/gpus.toml (h100, rtx4090, ...); "
                    "overrides the spec's gpu")
+
+    p = sub.add_parser("solve", help="the largest (or smallest) value of an input that fits a budget",
+                       description="Solve for one input: the largest value that keeps the target within the budget "
+                       "if the target grows with it, the smallest if it shrinks (dp, tp, zero_stage).")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--for", dest="name", required=True, metavar="NAME", help="the input to solve for (s, b, dp, ...)")
+    p.add_argument("--budget", action="append", default=[], metavar="MEMORY",
+                   help="memory per GPU, with a unit: 24GiB, 80GB (repeatable: one answer each)")
+    p.add_argument("--gpu", action="append", default=[], metavar="ID",
+                   help="use this catalog GPU's memory as a budget (repeatable)")
+    p.add_argument("--target", metavar="OUTPUT", help="the output to keep in budget (default: total_<regime>)")
+    _common(p)
+
+    p = sub.add_parser("sensitivity", help="derivatives, elasticities and doubling ratios of a target",
+                       description="For each input the target depends on: ∂target/∂x, its value here, the "
+                       "elasticity ∂ln M/∂ln x and M(2x)/M(x); ranked by elasticity.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--target", metavar="OUTPUT", help="default: total_<regime>")
+    _common(p)
+
+    p = sub.add_parser("sweep", help="tabulate or plot outputs over a range of an input",
+                       description="Evaluate outputs over NAME=START:STOP[:STEP] (STOP inclusive; STEP may be "
+                       "x2 for a geometric series), vectorised.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("range", metavar="NAME=START:STOP[:STEP]")
+    p.add_argument("--target", dest="targets", action="append", default=[], metavar="OUTPUT",
+                   help="an output to tabulate (repeatable; default: total_<regime>)")
+    p.add_argument("--plot", metavar="FILE", help="draw the sweep to FILE.png or FILE.svg (needs vram-eval[plot])")
+    p.add_argument("--gpu", action="append", default=[], metavar="ID", help="draw this GPU's memory (repeatable)")
+    _common(p, formats=("csv", "json", "table"))
 
     p = sub.add_parser("check", help="parse and lint formula files",
                        description="Check formula files: syntax, duplicate names, cycles, unknown functions, "
@@ -161,4 +194,93 @@ def _explain(args) -> int:
     return 0
 
 
-_COMMANDS = {"eval": _eval, "check": _check, "explain": _explain}
+def _budgets(args, problem):
+    """(label, bytes) for each --budget and --gpu; the spec's GPU if neither is given."""
+    from .errors import SpecError
+    from .hardware import find_gpu
+    from .solve import parse_budget
+    from .units import parse_quantity
+
+    budgets = [(text, parse_budget(text)) for text in args.budget]
+    for gpu_id in args.gpu:
+        gpu = find_gpu(gpu_id)
+        value, _ = parse_quantity(gpu.memory)
+        budgets.append((f"{gpu.id} ({gpu.memory})", int(value)))
+    if not budgets:
+        memory = problem.bindings.get("gpu_memory")
+        if memory is None:
+            raise SpecError("solve needs a budget", hint="give --budget 24GiB, --gpu h100, or gpu = \"h100\" in the spec")
+        label = f"{problem.gpu.id} ({problem.gpu.memory})" if problem.gpu else "gpu_memory"
+        budgets.append((label, int(memory.value)))
+    return budgets
+
+
+def _solve(args) -> int:
+    from .load import load
+    from .report import render_solutions
+    from .solve import solve
+
+    problem = load(args.spec, args.sets, args.formulas)
+    solutions = [solve(problem, args.name, value, args.target, budget_text=label)
+                 for label, value in _budgets(args, problem)]
+    sys.stdout.write(render_solutions(solutions, args.format))
+    return 0
+
+
+def _sensitivity(args) -> int:
+    from .load import load
+    from .report import render_sensitivity
+    from .sensitivity import sensitivity
+
+    problem = load(args.spec, args.sets, args.formulas)
+    sys.stdout.write(render_sensitivity(sensitivity(problem, args.target), args.format))
+    return 0
+
+
+def _sweep(args) -> int:
+    from .load import load
+    from .report import render_sweep
+    from .sweep import parse_range, sweep
+
+    rng = parse_range(args.range)
+    problem = load(args.spec, args.sets, args.formulas)
+    result = sweep(problem, rng, args.targets or [None])
+    if args.plot:
+        _plot(args, problem, result)
+    sys.stdout.write(render_sweep(result, args.format))
+    return 0
+
+
+def _plot(args, problem, result) -> None:
+    from .errors import EngineError
+    from .hardware import find_gpu
+    from .plot import plot_sweep
+    from .solve import solve
+    from .units import parse_quantity
+
+    lines = []
+    gpus = [find_gpu(g) for g in args.gpu] or ([problem.gpu] if problem.gpu else [])
+    for gpu in gpus:
+        lines.append((gpu.name, int(parse_quantity(gpu.memory)[0])))
+    if not gpus and "gpu_memory" in problem.bindings:
+        lines.append(("gpu_memory", int(problem.bindings["gpu_memory"].value)))
+    crossings = []
+    for target in result.columns:
+        if result.units.get(target) != "bytes":
+            continue
+        for label, memory in lines:
+            try:
+                sol = solve(problem, result.name, memory, target, remedies=False)
+            except EngineError:
+                continue
+            if sol.value is not None and rng_contains(result, sol.value):
+                crossings.append((target, label, sol.value, sol.target_at_value))
+    plot_sweep(result, args.plot, lines, crossings)
+
+
+def rng_contains(result, value) -> bool:
+    return float(result.xs[0]) <= float(value) <= float(result.xs[-1])
+
+
+_COMMANDS = {"eval": _eval, "check": _check, "explain": _explain, "solve": _solve,
+             "sensitivity": _sensitivity, "sweep": _sweep}

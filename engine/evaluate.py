@@ -98,12 +98,19 @@ def evaluate(
     return result
 
 
-def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic]):
-    """``(values, missing)`` for a plain mapping name → value (the library core)."""
+def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, free=frozenset()):
+    """``(values, missing)`` for a plain mapping name → value (the library core).
+
+    ``only`` limits the work to those names (say, the closure of one output); ``free``
+    names symbols that may stay in the values — bind ``x`` to ``Symbol("x")`` to get
+    every output as an expression of ``x`` (solve, sensitivity and sweep do)."""
     values: Dict[str, Basic] = {}
     missing: Dict[str, FrozenSet[str]] = {}
     symbols: Dict[Symbol, Basic] = {}
+    free = frozenset(free)
     for name in ruleset.order:
+        if only is not None and name not in only:
+            continue
         rule = ruleset.rules.get(name)
         if name in bound:
             value = bound[name]
@@ -115,13 +122,13 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic]):
             if lacking:
                 missing[name] = lacking
                 continue
-            value = _value_of(rule, symbols)
+            value = _value_of(rule, symbols, free)
         values[name] = value
         symbols[Symbol(name)] = value
     return values, missing
 
 
-def _value_of(rule: Rule, symbols: Mapping[Symbol, Basic]) -> Basic:
+def _value_of(rule: Rule, symbols: Mapping[Symbol, Basic], free=frozenset()) -> Basic:
     expr = rule.expr
     try:
         subs = {Symbol(d): symbols[Symbol(d)] for d in rule.deps}
@@ -138,7 +145,13 @@ def _value_of(rule: Rule, symbols: Mapping[Symbol, Basic]) -> Basic:
             rule.location,
             hint="true/false and strings cannot be used in arithmetic; write (A if flag else B)",
         ) from None
+    if free and _names(value) and _names(value) <= free:
+        return value
     return _checked(rule, value)
+
+
+def _names(value: Basic) -> FrozenSet[str]:
+    return frozenset(s.name for s in value.free_symbols if not isinstance(s, Text)) if isinstance(value, Basic) else frozenset()
 
 
 def _plain(exc: Exception) -> str:

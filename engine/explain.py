@@ -56,9 +56,9 @@ def explain(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None) -> 
     if rule.kind == "definition":
         full = ruleset.expand(canonical)
         general = str(full)
-        fixed = _choices(ruleset, {n: b.value for n, b in (bindings or {}).items()})
+        specialised, fixed = specialise(ruleset, canonical, bindings, full)
+        expanded = str(specialised)
         used = {str(sym) for sym in full.free_symbols}
-        expanded = str(full.xreplace({Symbol(n): v for n, v in fixed.items()}))
         choices = tuple(f"{n} = {_show(v)}" for n, v in fixed.items() if n in used and not isinstance(v, Table))
     return Explanation(
         name=canonical,
@@ -78,6 +78,14 @@ def explain(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None) -> 
         allowed=tuple(sorted(allowed)) if allowed else None,
         replaces=replaces,
     )
+
+
+def specialise(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None, full=None):
+    """(expression of ``name`` down to inputs with the string/boolean choices and tables
+    fixed at their bound or default values, the choices used)."""
+    full = ruleset.expand(name) if full is None else full
+    fixed = _choices(ruleset, {n: b.value for n, b in (bindings or {}).items()})
+    return full.xreplace({Symbol(n): v for n, v in fixed.items()}), fixed
 
 
 def _choices(ruleset: RuleSet, bound: Mapping) -> Dict[str, object]:

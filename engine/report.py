@@ -10,6 +10,7 @@ from sympy import Basic, Integer, Rational
 from sympy.logic.boolalg import BooleanAtom
 
 from .evaluate import Breakdown
+from .regimes import HEADROOM, REGIMES, ROWS
 from .symbols import Table, Text, TextSet
 from .units import BYTE_UNITS, format_bytes, format_count, format_number
 
@@ -137,29 +138,9 @@ def _section(title: str, rows) -> List[str]:
 
 # --- the regime report: what `vram-eval SPEC` prints -----------------------
 
-# Columns: (heading, total, {row: output}). Rows that no column has, or that are zero
-# everywhere, are left out; "other" shows whatever a total holds beyond its rows (a
-# term a user's formula file added), so each column always adds up to its total.
-REGIMES = (
-    ("full training", "total_training", {
-        "weights": "weights", "gradients": "gradients", "optimizer states": "optimizer_states",
-        "activations": "activations", "recompute workspace": "recompute_workspace",
-        "I/O buffers": "io_buffers", "overhead": "overhead"}),
-    ("LoRA", "total_lora", {
-        "weights": "lora_weights", "gradients": "lora_gradients", "optimizer states": "lora_optimizer_states",
-        "activations": "lora_activations", "recompute workspace": "lora_recompute_workspace",
-        "I/O buffers": "io_buffers", "overhead": "overhead"}),
-    ("QLoRA", "total_qlora", {
-        "weights": "qlora_weights", "gradients": "lora_gradients", "optimizer states": "lora_optimizer_states",
-        "activations": "lora_activations", "recompute workspace": "lora_recompute_workspace",
-        "I/O buffers": "io_buffers", "overhead": "overhead"}),
-    ("inference", "total_inference", {
-        "weights": "inference_weights", "KV cache": "kv_cache", "I/O buffers": "io_buffers", "overhead": "overhead"}),
-)
-ROWS = ("weights", "gradients", "optimizer states", "activations", "recompute workspace", "KV cache",
-        "I/O buffers", "overhead")
-HEADROOM = {"total_training": "headroom_training", "total_lora": "headroom_lora",
-            "total_qlora": "headroom_qlora", "total_inference": "headroom_inference"}
+# The columns and rows live in engine/regimes.py. Rows that no column has, or that are zero
+# everywhere, are left out; "other" shows whatever a total holds beyond its rows (a term a
+# user's formula file added), so each column always adds up to its total.
 
 
 def _mem(value, unit: str) -> str:
@@ -342,3 +323,97 @@ def render_names(rows, fmt: str = "table") -> str:
         return render_json([{"name": n, "kind": k, "unit": u or None, "doc": d} for n, k, u, d in rows])
     w = max((len(r[0]) for r in rows), default=4)
     return "".join(f"{n:<{w}}  {k:<6}  {u:<5}  {d}".rstrip() + "\n" for n, k, u, d in rows)
+
+
+# --- solve / sensitivity / sweep ---------------------------------------------
+
+
+def _num(value, integer: bool = True) -> str:
+    py = to_python(value)
+    if isinstance(py, int):
+        return f"{py:,}"
+    return f"{py:.6g}"
+
+
+def render_solutions(solutions, fmt: str = "table") -> str:
+    if fmt in ("json", "yaml"):
+        data = solutions[0].as_dict() if len(solutions) == 1 else [s.as_dict() for s in solutions]
+        return render_json(data) if fmt == "json" else render_yaml(data)
+    first = solutions[0]
+    lines = []
+    for sol in solutions:
+        if len(solutions) > 1:
+            lines.append(f"budget {sol.budget_text}:")
+        lines += _solution_lines(sol)
+        lines.append("")
+    lines.append(f"method: {first.method}")
+    if first.closed_form:
+        lines.append(f"closed form (M = budget in bytes): {first.closed_form}")
+    lines.append("memory in bytes, with GiB = 2^30 bytes in brackets")
+    return "\n".join(lines) + "\n"
+
+
+def _solution_lines(sol) -> List[str]:
+    budget = f"{sol.budget_text} = {sol.budget:,} bytes"
+    if sol.value is None:
+        out = [f"no {sol.name} keeps {sol.target} within {budget}", f"  {sol.reason}"]
+        out += [f"  try: {s}" for s in sol.suggestions]
+        out += [f"  note: {n}" for n in sol.notes]
+        return out
+    out = [f"the {sol.direction} {sol.name} that keeps {sol.target} within {budget}: {_num(sol.value)}"]
+    out.append(f"  at {sol.name} = {_num(sol.value)}: {sol.target} = {_num(sol.target_at_value)} bytes "
+               f"({format_bytes(sol.target_at_value)}) — fits")
+    if sol.next_value is not None and sol.target_at_next is not None:
+        out.append(f"  at {sol.name} = {_num(sol.next_value)}: {_num(sol.target_at_next)} bytes "
+                   f"({format_bytes(sol.target_at_next)}) — does not fit")
+    if sol.root is not None:
+        out.append(f"  the closed form's root: {sol.name} = {float(sol.root):,.6g}")
+    out += [f"  note: {n}" for n in sol.notes]
+    return out
+
+
+def render_sensitivity(sens, fmt: str = "table") -> str:
+    if fmt in ("json", "yaml"):
+        data = sens.as_dict()
+        return render_json(data) if fmt == "json" else render_yaml(data)
+    lines = [f"sensitivity of {sens.target} = {_num(sens.value)} bytes ({format_bytes(sens.value)})", ""]
+    table = [["input", "value", "∂/∂x (bytes per unit)", "elasticity", "×2 → ×"]]
+    for row in sens.inputs:
+        table.append([row.name, _num(row.at), _num(row.slope),
+                      "" if row.elasticity is None else f"{row.elasticity:.3f}",
+                      "" if row.doubling_ratio is None else f"{row.doubling_ratio:.3f}"])
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    for n, r in enumerate(table):
+        lines.append("  " + "   ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]))
+        if n == 0:
+            lines.append("  " + "-" * (sum(widths) + 12))
+    lines.append("")
+    lines.append("elasticity = ∂ln M/∂ln x (1: M grows like x; 2: like x²); ×2 → × is M(2x)/M(x);")
+    lines.append("blank: the doubled value is not allowed (e.g. kv_heads must divide a). Symbolic derivatives: --format json")
+    return "\n".join(lines) + "\n"
+
+
+def render_sweep(result, fmt: str = "csv") -> str:
+    if fmt == "json":
+        return render_json(result.as_dict())
+    header = [result.name] + list(result.columns)
+
+    def cell(v):
+        if hasattr(v, "item"):
+            v = v.item()
+        if isinstance(v, float):
+            return f"{v:.17g}"
+        return str(v)
+
+    if fmt == "csv":
+        import io
+
+        buf = io.StringIO()
+        buf.write(",".join(header) + "\n")
+        for row in result.rows():
+            buf.write(",".join(cell(v) for v in row) + "\n")
+        return buf.getvalue()
+    rows = [header] + [[cell(row[0])] + [format_bytes(v) if result.units.get(t) == "bytes" else cell(v)
+                                         for v, t in zip(row[1:], result.columns)] for row in result.rows()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) + "\n" for r in rows)

@@ -210,7 +210,10 @@ class RuleSet:
     def expand(self, name: str) -> Basic:
         """The expression of ``name`` with every definition substituted, down to inputs."""
         memo: Dict[str, Basic] = {}
+        needed = self.closure([name])
         for current in self.order:
+            if current not in needed:
+                continue
             rule = self.rules.get(current)
             if rule is None or rule.kind != "definition":
                 continue

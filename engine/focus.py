@@ -1,0 +1,153 @@
+"""One output as a function of one input, every other input bound.
+
+The common ground of the inverse questions: ``solve`` looks for where the
+function meets a budget, ``sensitivity`` differentiates it, ``sweep`` tabulates
+it. The function is built by evaluating the rules with the input left as a
+symbol, so it is exactly what ``vram-eval SPEC`` computes at any value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from sympy import Basic, Integer, Symbol
+from sympy.logic.boolalg import BooleanAtom
+
+from .errors import BindingError, Location, SolveError, suggest
+from .evaluate import evaluate_values
+from .load import Problem
+from .rules import Rule
+from .symbols import Text, TextSet
+
+__all__ = ["Focus", "focus", "default_target", "NUMERIC_UNITS"]
+
+NUMERIC_UNITS = (None, "count", "bytes", "ratio")
+
+
+@dataclass(frozen=True)
+class Focus:
+    problem: Problem
+    name: str  # the input, canonical
+    target: str  # the output, canonical
+    symbol: Symbol
+    expr: Basic  # the target as an expression of `symbol` alone
+    at: Optional[Basic]  # the input's value at the spec's point, if it has one
+    requirements: Tuple[Tuple[Rule, Basic], ...]  # (rule, condition in `symbol`) that involve the input
+
+    @property
+    def unit(self) -> Optional[str]:
+        return self.problem.ruleset.unit(self.name)
+
+    @property
+    def integer(self) -> bool:
+        """Counts and bytes take whole values."""
+        return self.unit in ("count", "bytes")
+
+    def at_value(self, x) -> Basic:
+        """The target at ``x``, exactly."""
+        return self.expr.xreplace({self.symbol: _exact(x)})
+
+    def feasible(self, x) -> bool:
+        """Do the formulas' requirements that involve the input hold at ``x``?"""
+        value = _exact(x)
+        for _, condition in self.requirements:
+            try:
+                decided = condition.xreplace({self.symbol: value})
+            except (ZeroDivisionError, TypeError, ValueError):
+                return False
+            if not (isinstance(decided, BooleanAtom) and bool(decided)):
+                return False
+        return True
+
+    def with_values(self, names: List[str]) -> Dict[str, Basic]:
+        """Other outputs (components of the target) as expressions of the input."""
+        return _evaluate(self.problem, self.name, names)[0]
+
+
+def _exact(x) -> Basic:
+    return x if isinstance(x, Basic) else Integer(x)
+
+
+def default_target(problem: Problem) -> str:
+    """The total of the spec's regime (input `regime`: training, lora, qlora, inference)."""
+    regime = problem.bindings.get("regime")
+    value = regime.value.value if regime is not None and isinstance(regime.value, Text) else None
+    if value is None:
+        rule = problem.ruleset.rules.get("regime")
+        value = rule.expr.value if rule is not None and isinstance(rule.expr, Text) else "training"
+    return f"total_{value}"
+
+
+def _resolve_output(problem: Problem, target: str, where: str) -> str:
+    rs = problem.ruleset
+    canonical = rs.resolve(target)
+    if canonical is None or canonical not in rs.rules or rs.rules[canonical].kind != "definition":
+        outputs = rs.outputs
+        raise SolveError(f"no output is called '{target}'", Location(where, None, 1, target, len(target)),
+                         hint=suggest(target, outputs) or "`vram-eval explain --list` lists the outputs")
+    return canonical
+
+
+def focus(problem: Problem, name: str, target: Optional[str] = None) -> Focus:
+    """The target (default: the regime's total) as a function of input ``name``."""
+    rs = problem.ruleset
+    target = _resolve_output(problem, target or default_target(problem), "--target")
+    canonical = rs.resolve(name)
+    if canonical is None:
+        raise SolveError(f"no input is called '{name}'", Location("--for", None, 1, name, len(name)),
+                         hint=suggest(name, rs.known_names()) or "`vram-eval explain --list` lists the inputs")
+    rule = rs.rules.get(canonical)
+    if rule is not None and rule.kind == "table":
+        raise SolveError(f"'{canonical}' is a table, not a number", Location("--for", None, 1, name, len(name)))
+    unit = rs.unit(canonical)
+    if unit not in NUMERIC_UNITS or rs.allowed_values(canonical) is not None:
+        raise SolveError(
+            f"'{canonical}' is a {'choice' if unit != 'bool' else 'true/false'} input, not a number",
+            Location("--for", None, 1, name, len(name)),
+            hint="set it with --set and solve for a number such as s, b, dp or lora_rank",
+        )
+    if canonical not in rs.closure([target]):
+        raise SolveError(
+            f"{target} does not depend on {canonical}",
+            Location("--for", None, 1, name, len(name)),
+            hint=f"{target} depends on: " + ", ".join(i for i in rs.inputs_of(target) if rs.unit(i) in NUMERIC_UNITS),
+        )
+    values, at = _evaluate(problem, canonical, [target])
+    symbol = Symbol(canonical)
+    requirements = []
+    for req in rs.requirements:
+        if canonical in rs.closure(req.deps):
+            cond = _evaluate_requirement(problem, canonical, req)
+            if cond is not None:
+                requirements.append((req, cond))
+    return Focus(problem, canonical, target, symbol, values[target], at, tuple(requirements))
+
+
+def _evaluate(problem: Problem, name: str, outputs: List[str]):
+    rs = problem.ruleset
+    bound = {n: b.value for n, b in problem.bindings.items()}
+    at = bound.get(name)
+    if at is None:
+        plain, _ = evaluate_values(rs, bound, only=rs.closure([name]))
+        at = plain.get(name)
+    bound[name] = Symbol(name)
+    needed = rs.closure(outputs)
+    values, missing = evaluate_values(rs, bound, only=needed, free={name})
+    for out in outputs:
+        if out in missing:
+            lacking = sorted(missing[out])
+            raise BindingError(
+                f"'{out}' cannot be computed: " + ", ".join(f"'{m}'" for m in lacking) + " not set",
+                rs.rules[out].location, hint="set " + " and ".join(lacking) + " in the spec or with --set NAME=VALUE")
+    return values, at
+
+
+def _evaluate_requirement(problem: Problem, name: str, req: Rule) -> Optional[Basic]:
+    rs = problem.ruleset
+    bound = {n: b.value for n, b in problem.bindings.items()}
+    bound[name] = Symbol(name)
+    values, missing = evaluate_values(rs, bound, only=rs.closure(req.deps), free={name})
+    if any(d in missing for d in req.deps):
+        return None
+    return req.expr.xreplace({Symbol(d): values[d] for d in req.deps})

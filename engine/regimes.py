@@ -1,0 +1,49 @@
+"""The four jobs vram-eval reports side by side, as data: their totals, the
+components that make up each total, and the changes worth trying when a job
+does not fit. The report prints them; solve explains a failure with them."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+__all__ = ["REGIMES", "ROWS", "HEADROOM", "components", "REMEDIES"]
+
+# (heading, total, {row: output}) — the report's columns.
+REGIMES: Tuple[Tuple[str, str, Dict[str, str]], ...] = (
+    ("full training", "total_training", {
+        "weights": "weights", "gradients": "gradients", "optimizer states": "optimizer_states",
+        "activations": "activations", "recompute workspace": "recompute_workspace",
+        "I/O buffers": "io_buffers", "overhead": "overhead"}),
+    ("LoRA", "total_lora", {
+        "weights": "lora_weights", "gradients": "lora_gradients", "optimizer states": "lora_optimizer_states",
+        "activations": "lora_activations", "recompute workspace": "lora_recompute_workspace",
+        "I/O buffers": "io_buffers", "overhead": "overhead"}),
+    ("QLoRA", "total_qlora", {
+        "weights": "qlora_weights", "gradients": "lora_gradients", "optimizer states": "lora_optimizer_states",
+        "activations": "lora_activations", "recompute workspace": "lora_recompute_workspace",
+        "I/O buffers": "io_buffers", "overhead": "overhead"}),
+    ("inference", "total_inference", {
+        "weights": "inference_weights", "KV cache": "kv_cache", "I/O buffers": "io_buffers", "overhead": "overhead"}),
+)
+ROWS = ("weights", "gradients", "optimizer states", "activations", "recompute workspace", "KV cache",
+        "I/O buffers", "overhead")
+HEADROOM = {"total_training": "headroom_training", "total_lora": "headroom_lora",
+            "total_qlora": "headroom_qlora", "total_inference": "headroom_inference"}
+
+
+def components(total: str) -> Dict[str, str]:
+    """row → output for a regime's total ({} for any other output)."""
+    for _, name, rows in REGIMES:
+        if name == total:
+            return rows
+    return {}
+
+
+# Changes to try, in order, when nothing fits: (input, value) pairs set with --set.
+REMEDIES: Dict[str, List[Tuple[str, str]]] = {
+    "total_training": [("recompute", "full"), ("flash_attention", "true"), ("zero_stage", "3"),
+                       ("optimizer", "adam8bit"), ("offload", "cpu")],
+    "total_lora": [("recompute", "full"), ("flash_attention", "true"), ("regime", "qlora")],
+    "total_qlora": [("recompute", "full"), ("flash_attention", "true")],
+    "total_inference": [("kv_dtype", "fp8"), ("inference_dtype", "int8"), ("inference_dtype", "int4")],
+}

@@ -1,0 +1,463 @@
+"""The inverse question: the largest (or smallest) value of one input that keeps
+an output within a budget.
+
+The output is first reduced to a function of that input alone (engine/focus.py).
+If it grows with the input the answer is the largest value that fits; if it
+shrinks (dp, tp, zero_stage…) the smallest. Count-like inputs get whole numbers
+checked exactly: the answer fits and the next one does not. Where the function is
+a polynomial of degree 1 or 2, the closed form is given too, symbolic in the other
+inputs; otherwise (Piecewise, ceil, max…) an exact integer search answers, and
+says so. When nothing fits, the answer says which component alone is too big and
+which change would fit, found by solving again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+from sympy import Basic, Integer, Piecewise, Poly, Rational, Symbol, ceiling, floor, fraction, together
+from sympy.polys.polyerrors import PolynomialError
+
+from .errors import EngineError, Location, SolveError
+from .focus import Focus, focus
+from .load import Problem
+from .regimes import REMEDIES, components
+from .spec import parse_set, bind
+from .units import BYTE_UNITS, format_bytes, parse_quantity, unit_hint
+
+__all__ = ["Solution", "solve", "parse_budget", "SEARCH_LIMIT"]
+
+# The search for a bound doubles up to this value; beyond it an input has no practical meaning.
+SEARCH_LIMIT = 2**62
+# Upward/downward scan for a value the formulas' requirements accept (e.g. tp must divide a).
+SCAN_LIMIT = 100_000
+# A target that is not monotonic is searched value by value up to this many values.
+EXHAUSTIVE_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class Solution:
+    name: str
+    target: str
+    budget: int  # bytes
+    budget_text: str
+    value: Optional[Basic]
+    direction: str  # "largest" or "smallest"
+    method: str
+    closed_form: Optional[str] = None  # symbolic in the other inputs
+    root: Optional[Basic] = None  # the real root at the spec's values
+    reason: Optional[str] = None
+    target_at_value: Optional[Basic] = None
+    next_value: Optional[Basic] = None  # the first value that does not fit
+    target_at_next: Optional[Basic] = None
+    notes: Tuple[str, ...] = ()
+    suggestions: Tuple[str, ...] = ()
+    unit: Optional[str] = None
+
+    def as_dict(self) -> dict:
+        """The DESIGN.md JSON shape, plus documented extras."""
+        from .report import to_python
+
+        return {
+            "for": self.name,
+            "target": self.target,
+            "budget": self.budget,
+            "value": to_python(self.value) if self.value is not None else None,
+            "closed_form": self.closed_form,
+            "reason": self.reason,
+            "direction": self.direction,
+            "method": self.method,
+            "root": float(self.root) if self.root is not None else None,
+            "target_at_value": to_python(self.target_at_value) if self.target_at_value is not None else None,
+            "next_value": to_python(self.next_value) if self.next_value is not None else None,
+            "target_at_next": to_python(self.target_at_next) if self.target_at_next is not None else None,
+            "notes": list(self.notes),
+            "suggestions": list(self.suggestions),
+        }
+
+
+def parse_budget(text: str, where: str = "--budget") -> int:
+    """'24GiB' → bytes. A budget must carry a memory unit."""
+    loc = Location(where, None, 1, text, len(text))
+    try:
+        parsed = parse_quantity(text)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        fixed = unit_hint(text)
+        raise SolveError(f"'{text}' is not a memory size", loc,
+                         hint=f"did you mean '{text[: -len(fixed)].strip()}{fixed}'?" if fixed else
+                         "give a unit: KiB MiB GiB TiB (powers of 2) or KB MB GB TB (powers of 10), e.g. 24GiB")
+    value, kind = parsed
+    if kind is None:
+        raise SolveError(f"the budget '{text}' has no unit", loc,
+                         hint=f"say {text}GiB (2^30 bytes) or {text}GB (10^9 bytes); the two differ by 7%")
+    if kind != "bytes":
+        raise SolveError(f"'{text}' is a count, not memory", loc, hint="memory units: GiB, GB, MiB, ...")
+    if value <= 0:
+        raise SolveError("the budget must be positive", loc)
+    return int(value) if value.denominator == 1 else int(ceiling(Rational(value.numerator, value.denominator)))
+
+
+def solve(problem: Problem, name: str, budget: int, target: Optional[str] = None, budget_text: Optional[str] = None,
+          remedies: bool = True) -> Solution:
+    fx = focus(problem, name, target)
+    return _solve(fx, Integer(budget), budget_text or format_bytes(budget), remedies)
+
+
+# ---------------------------------------------------------------------------
+
+
+class _Fn:
+    """The target at integer (or rational) points, exactly, memoised."""
+
+    def __init__(self, fx: Focus) -> None:
+        self.fx = fx
+        self.memo = {}
+
+    def __call__(self, x) -> Basic:
+        if x not in self.memo:
+            value = self.fx.at_value(x)
+            if not value.is_number or value.is_real is False or value.is_finite is False:
+                raise _Undefined(x)
+            self.memo[x] = value
+        return self.memo[x]
+
+
+class _Undefined(Exception):
+    pass
+
+
+def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solution:
+    f = _Fn(fx)
+    notes: List[str] = []
+    lo = _lowest(fx, f)
+    direction, monotone = _direction(fx, f, lo)
+    base = dict(name=fx.name, target=fx.target, budget=int(budget), budget_text=budget_text,
+                direction=direction, unit=fx.unit)
+    if direction == "flat":
+        raise SolveError(
+            f"{fx.target} does not change with {fx.name} at these values",
+            Location("--for", None, 1, fx.name, len(fx.name)),
+            hint=f"for example zero_stage only matters with dp > 1; {fx.target} = {format_bytes(f(lo))}",
+        )
+    if not monotone:
+        notes.append(f"{fx.target} is not monotonic in {fx.name}: every value was checked exactly")
+        value = _exhaustive(fx, f, lo, budget, direction)
+        method = "exact search of every value (not monotonic)"
+    elif fx.integer:
+        value = _integer_search(fx, f, lo, budget, direction)
+        method = "exact integer search"
+    else:
+        value = _rational_search(fx, f, lo, budget, direction)
+        method = "exact bisection"
+
+    closed, root = _closed_form(fx, budget, direction)
+    if _degree(fx) in (1, 2):
+        method = f"closed form ({_kind(fx)}), checked by exact integer search"
+    elif monotone:
+        method += f" ({fx.target} has Piecewise/ceil/max or a high degree in {fx.name}: no closed form)"
+
+    if value is _NONE_FIT:
+        reason, suggestions = _why_nothing_fits(fx, f, lo, budget, direction, remedies)
+        return Solution(**base, value=None, method=method, closed_form=closed, root=root, reason=reason,
+                        notes=tuple(notes), suggestions=tuple(suggestions))
+    if value is _UNBOUNDED:
+        reason = (f"{fx.target} stays within {budget_text} for every {fx.name} up to {SEARCH_LIMIT:,}: "
+                  f"no limit to report")
+        return Solution(**base, value=None, method=method, reason=reason, notes=tuple(notes))
+
+    nxt = value + 1 if direction == "largest" else value - 1
+    at_next = None
+    if direction == "smallest" and nxt < lo:
+        nxt = None
+    elif nxt is not None:
+        try:
+            at_next = f(nxt)
+        except _Undefined:
+            at_next = None
+    if fx.name == "s":
+        limit = _value_of(fx, "s_max")
+        if limit is not None and value > limit:
+            notes.append(f"beyond the model's context length s_max = {int(limit):,}")
+    plain = (lambda v: int(v) if v is not None and fx.integer else v)  # noqa: E731 - ints for counts
+    return Solution(**base, value=plain(value), method=method, closed_form=closed, root=root,
+                    target_at_value=f(value), next_value=plain(nxt), target_at_next=at_next, notes=tuple(notes))
+
+
+_NONE_FIT = object()
+_UNBOUNDED = object()
+
+
+def _value_of(fx: Focus, name: str):
+    from .evaluate import evaluate_values
+
+    bound = {n: b.value for n, b in fx.problem.bindings.items()}
+    values, _ = evaluate_values(fx.problem.ruleset, bound, only=fx.problem.ruleset.closure([name]))
+    return values.get(name)
+
+
+def _lowest(fx: Focus, f: _Fn) -> Basic:
+    """The smallest value the input may take: 0 if the formulas accept it, else 1."""
+    for candidate in (Integer(0), Integer(1)):
+        if fx.feasible(candidate):
+            try:
+                f(candidate)
+                return candidate
+            except _Undefined:
+                continue
+    return Integer(1)
+
+
+def _direction(fx: Focus, f: _Fn, lo: Basic):
+    """('largest' if the target grows, 'smallest' if it shrinks, or 'flat'; monotone?)."""
+    points = [lo + k for k in range(4)] + [lo + 2**k for k in range(2, 41, 2)]
+    values = []
+    for x in points:
+        try:
+            values.append(f(x))
+        except _Undefined:
+            break
+    rising = any(b > a for a, b in zip(values, values[1:]))
+    falling = any(b < a for a, b in zip(values, values[1:]))
+    if not rising and not falling:
+        return "flat", True
+    if rising and falling:
+        return ("largest" if values[-1] > values[0] else "smallest"), False
+    return ("largest" if rising else "smallest"), True
+
+
+def _integer_search(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str):
+    fits = lambda x: f(x) <= budget  # noqa: E731
+    if direction == "largest":
+        if not fits(lo):
+            return _NONE_FIT
+        hi = max(lo, Integer(1))
+        while fits(hi):
+            if hi > SEARCH_LIMIT:
+                return _UNBOUNDED
+            hi *= 2
+        good, bad = lo, hi  # fits(good), not fits(bad)
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            good, bad = (mid, bad) if fits(mid) else (good, mid)
+        return _scan(fx, good, -1, lambda x: x >= lo)
+    # smallest
+    hi = max(lo, Integer(1))
+    while not fits(hi):
+        if hi > SEARCH_LIMIT:
+            return _NONE_FIT
+        hi *= 2
+    if fits(lo):
+        return _scan(fx, lo, +1, fits)
+    bad, good = lo, hi
+    while good - bad > 1:
+        mid = (good + bad) // 2
+        bad, good = (bad, mid) if fits(mid) else (mid, good)
+    return _scan(fx, good, +1, fits)
+
+
+def _scan(fx: Focus, start, step: int, ok):
+    """From ``start``, the first value the requirements accept (tp must divide a, ...)."""
+    x = start
+    for _ in range(SCAN_LIMIT):
+        if not ok(x):
+            return _NONE_FIT
+        if fx.feasible(x):
+            return x
+        x += step
+    return _NONE_FIT
+
+
+def _exhaustive(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str):
+    """Every value from lo on: in float64 with NumPy to find the candidates, then exactly."""
+    try:
+        import numpy as np
+    except ImportError:  # without the plot extra: exact evaluation of fewer values
+        candidates = [lo + k for k in range(10_000)]
+    else:
+        from sympy import lambdify
+
+        xs = np.arange(int(lo), int(lo) + EXHAUSTIVE_LIMIT, dtype=np.int64)
+        with np.errstate(all="ignore"):
+            values = np.asarray(lambdify(fx.symbol, fx.expr, modules="numpy")(xs.astype(float)), dtype=float)
+        near = values <= float(budget) * (1 + 1e-9)
+        candidates = [Integer(int(x)) for x in xs[near]]
+    if direction == "largest":
+        candidates = candidates[::-1]
+    for x in candidates:
+        try:
+            if f(x) <= budget and fx.feasible(x):
+                return x
+        except _Undefined:
+            continue
+    return _NONE_FIT
+
+
+def _rational_search(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str):
+    """Bisection on exact rationals to 1e-9 relative, for inputs that need not be whole."""
+    value = _integer_search(fx, f, lo, budget, direction)
+    if value in (_NONE_FIT, _UNBOUNDED):
+        return value
+    a, b = (value, value + 1) if direction == "largest" else (value - 1, value)
+    for _ in range(40):
+        mid = (a + b) / 2
+        if (f(mid) <= budget) == (direction == "largest"):
+            a = mid
+        else:
+            b = mid
+    return a if direction == "largest" else b
+
+
+def _equation(expr, x, budget):
+    """The numerator of expr − budget over a common denominator, as a polynomial in x
+    (so that c0 + c1/x = M is solved as well as c0 + c1·x = M), or None."""
+    try:
+        numerator, _ = fraction(together(expr - budget))
+        poly = Poly(numerator, x)
+    except Exception:  # Piecewise, ceil, max...: not a rational function of x
+        return None
+    return poly if poly.degree() >= 1 else None
+
+
+def _degree(fx: Focus) -> Optional[int]:
+    poly = _equation(fx.expr, fx.symbol, Symbol("M"))
+    return poly.degree() if poly is not None else None
+
+
+def _kind(fx: Focus) -> str:
+    try:
+        polynomial = Poly(fx.expr, fx.symbol).degree() >= 1
+    except Exception:
+        polynomial = False
+    degree = _degree(fx)
+    name = {1: "linear", 2: "quadratic"}.get(degree, f"degree {degree}")
+    return f"{name} in {fx.name}" if polynomial else f"rational in {fx.name}: {name} after clearing the denominator"
+
+
+def _closed_form(fx: Focus, budget: Basic, direction: str):
+    """(symbolic solution or None, real root at the spec's values or None) for degree 1-2."""
+    degree = _degree(fx)
+    if degree not in (1, 2):
+        return None, None
+    poly = _equation(fx.expr, fx.symbol, budget)
+    candidates = [r for r in _roots(poly) if r.is_real and r >= 0] if poly is not None else []
+    root = None
+    for r in sorted(candidates, key=lambda r: float(r)):
+        # the root where the target crosses the budget: the target is exactly the budget there
+        if fx.feasible(ceiling(r)) or fx.feasible(floor(r)) or True:
+            root = r
+            break
+    return _symbolic_solution(fx, degree, direction), root
+
+
+def _roots(poly: Poly) -> List[Basic]:
+    """The exact roots of a degree 1 or 2 polynomial (the quadratic formula; SymPy's
+    general `roots` would import half of SymPy on a cold start)."""
+    from sympy import sqrt
+
+    coeffs = poly.all_coeffs()
+    if len(coeffs) == 2:
+        return [-coeffs[1] / coeffs[0]]
+    c2, c1, c0 = coeffs
+    disc = c1**2 - 4 * c2 * c0
+    if disc < 0:
+        return []
+    return [(-c1 - sqrt(disc)) / (2 * c2), (-c1 + sqrt(disc)) / (2 * c2)]
+
+
+def _symbolic_solution(fx: Focus, degree: int, direction: str) -> Optional[str]:
+    """x = ... in terms of the other inputs and the budget M (None if not rational there)."""
+    from .explain import specialise
+
+    expr, _ = specialise(fx.problem.ruleset, fx.target, fx.problem.bindings)
+    x, M = fx.symbol, Symbol("M")
+    # Inputs that only choose a branch (pp == 1, zero_stage >= 3, b > 1) are fixed at their
+    # values, so the closed form reads as arithmetic in the sizes.
+    structural = set()
+    for node in expr.atoms(Piecewise):
+        for _, cond in node.args:
+            structural |= {str(sym) for sym in getattr(cond, "free_symbols", ())}
+    structural.discard(str(x))
+    if structural:
+        values = _values_at_point(fx, structural)
+        expr = expr.xreplace({Symbol(n): v for n, v in values.items()})
+    poly = _equation(expr, x, M)
+    if poly is None or poly.degree() != degree:
+        return None
+    coeffs = poly.all_coeffs()
+    if degree == 1:
+        c1, c0 = coeffs
+        solution = -c0 / c1
+    else:
+        from sympy import sqrt
+
+        c2, c1, c0 = coeffs
+        solution = (-c1 + sqrt(c1**2 - 4 * c2 * c0)) / (2 * c2)
+    rounding = ("floor" if direction == "largest" else "ceiling") if fx.integer else ""
+    return f"{x} = {rounding}({solution})" if rounding else f"{x} = {solution}"
+
+
+def _values_at_point(fx: Focus, names) -> dict:
+    from .evaluate import evaluate_values
+
+    rs = fx.problem.ruleset
+    bound = {n: b.value for n, b in fx.problem.bindings.items()}
+    values, _ = evaluate_values(rs, bound, only=rs.closure(list(names)))
+    return {n: values[n] for n in names if n in values}
+
+
+def _why_nothing_fits(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str, remedies: bool):
+    x = lo if direction == "largest" else Integer(SEARCH_LIMIT)
+    shown_x = f"{fx.name} = {int(x):,}" if direction == "largest" else f"any {fx.name}"
+    parts = components(fx.target)
+    over = []
+    if parts:
+        values = fx.with_values([n for n in parts.values() if n in fx.problem.ruleset.rules])
+        for row, out in parts.items():
+            v = values.get(out)
+            if v is None:
+                continue
+            v = v.xreplace({fx.symbol: x})
+            if v.is_number and v > budget:
+                over.append(f"{row} alone need{'s' if not row.endswith('s') else ''} {format_bytes(v)} > {format_bytes(budget)}")
+    total = f(x) if direction == "largest" else None
+    if over:
+        reason = "nothing fits: " + "; ".join(over) + f" (at {shown_x})"
+    elif total is not None:
+        reason = f"nothing fits: {fx.target} is {format_bytes(total)} > {format_bytes(budget)} already at {shown_x}"
+    else:
+        reason = f"nothing fits: {fx.target} stays above {format_bytes(budget)} for {shown_x}"
+    suggestions: List[str] = []
+    if remedies:
+        for key, val in REMEDIES.get(fx.target, []):
+            current = fx.problem.bindings.get(key)
+            if current is not None and str(getattr(current.value, "value", current.value)).lower() == val:
+                continue
+            try:
+                trial = _with(fx.problem, f"{key}={val}")
+                target = fx.target if key != "regime" else f"total_{val}"
+                if key == "zero_stage" and fx.name != "dp":
+                    sol = solve(trial, "dp", int(budget), target, remedies=False)
+                    if sol.value is not None:
+                        suggestions.append(f"--set zero_stage=3 with dp >= {int(sol.value):,} fits")
+                    continue
+                sol = solve(trial, fx.name, int(budget), target, remedies=False)
+            except EngineError:
+                continue
+            if sol.value is not None:
+                shown = f"{int(sol.value):,}" if fx.integer else f"{float(sol.value):.6g}"
+                suggestions.append(f"--set {key}={val}: {fx.name} = {shown} fits")
+            if len(suggestions) >= 3:
+                break
+    return reason, suggestions
+
+
+def _with(problem: Problem, setting: str) -> Problem:
+    entry = parse_set(setting)
+    entries = [b for b in problem.bindings.values()]
+    bindings = dict(problem.bindings)
+    extra = bind(problem.ruleset, [entry])
+    bindings.update(extra)
+    return Problem(problem.ruleset, bindings, problem.spec, problem.gpu)

@@ -1,0 +1,49 @@
+"""sensitivity: derivatives, elasticities and doubling ratios at the spec's point."""
+
+import json
+
+import engine
+from engine.sensitivity import sensitivity
+
+from conftest import SPECS
+
+
+def rows(spec, target, *sets):
+    result = sensitivity(engine.load(str(spec), list(sets)), target)
+    return result, {r.name: r for r in result.inputs}
+
+
+def test_doubling_s_multiplies_the_gpt_formula_by_3_40_not_4():
+    """Seed §6 says seq ×2 → ×4; LLaMA-13B at s = 2048 with the GPT (Korthikanti) formula: 3.40."""
+    _, by = rows(SPECS / "llama13b.toml", "activations_per_layer", "arch=gpt")
+    assert round(by["s"].doubling_ratio, 2) == 3.40
+    assert round(by["b"].doubling_ratio, 6) == 2.0
+    assert 1 < by["s"].elasticity < 2
+
+
+def test_batch_and_layers_double_activations():
+    _, by = rows(SPECS / "llama13b.toml", "activations", "arch=gpt")
+    assert round(by["b"].doubling_ratio, 6) == 2.0
+    assert round(by["L"].doubling_ratio, 2) == 1.99  # the loss and embedding terms do not grow with L
+
+
+def test_inputs_are_ranked_by_elasticity():
+    result, _ = rows(SPECS / "llama13b.toml", "activations", "arch=gpt")
+    elasticities = [abs(r.elasticity or 0) for r in result.inputs]
+    assert elasticities == sorted(elasticities, reverse=True)
+    assert result.inputs[0].name == "s"
+
+
+def test_derivative_value_is_bytes_per_unit():
+    result, by = rows(SPECS / "llama13b.toml", "kv_cache")
+    assert by["s"].slope == 819_200  # one more token of context costs 800 KiB of KV cache
+    assert by["s"].elasticity == 1.0
+
+
+def test_json_shape(cli):
+    status, out, err = cli("sensitivity", "specs/llama13b.toml", "--target", "activations", "--format", "json")
+    assert status == 0, err
+    data = json.loads(out)
+    assert {"target", "at", "inputs"} <= set(data)
+    assert {"expression", "derivative", "elasticity", "doubling_ratio"} <= set(data["inputs"]["s"])
+    assert data["at"]["s"] == 2048

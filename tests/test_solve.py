@@ -1,0 +1,153 @@
+"""solve: the largest (or smallest) value of an input that keeps a target within a budget."""
+
+import json
+from fractions import Fraction
+
+import pytest
+
+import engine
+from engine.solve import parse_budget, solve
+
+from conftest import DATA, SPECS, load_toml
+
+GiB, GB = 2**30, 10**9
+
+
+def problem(spec=None, *sets):
+    return engine.load(None if spec is None else str(spec), list(sets))
+
+
+def assert_boundary(sol, budget):
+    """The answer fits and the next value does not: the exact boundary."""
+    assert sol.target_at_value <= budget < sol.target_at_next
+    step = 1 if sol.direction == "largest" else -1
+    assert sol.next_value == sol.value + step
+
+
+def test_longest_context_llama2_7b_serves_in_24_gib_and_in_24_gb():
+    p = problem(SPECS / "llama2-7b.toml", "regime=inference")
+    gib = solve(p, "s", 24 * GiB)
+    gb = solve(p, "s", 24 * GB)
+    assert_boundary(gib, 24 * GiB)
+    assert_boundary(gb, 24 * GB)
+    assert (gib.value, gb.value) == (22736, 19463)
+    assert round(float(gib.value / gb.value) - 1, 2) == 0.17  # the unit alone moves the answer by ~17%
+    assert "linear" in gib.method and gib.closed_form.startswith("s = floor(")
+    assert any("s_max = 4,096" in n for n in gib.notes)
+
+
+def test_fewest_data_parallel_gpus_for_zero_3_model_states_of_7_5b():
+    """ZeRO Figure 1: 16 × 7.5B bytes over Nd GPUs; 1.9 GB needs Nd = 64 (1.875 GB)."""
+    p = problem(None, "params=7.5B", "zero_stage=3", "weight_dtype=fp16")
+    sol = solve(p, "dp", int(1.9 * GB), "model_states")
+    assert (sol.direction, sol.value) == ("smallest", 64)
+    assert_boundary(sol, int(1.9 * GB))
+    assert sol.target_at_value == 1_875_000_000
+
+
+ZERO = load_toml(DATA / "references" / "zero.toml")
+
+
+@pytest.mark.parametrize("row", ZERO["table2"]["rows"], ids=[f"MP={r['mp']}" for r in ZERO["table2"]["rows"]])
+@pytest.mark.parametrize("stage, printed", [(0, "printed_baseline"), (1, "printed_os"), (2, "printed_os_g"),
+                                            (3, "printed_os_g_p")])
+def test_largest_model_under_zero_on_64_gpus_of_32_gb(row, stage, printed):
+    """ZeRO Table 2: the largest Ψ whose model states fit 32 GB per GPU, Nd = 64, MP-way model parallel.
+    The paper prints MP × (the MP = 1 value, rounded): compare per MP-way slice."""
+    p = problem(None, f"dp={ZERO['table2']['nd']}", f"tp={row['mp']}", f"zero_stage={stage}", "weight_dtype=fp16")
+    sol = solve(p, "params", ZERO["table2"]["device_memory_bytes"], "model_states")
+    assert_boundary(sol, ZERO["table2"]["device_memory_bytes"])
+    first = next(r for r in ZERO["table2"]["rows"] if r["mp"] == 1)[printed]
+    billions = float(first.rstrip("BT")) * (1000 if first.endswith("T") else 1)
+    assert round(sol.value / row["mp"] / GB, 1) == billions
+
+
+def test_a_quadratic_in_s_without_flash_attention():
+    p = problem(SPECS / "gpt3-175b.toml", "tp=8", "pp=8", "dp=8", "zero_stage=1", "flash_attention=false")
+    sol = solve(p, "s", 80 * GiB, "total_training")
+    assert "quadratic in s" in sol.method
+    assert_boundary(sol, 80 * GiB)
+    assert sol.closed_form and "sqrt" in sol.closed_form
+    assert int(sol.root) == sol.value  # floor of the real root
+
+
+def test_nothing_fits_says_which_component_and_what_would():
+    sol = solve(problem(SPECS / "llama13b.toml"), "s", 24 * GiB)
+    assert sol.value is None
+    assert "weights alone need 24.24 GiB > 24.00 GiB" in sol.reason
+    assert any("zero_stage=3" in s for s in sol.suggestions)
+
+
+def test_never_a_root_outside_the_domain():
+    sol = solve(problem(SPECS / "llama13b.toml"), "s", 24 * GiB)
+    assert sol.root is None or sol.root >= 0
+
+
+def test_requirements_restrict_the_answer():
+    """tp must divide a (40) and kv_heads: with zero-1 the smallest tp that fits skips 3."""
+    p = problem(SPECS / "llama13b.toml", "dp=8", "zero_stage=1")
+    sol = solve(p, "tp", 40 * GiB, "total_training")
+    assert sol.value in (4, 5, 8, 10)
+    assert 40 % sol.value == 0
+
+
+def test_a_non_monotonic_target_is_searched_exactly(tmp_path):
+    f = tmp_path / "odd.formula"
+    f.write_text("odd [bytes] = (s - 100)^2 * 1 MiB + 1 GiB\n")
+    p = engine.load(None, ["b=1"], [str(f)])
+    sol = solve(p, "s", 2 * GiB, "odd")
+    assert any("not monotonic" in n for n in sol.notes)
+    assert (sol.value - 100) ** 2 * 2**20 + GiB <= 2 * GiB < (sol.value + 1 - 100) ** 2 * 2**20 + GiB
+
+
+@pytest.mark.parametrize("text, words", [
+    ("24", "has no unit"), ("24 GiBs", "not a memory size"), ("24gib", "did you mean '24GiB'"),
+    ("13B", "is a count"), ("-1GiB", "must be positive"),
+])
+def test_bad_budgets(text, words):
+    with pytest.raises(engine.SolveError) as info:
+        parse_budget(text)
+    assert words in info.value.message + (info.value.hint or "")
+
+
+@pytest.mark.parametrize("name, target, words", [
+    ("sq", None, "did you mean 's'"),
+    ("s", "total_trainng", "did you mean 'total_training'"),
+    ("weight_dtype", None, "not a number"),
+    ("gpu_memory", "total_training", "does not depend on gpu_memory"),
+])
+def test_bad_names(name, target, words):
+    with pytest.raises(engine.SolveError) as info:
+        solve(problem(SPECS / "llama13b.toml"), name, 80 * GiB, target)
+    assert words in info.value.message + " " + (info.value.hint or "")
+
+
+def test_cli_json_follows_the_design_schema(cli):
+    status, out, err = cli("solve", "specs/llama2-7b.toml", "--for", "s", "--budget", "24GiB",
+                           "--set", "regime=inference", "--format", "json")
+    assert status == 0, err
+    data = json.loads(out)
+    assert {"for", "target", "budget", "value", "closed_form", "reason"} <= set(data)
+    assert (data["for"], data["target"], data["budget"], data["value"]) == ("s", "total_inference", 24 * GiB, 22736)
+
+
+def test_cli_nothing_fits_exits_0_with_null_and_a_reason(cli):
+    status, out, _ = cli("solve", "specs/llama13b.toml", "--for", "s", "--budget", "24GiB", "--format", "json")
+    data = json.loads(out)
+    assert status == 0 and data["value"] is None and "weights alone" in data["reason"]
+
+
+def test_cli_two_budgets_answer_a_table(cli):
+    status, out, _ = cli("solve", "specs/llama2-7b.toml", "--for", "s", "--budget", "24GiB", "--budget", "24GB",
+                         "--set", "regime=inference")
+    assert status == 0 and "22,736" in out and "19,463" in out
+    status, out, _ = cli("solve", "specs/llama2-7b.toml", "--for", "s", "--gpu", "rtx4090", "--gpu", "a100-80gb",
+                         "--set", "regime=inference", "--format", "json")
+    assert status == 0 and [d["budget"] for d in json.loads(out)] == [24 * GiB, 80 * GiB]
+
+
+def test_cli_bad_input_exits_2(cli):
+    for args in (("--for", "s", "--budget", "24"), ("--for", "sq", "--budget", "24GiB"),
+                 ("--for", "s", "--budget", "24GiB", "--target", "nope")):
+        status, _, err = cli("solve", "specs/llama13b.toml", *args)
+        assert status == 2 and "error:" in err and "Traceback" not in err
