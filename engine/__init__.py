@@ -23,13 +23,27 @@ from .errors import (
     SolveError,
     SpecError,
 )
+
 from .evaluate import Breakdown, evaluate
 from .explain import Explanation, explain
 from .library import Library
 from .load import Problem, load
 from .rules import Rule, RuleSet
+from .sensitivity import Sensitivity, sensitivity
+from .solve import Solution, solve
 from .spec import Binding, Spec, bind, load_spec
-from .transform import parse_formulas
+from .sweep import SweepResult, parse_range, sweep
+
+
+def __getattr__(name):
+    # The parser (and Lark) is imported on first use (PEP 562): a run whose formula
+    # files are all in the parse cache never needs it.
+    if name == "parse_formulas":
+        from .transform import parse_formulas
+
+        return parse_formulas
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
 
 __all__ = [
     "__version__",
@@ -55,4 +69,11 @@ __all__ = [
     "evaluate",
     "Explanation",
     "explain",
+    "Solution",
+    "solve",
+    "Sensitivity",
+    "sensitivity",
+    "SweepResult",
+    "sweep",
+    "parse_range",
 ]

@@ -13,7 +13,6 @@ Library users catch :class:`EngineError`; the CLI turns it into exit status 2.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -156,6 +155,8 @@ class SolveError(EngineError):
 
 def suggest(name: str, known: Iterable[str]) -> Optional[str]:
     """'did you mean ...?' for the closest known name, or None."""
+    import difflib  # only when there is something to suggest
+
     known = list(known)
     match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if not match:

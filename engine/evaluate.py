@@ -18,6 +18,7 @@ from sympy.logic.boolalg import BooleanAtom
 from .errors import BindingError, EvaluationError, Location, SpecError, suggest
 from .rules import Rule, RuleSet
 from .spec import Binding
+from .exact import Unsupported, evaluate_exact, to_python_value, to_sympy_value
 from .symbols import Table, Text, TextSet, UnknownKey
 
 __all__ = ["Breakdown", "evaluate", "evaluate_values"]
@@ -107,6 +108,7 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, fre
     values: Dict[str, Basic] = {}
     missing: Dict[str, FrozenSet[str]] = {}
     symbols: Dict[Symbol, Basic] = {}
+    plain: Dict[str, object] = {}  # the same values as Python Fractions/bools/strings, for exact.py
     free = frozenset(free)
     for name in ruleset.order:
         if only is not None and name not in only:
@@ -122,10 +124,24 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, fre
             if lacking:
                 missing[name] = lacking
                 continue
-            value = _value_of(rule, symbols, free)
+            value = _fast_value(rule, plain)  # None when a dependency is symbolic, or on any doubt
+            if value is None:
+                value = _value_of(rule, symbols, free)
         values[name] = value
         symbols[Symbol(name)] = value
+        try:
+            plain[name] = to_python_value(value)
+        except Unsupported:
+            pass
     return values, missing
+
+
+def _fast_value(rule: Rule, plain: Mapping[str, object]) -> Optional[Basic]:
+    """The rule's value by exact.py, or None to let SymPy do it (irrational results, errors)."""
+    try:
+        return to_sympy_value(evaluate_exact(rule.expr, plain))
+    except (Unsupported, ArithmeticError, TypeError, ValueError, UnknownKey):
+        return None  # SymPy recomputes it and reports any error in its own words
 
 
 def _value_of(rule: Rule, symbols: Mapping[Symbol, Basic], free=frozenset()) -> Basic:
@@ -180,13 +196,23 @@ def _checked(rule: Rule, value: Basic) -> Basic:
 
 
 def _check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:
-    symbols = {Symbol(n): v for n, v in values.items()}
+    plain = {}
+    for n, v in values.items():
+        try:
+            plain[n] = to_python_value(v)
+        except Unsupported:
+            pass
     for rule in ruleset.requirements:
         if any(d not in values for d in rule.deps):
             continue
         try:
-            ok = rule.expr.xreplace(symbols)
-        except (TypeError, ValueError, UnknownKey):
+            ok = evaluate_exact(rule.expr, plain)
+        except Unsupported:
+            try:
+                ok = rule.expr.xreplace({Symbol(d): values[d] for d in rule.deps})
+            except (TypeError, ValueError, UnknownKey):
+                ok = None
+        except (ArithmeticError, TypeError, ValueError, UnknownKey):
             ok = None
         if ok is True or (isinstance(ok, BooleanAtom) and bool(ok)):
             continue

@@ -25,7 +25,6 @@ from . import resources
 from .errors import FormulaError, Location, SpecError, suggest
 from .rules import FormulaFile, RuleSet
 from .symbols import Table, Text, TextSet
-from .transform import read_formula_file
 
 __all__ = ["Library", "formula_files"]
 
@@ -63,7 +62,7 @@ def _cached(path: Path, shown: str, builtin: bool) -> FormulaFile:
     except OSError:
         data = None
     if directory is None or data is None:
-        return read_formula_file(path, builtin=builtin, shown=shown)
+        return _parse_file(path, shown, builtin)
     key = hashlib.sha256(b"\0".join([_engine_fingerprint(), shown.encode(), bytes([builtin]), data])).hexdigest()
     entry = directory / f"{key}.pickle"
     try:
@@ -73,7 +72,7 @@ def _cached(path: Path, shown: str, builtin: bool) -> FormulaFile:
             return file
     except Exception:  # missing, unreadable or stale: parse again
         pass
-    file = read_formula_file(path, builtin=builtin, shown=shown)
+    file = _parse_file(path, shown, builtin)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
@@ -83,6 +82,12 @@ def _cached(path: Path, shown: str, builtin: bool) -> FormulaFile:
     except Exception:
         pass
     return file
+
+
+def _parse_file(path: Path, shown: str, builtin: bool) -> FormulaFile:
+    from .transform import read_formula_file  # the parser (and Lark) only on a cache miss
+
+    return read_formula_file(path, builtin=builtin, shown=shown)
 
 
 class _Pickler(pickle.Pickler):

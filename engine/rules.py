@@ -14,6 +14,7 @@ A :class:`Rule` is one statement of a formula file: a definition
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
 
@@ -40,7 +41,7 @@ class Rule:
     comment: str  # the comment lines right above it: notes and sources
     builtin: bool
 
-    @property
+    @functools.cached_property
     def deps(self) -> FrozenSet[str]:
         return names_in(self.expr)
 
