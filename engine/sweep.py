@@ -149,8 +149,7 @@ def _tabulate(fx, xs):
         import numpy as np
     except ImportError:  # pragma: no cover
         np = None
-    if np is None:
-        f = lambdify(fx.symbol, fx.expr, modules="math")
+    if np is None:  # without NumPy: exact evaluation point by point (slower, same values)
         return [fx.at_value(Integer(x) if float(x).is_integer() else Rational(str(x))) for x in xs], True
     f = lambdify(fx.symbol, fx.expr, modules="numpy")
     with np.errstate(all="ignore"):
