@@ -273,12 +273,12 @@ def _plot(args, problem, result) -> None:
                 sol = solve(problem, result.name, memory, target, remedies=False)
             except EngineError:
                 continue
-            if sol.value is not None and rng_contains(result, sol.value):
+            if sol.value is not None and _in_range(result, sol.value):
                 crossings.append((target, label, sol.value, sol.target_at_value))
     plot_sweep(result, args.plot, lines, crossings)
 
 
-def rng_contains(result, value) -> bool:
+def _in_range(result, value) -> bool:
     return float(result.xs[0]) <= float(value) <= float(result.xs[-1])
 
 

@@ -13,7 +13,7 @@ Library users catch :class:`EngineError`; the CLI turns it into exit status 2.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Optional
 
 __all__ = [
@@ -165,10 +165,3 @@ def suggest(name: str, known: Iterable[str]) -> Optional[str]:
             match = [lowered[name.lower()]]
     return f"did you mean '{match[0]}'?" if match else None
 
-
-@dataclass
-class Diagnostics:
-    """Errors and warnings collected by ``check``, rendered together."""
-
-    errors: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)

@@ -9,13 +9,13 @@ asking for it explicitly is a :class:`BindingError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Sequence
 
 from sympy import Basic, Symbol, nan, zoo
 from sympy.logic.boolalg import BooleanAtom
 
-from .errors import BindingError, EvaluationError, Location, SpecError, suggest
+from .errors import BindingError, EvaluationError, SpecError, suggest
 from .rules import Rule, RuleSet
 from .spec import Binding
 from .exact import Unsupported, evaluate_exact, to_python_value, to_sympy_value

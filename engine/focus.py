@@ -9,7 +9,7 @@ symbol, so it is exactly what ``vram-eval SPEC`` computes at any value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from sympy import Basic, Integer, Symbol
 from sympy.logic.boolalg import BooleanAtom
@@ -18,7 +18,7 @@ from .errors import BindingError, Location, SolveError, suggest
 from .evaluate import evaluate_values
 from .load import Problem
 from .rules import Rule
-from .symbols import Text, TextSet
+from .symbols import Text
 
 __all__ = ["Focus", "focus", "default_target", "NUMERIC_UNITS"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import sys
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 from . import resources
 from .errors import Location, SpecError, suggest

@@ -17,7 +17,7 @@ import hashlib
 import os
 import pickle
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from sympy import Atom, Basic
 

@@ -12,9 +12,11 @@ from sympy.logic.boolalg import BooleanAtom
 from .evaluate import Breakdown
 from .regimes import HEADROOM, REGIMES, ROWS
 from .symbols import Table, Text, TextSet
-from .units import BYTE_UNITS, format_bytes, format_count, format_number
+from .units import format_bytes, format_count, format_number
 
-__all__ = ["to_python", "breakdown_dict", "render_json", "render_yaml", "render_table", "render"]
+__all__ = ["to_python", "breakdown_dict", "render_json", "render_yaml", "render_listing", "render_report", "render",
+           "render_check", "render_explanation", "render_names", "render_solutions", "render_sensitivity",
+           "render_sweep"]
 
 UNIT_WORDS = {"GiB": "GiB (2^30 bytes)", "GB": "GB (10^9 bytes)", "MiB": "MiB (2^20 bytes)", "MB": "MB (10^6 bytes)",
               "TiB": "TiB (2^40 bytes)", "TB": "TB (10^12 bytes)"}
@@ -81,7 +83,7 @@ def format_value(value: Basic, unit: Optional[str], memory_unit: str = "GiB") ->
         return "{" + ", ".join(f"{k}: {format_number(v)}" for k, v in py.items()) + "}"
     exact = value if isinstance(value, Rational) else py
     if unit == "bytes":
-        return format_bytes(exact if isinstance(exact, Rational) else py, memory_unit).replace(",", ",")
+        return format_bytes(exact if isinstance(exact, Rational) else py, memory_unit)
     if unit == "count" and abs(py) >= 10**4:
         return f"{format_number(int(py)) if float(py).is_integer() else format_number(py)} ({format_count(py)})"
     if isinstance(value, Integer):

@@ -13,18 +13,17 @@ which change would fit, found by solving again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
-from sympy import Basic, Integer, Piecewise, Poly, Rational, Symbol, ceiling, floor, fraction, together
-from sympy.polys.polyerrors import PolynomialError
+from sympy import Basic, Integer, Piecewise, Poly, Rational, Symbol, ceiling, fraction, together
 
 from .errors import EngineError, Location, SolveError
 from .focus import Focus, focus
 from .load import Problem
 from .regimes import REMEDIES, components
 from .spec import parse_set, bind
-from .units import BYTE_UNITS, format_bytes, parse_quantity, unit_hint
+from .units import format_bytes, parse_quantity, unit_hint
 
 __all__ = ["Solution", "solve", "parse_budget", "SEARCH_LIMIT"]
 
@@ -343,12 +342,8 @@ def _closed_form(fx: Focus, budget: Basic, direction: str):
         return None, None
     poly = _equation(fx.expr, fx.symbol, budget)
     candidates = [r for r in _roots(poly) if r.is_real and r >= 0] if poly is not None else []
-    root = None
-    for r in sorted(candidates, key=lambda r: float(r)):
-        # the root where the target crosses the budget: the target is exactly the budget there
-        if fx.feasible(ceiling(r)) or fx.feasible(floor(r)) or True:
-            root = r
-            break
+    # the smallest non-negative root: where the target crosses the budget
+    root = min(candidates, key=lambda r: float(r)) if candidates else None
     return _symbolic_solution(fx, degree, direction), root
 
 
@@ -455,9 +450,6 @@ def _why_nothing_fits(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: st
 
 
 def _with(problem: Problem, setting: str) -> Problem:
-    entry = parse_set(setting)
-    entries = [b for b in problem.bindings.values()]
     bindings = dict(problem.bindings)
-    extra = bind(problem.ruleset, [entry])
-    bindings.update(extra)
+    bindings.update(bind(problem.ruleset, [parse_set(setting)]))
     return Problem(problem.ruleset, bindings, problem.spec, problem.gpu)

@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from sympy import Basic, Integer, Rational
 from sympy.logic.boolalg import false, true
@@ -294,7 +294,6 @@ def _read_config_json(text: str, shown: str) -> Spec:
 
 def parse_set(text: str) -> Entry:
     """``--set s=4096`` → an Entry located on the command line."""
-    shown = f"--set {text}"
     if "=" not in text:
         raise SpecError("--set needs NAME=VALUE", Location("--set", None, 1, text, len(text)),
                         hint="for example  --set s=4096  or  --set weight_dtype=bf16")
@@ -309,7 +308,6 @@ def parse_set(text: str) -> Entry:
         raw = value.lower() == "true"
     elif "," in value:
         raw = [v.strip() for v in value.split(",") if v.strip()]
-    del shown
     return Entry(key, raw, Location("--set", None, 1, text, len(key)))
 
 

@@ -22,7 +22,6 @@ from sympy import (
     Eq,
     Ge,
     Gt,
-    Integer,
     Le,
     Lt,
     Max,
@@ -41,7 +40,7 @@ from sympy import (
     log,
     sqrt,
 )
-from sympy.logic.boolalg import Boolean, BooleanAtom, false, true
+from sympy.logic.boolalg import Boolean, false, true
 
 from .errors import FormulaError, Location, suggest
 from .parse import parse_text

@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import DATA, ROOT, SPECS, evaluate, load_toml, value
+from conftest import DATA, SPECS, evaluate, load_toml, value
 
 GB, GiB = 10**9, 2**30
 

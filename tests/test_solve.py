@@ -1,7 +1,6 @@
 """solve: the largest (or smallest) value of an input that keeps a target within a budget."""
 
 import json
-from fractions import Fraction
 
 import pytest
 
