@@ -83,6 +83,9 @@ def format_value(value: Basic, unit: Optional[str], memory_unit: str = "GiB") ->
         return "{" + ", ".join(f"{k}: {format_number(v)}" for k, v in py.items()) + "}"
     exact = value if isinstance(value, Rational) else py
     if unit == "bytes":
+        if abs(py) < 1024:  # bytes per element, per parameter: say it in bytes
+            shown = format_number(exact if isinstance(exact, Rational) and exact.q == 1 else py)
+            return f"{shown} byte" + ("" if shown == "1" else "s")
         return format_bytes(exact if isinstance(exact, Rational) else py, memory_unit)
     if unit == "count" and abs(py) >= 10**4:
         return f"{format_number(int(py)) if float(py).is_integer() else format_number(py)} ({format_count(py)})"
