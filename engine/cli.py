@@ -14,7 +14,7 @@ from .errors import EngineError
 
 __all__ = ["main"]
 
-COMMANDS = ("eval", "check", "explain", "solve", "sensitivity", "sweep")
+COMMANDS = ("eval", "check", "explain", "solve", "sensitivity", "sweep", "validate")
 
 EPILOG = """\
 examples:
@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", help="draw the sweep to FILE.png or FILE.svg (needs vram-eval[plot])")
     p.add_argument("--gpu", action="append", default=[], metavar="ID", help="draw this GPU's memory (repeatable)")
     _common(p, formats=("csv", "json", "table"))
+
+    p = sub.add_parser("validate", help="predicted vs measured on a real PyTorch model (needs vram-eval[validate])",
+                       description="Build the spec's architecture at a small size with random weights and compare "
+                       "the formulas with what PyTorch counts and saves for backward.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--scale", choices=("tiny", "small"), default="tiny", help="model size to build (default tiny)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--format", choices=("table", "json"), default="table")
 
     p = sub.add_parser("check", help="parse and lint formula files",
                        description="Check formula files: syntax, duplicate names, cycles, unknown functions, "
@@ -282,5 +290,15 @@ def _in_range(result, value) -> bool:
     return float(result.xs[0]) <= float(value) <= float(result.xs[-1])
 
 
-_COMMANDS = {"eval": _eval, "check": _check, "explain": _explain, "solve": _solve,
+def _validate(args) -> int:
+    from .load import load
+    from .report import render_validation
+    from .validate import validate
+
+    problem = load(args.spec, args.sets)
+    sys.stdout.write(render_validation(validate(problem, args.scale), args.format))
+    return 0
+
+
+_COMMANDS = {"validate": _validate, "eval": _eval, "check": _check, "explain": _explain, "solve": _solve,
              "sensitivity": _sensitivity, "sweep": _sweep}

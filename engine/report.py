@@ -422,3 +422,19 @@ def render_sweep(result, fmt: str = "csv") -> str:
                                          for v, t in zip(row[1:], result.columns)] for row in result.rows()]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) + "\n" for r in rows)
+
+
+def render_validation(v, fmt: str = "table") -> str:
+    if fmt == "json":
+        return render_json(v.as_dict())
+    shape = ", ".join(f"{k} {val}" for k, val in v.shape.items())
+    rows = [["", "predicted", "measured", "error"]]
+    for what, predicted, measured in v.rows:
+        error = 0.0 if predicted == measured else 100.0 * (predicted - measured) / measured
+        rows.append([what, f"{predicted:,}", f"{measured:,}", f"{error:+.2f}%"])
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [f"validate {v.spec}: built {shape} (bf16, random weights)",
+             "  versions: " + ", ".join(f"{k} {val}" for k, val in v.versions.items()), ""]
+    lines += ["  " + "   ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]) for r in rows]
+    lines += ["", "bytes (parameters: a count); measured: torch.autograd.graph.saved_tensors_hooks, each storage once"]
+    return "\n".join(lines) + "\n"
