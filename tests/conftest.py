@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # validation/ (the measurement helpers) is imported by some tests
 DATA = ROOT / "tests" / "data"
 SPECS = ROOT / "specs"
 

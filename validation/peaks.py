@@ -51,6 +51,7 @@ class LiveBytes(TorchDispatchMode):
         self.live = {}  # data_ptr -> [nbytes, id]
         self.id_phase = {}  # id -> phase in which the storage was created
         self.id_nbytes = {}
+        self.id_desc = {}  # id -> (op that created it, shape, dtype) of the first tensor seen
         self.next_id = 1
         self.cur = 0
         self.phase = "setup"
@@ -78,6 +79,8 @@ class LiveBytes(TorchDispatchMode):
         self.live[p] = [n, i]
         self.id_phase[i] = self.phase
         self.id_nbytes[i] = n
+        self.id_desc[i] = (self._op if self.phase not in ("setup",) else "(registered)",
+                           tuple(t.shape), str(t.dtype).replace("torch.", ""))
         self.cur += n
         weakref.finalize(st, self._free, p, i)
         if self.cur > self.phase_peak.get(self.phase, -1):
@@ -298,6 +301,7 @@ LLAMA_SHAPES = [
     {"V": 4000},                 # logits dominate
     {"V": 250, "h": 512, "f": 1376},  # weights/activations dominate, small vocab
     {"f": 2048},
+    {"b": 1, "s": 32, "h": 512, "f": 1376, "L": 4, "V": 250},  # weights dominate activations
     {"b": 4, "s": 256, "h": 512, "a": 8, "kv_heads": 2, "f": 1376, "L": 3, "V": 2000},
 ]
 GPT2_SHAPES = [

@@ -1,0 +1,45 @@
+"""Measured cases → vram-eval bindings: one place that says how a measurement maps to inputs.
+
+Used by the tests (tests/test_measured*.py) and by the accuracy report
+(validation/accuracy.py). Needs only the engine, not torch.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+
+
+def activation_sets(c: dict) -> List[str]:
+    """--set values that reproduce a case of tests/data/measured/activations.json."""
+    e = DTYPE_BYTES[c["dtype"]]
+    sets = [f"arch={'gpt' if c['arch'] == 'gpt2' else 'llama'}", "activation_model=measured",
+            f"weight_dtype={c['dtype']}", f"b={c['b']}", f"s={c['s']}", f"h={c['h']}", f"a={c['a']}",
+            f"kv_heads={c['kv_heads']}", f"f={c['f']}", f"L={c['L']}", f"V={c['V']}", "s_max=4096",
+            f"flash_attention={'true' if c['attn'] == 'sdpa' else 'false'}",
+            f"recompute={'full' if c['checkpointing'] else 'none'}"]
+    if c["arch"] == "gpt2":
+        # On the CPU, F.dropout keeps its mask in the activation dtype and LayerNorm its
+        # statistics too; CUDA's native_dropout keeps a bool mask (1 byte).
+        sets += ["dropout=true", f"activation_function={c['activation_function']}", f"ln_stat_bytes={e}",
+                 f"mask_bytes={1 if c.get('dropout_impl') == 'native_dropout' else e}"]
+    if c["lora"]:
+        sets += ["lora_rank=8", "lora_targets=q,v", "lora_dtype=fp32"]  # PEFT's default: fp32 adapters
+    return sets
+
+
+def activation_comparable(c: dict) -> bool:
+    """GPT-2 with SDPA and dropout takes the fp32 math kernel on the CPU; CUDA fuses it."""
+    return not (c["arch"] == "gpt2" and c["attn"] == "sdpa")
+
+
+def kv_sets(c: dict) -> List[str]:
+    """--set values that reproduce a case of tests/data/measured/kv_cache.json."""
+    arch = "gpt" if c["arch"] == "gpt2" else "llama"
+    sets = [f"arch={arch}", f"h={c['h']}", f"a={c['a']}", f"kv_heads={c['kv_heads']}",
+            f"head_dim={c['head_dim']}", f"L={c['L']}", f"V={c['V']}", f"s_max={c.get('s_max', 4096)}",
+            f"b={c['b']}", f"s={c['tokens_in_cache']}", f"kv_dtype={c['dtype']}", f"weight_dtype={c['dtype']}"]
+    if arch == "llama":
+        sets.append(f"f={c.get('f', 4 * c['h'])}")
+    return sets
