@@ -19,6 +19,7 @@ import json
 import pytest
 
 from conftest import DATA, evaluate
+from validation.cases import kv_sets
 
 MEASURED = json.loads((DATA / "measured" / "kv_cache.json").read_text())
 CASES = MEASURED["cases"] + MEASURED["generate_cases"]
@@ -32,15 +33,7 @@ def _id(c):
 
 
 def predict(c, s=None):
-    s = c["tokens_in_cache"] if s is None else s
-    sets = [f"h={c['h']}", f"a={c['a']}", f"kv_heads={c['kv_heads']}", f"L={c['L']}", f"V={c['V']}",
-            f"s_max={c['s_max']}", f"b={c['b']}", f"s={s}", f"kv_dtype={c['dtype']}",
-            f"weight_dtype={c['dtype']}"]
-    if c["arch"] == "gpt2":
-        sets = ["arch=gpt", *sets]
-    else:
-        sets = ["arch=llama", f"head_dim={c['head_dim']}", f"f={c['f']}", *sets]
-    return evaluate(None, *sets)
+    return evaluate(None, *kv_sets(c, s))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import engine  # noqa: E402
-from validation.cases import activation_comparable, activation_sets, kv_sets  # noqa: E402
+from validation.cases import activation_comparable, activation_sets, kv_comparable, kv_sets  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "measured"
 OUT = ROOT / "docs" / "ACCURACY.md"
@@ -65,8 +65,9 @@ def kv_rows():
     path = DATA / "kv_cache.json"
     if not path.exists():
         return
-    for c in json.loads(path.read_text())["cases"]:
-        if c.get("sliding_window"):
+    data = json.loads(path.read_text())
+    for c in data["cases"] + data.get("generate_cases", []):
+        if not kv_comparable(c):
             continue
         kind = "MHA" if c["kv_heads"] == c["a"] else ("MQA" if c["kv_heads"] == 1 else "GQA")
         shape = f"b{c['b']} tokens{c['tokens_in_cache']} a{c['a']} kv{c['kv_heads']} d{c['head_dim']} L{c['L']}"

@@ -34,12 +34,18 @@ def activation_comparable(c: dict) -> bool:
     return not (c["arch"] == "gpt2" and c["attn"] == "sdpa")
 
 
-def kv_sets(c: dict) -> List[str]:
-    """--set values that reproduce a case of tests/data/measured/kv_cache.json."""
+def kv_sets(c: dict, s=None) -> List[str]:
+    """--set values that reproduce a case of tests/data/measured/kv_cache.json (s: tokens in the cache)."""
     arch = "gpt" if c["arch"] == "gpt2" else "llama"
-    sets = [f"arch={arch}", f"h={c['h']}", f"a={c['a']}", f"kv_heads={c['kv_heads']}",
-            f"head_dim={c['head_dim']}", f"L={c['L']}", f"V={c['V']}", f"s_max={c.get('s_max', 4096)}",
-            f"b={c['b']}", f"s={c['tokens_in_cache']}", f"kv_dtype={c['dtype']}", f"weight_dtype={c['dtype']}"]
+    s = c["tokens_in_cache"] if s is None else s
+    sets = [f"arch={arch}", f"h={c['h']}", f"a={c['a']}", f"kv_heads={c['kv_heads']}", f"L={c['L']}",
+            f"V={c['V']}", f"s_max={c.get('s_max', 4096)}", f"b={c['b']}", f"s={s}", f"kv_dtype={c['dtype']}",
+            f"weight_dtype={c['dtype']}"]
     if arch == "llama":
-        sets.append(f"f={c.get('f', 4 * c['h'])}")
+        sets += [f"head_dim={c['head_dim']}", f"f={c.get('f', 4 * c['h'])}"]
     return sets
+
+
+def kv_comparable(c: dict) -> bool:
+    """A sliding window shorter than the cached tokens is not what `kv_cache` describes."""
+    return not (c.get("sliding_window") and c["sliding_window"] < c["tokens_in_cache"])
