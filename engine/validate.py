@@ -78,7 +78,7 @@ def scaled_shape(problem: Problem, scale: str) -> dict:
         raise SpecError("validate builds Llama blocks without biases; this spec has attention or MLP biases",
                         Location(problem.spec_path))
     size = dict(SCALES[scale])
-    h, a, kv = int(get("h")), int(get("a")), int(get("kv_heads"))
+    a, kv = int(get("a")), int(get("kv_heads"))
     heads = 8 if scale == "small" else 4
     kv_heads = max(1, heads * kv // a)
     if arch == "llama":
