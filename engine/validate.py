@@ -127,10 +127,23 @@ def validate(problem: Problem, scale: str = "tiny") -> Validation:
                                 L=shape["L"], V=shape["V"], dtype="bf16")
     counted = sum(p.numel() for p in model.parameters())
     rows.insert(0, ("parameters (count)", int(_predict(problem, shape, "eager")["params"]), counted))
+    rows.append(_kv_row(problem, shape))
     return Validation(problem.spec_path, shape["arch"], shape, tuple(rows), harness.versions())
 
 
-def _predict(problem: Problem, shape: dict, attn: str):
+def _kv_row(problem: Problem, shape: dict) -> Tuple[str, int, int]:
+    """The KV cache after a forward pass and 3 decode steps, fp16 (validation/kv_cache.py)."""
+    from validation import kv_cache
+
+    case = dict(arch=shape["arch"], dtype="fp16", b=shape["b"], s=shape["s"], h=shape["h"], a=shape["a"],
+                kv_heads=shape["kv_heads"], head_dim=shape["h"] // shape["a"], L=shape["L"], V=shape["V"],
+                f=shape["f"], s_max=1024, sliding_window=None)
+    record = kv_cache.run_config(case)[-1]
+    predicted = _predict(problem, shape, "eager", [f"s={record['tokens_in_cache']}", "kv_dtype=fp16"])
+    return (f"KV cache, {record['tokens_in_cache']} tokens (fp16)", int(predicted["kv_cache"]), record["kv_bytes"])
+
+
+def _predict(problem: Problem, shape: dict, attn: str, more=()):
     sets = [f"arch={'gpt' if shape['arch'] == 'gpt2' else 'llama'}", "activation_model=measured", "weight_dtype=bf16",
             f"h={shape['h']}", f"a={shape['a']}", f"kv_heads={shape['kv_heads']}", f"f={shape['f']}",
             f"L={shape['L']}", f"V={shape['V']}", f"b={shape['b']}", f"s={shape['s']}", "head_dim=" +
@@ -142,6 +155,7 @@ def _predict(problem: Problem, shape: dict, attn: str):
                  "attention_bias=true", "mlp_bias=true", "pos_offset=0", "activation_function=gelu_new"]
     else:
         sets += ["tie_embeddings=false", "attention_bias=false", "qkv_bias=false", "mlp_bias=false"]
+    sets += list(more)
     bindings = dict(problem.bindings)
     from .library import Library
 

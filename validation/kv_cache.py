@@ -285,13 +285,9 @@ def measure_all(log=sys.stderr):
 # --------------------------------------------------------------------------------------------
 def formula_sets(c, s=None):
     """vram-eval --set texts for a measured record (s defaults to the tokens in the cache)."""
-    s = c["tokens_in_cache"] if s is None else s
-    sets = [f"arch={'gpt' if c['arch'] == 'gpt2' else 'llama'}", f"h={c['h']}", f"a={c['a']}",
-            f"kv_heads={c['kv_heads']}", f"L={c['L']}", f"V={c['V']}", f"s_max={c['s_max']}",
-            f"b={c['b']}", f"s={s}", f"kv_dtype={c['dtype']}", f"weight_dtype={c['dtype']}"]
-    if c["arch"] != "gpt2":
-        sets += [f"head_dim={c['head_dim']}", f"f={c['f']}"]
-    return sets
+    from validation.cases import kv_sets
+
+    return kv_sets(c, s)
 
 
 def predict(c, s=None):
