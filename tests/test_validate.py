@@ -27,9 +27,14 @@ def test_the_scaled_model_keeps_the_specs_proportions():
     assert shape["f"] == 896  # 14336/4096 × 256
 
 
-def test_measured_equals_predicted_on_a_tiny_llama():
+@pytest.mark.parametrize("spec", ["llama2-7b", "llama3-8b", "gpt2"])
+def test_measured_equals_predicted_at_tiny_scale(spec):
+    """Live: build the architecture, measure it, compare (CI installs the validate extra, so a
+    formula that drifts from what PyTorch really does fails the build)."""
     pytest.importorskip("torch", reason="the validate extra is not installed")
     pytest.importorskip("transformers", reason="the validate extra is not installed")
-    result = validate(engine.load(str(SPECS / "llama2-7b.toml")), "tiny")
+    result = validate(engine.load(str(SPECS / f"{spec}.toml")), "tiny")
+    assert len(result.rows) >= 5
     for what, predicted, measured in result.rows:
-        assert abs(predicted - measured) <= 0.02 * measured, what
+        target = 0 if what.startswith(("parameters", "KV cache")) else 0.02 * measured
+        assert abs(predicted - measured) <= target, what

@@ -62,6 +62,11 @@ class LiveBytes(TorchDispatchMode):
         self.phase_order = []
         self._pending = None  # description of the op that made the not-yet-snapshotted peak
         self._op = ""
+        # optional sub-phase ("segment") within a phase, e.g. the decoder layer whose backward runs
+        self.seg = None
+        self.seg_peak = {}  # (phase, seg) -> bytes
+        self.seg_snap = {}  # (phase, seg) -> {id: nbytes}
+        self._seg_pending = False
 
     # -- registration ---------------------------------------------------------------------
     def register(self, t: torch.Tensor):
@@ -86,6 +91,9 @@ class LiveBytes(TorchDispatchMode):
         if self.cur > self.phase_peak.get(self.phase, -1):
             self.phase_peak[self.phase] = self.cur
             self._pending = self._describe()
+        if self.seg is not None and self.cur > self.seg_peak.get((self.phase, self.seg), -1):
+            self.seg_peak[(self.phase, self.seg)] = self.cur
+            self._seg_pending = True
         return i
 
     def id_of(self, t: torch.Tensor):
@@ -98,6 +106,8 @@ class LiveBytes(TorchDispatchMode):
             return
         if self._pending is not None:
             self._snapshot()
+        if self._seg_pending:
+            self._seg_snapshot()
         del self.live[p]
         self.cur -= ent[0]
 
@@ -115,6 +125,20 @@ class LiveBytes(TorchDispatchMode):
         self.phase_at[self.phase] = self._pending
         self._pending = None
 
+    def _seg_snapshot(self):
+        self.seg_snap[(self.phase, self.seg)] = {ent[1]: ent[0] for ent in self.live.values()}
+        self._seg_pending = False
+
+    def set_segment(self, seg):
+        """Start a new segment of the current phase (its peak starts at the current bytes)."""
+        if self._seg_pending:
+            self._seg_snapshot()
+        self.seg = seg
+        key = (self.phase, seg)
+        if key not in self.seg_peak or self.cur > self.seg_peak[key]:
+            self.seg_peak[key] = self.cur
+            self.seg_snap[key] = {ent[1]: ent[0] for ent in self.live.values()}
+
     # -- phases ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def in_phase(self, name):
@@ -131,6 +155,9 @@ class LiveBytes(TorchDispatchMode):
         finally:
             if self._pending is not None:
                 self._snapshot()
+            if self._seg_pending:
+                self._seg_snapshot()
+            self.seg = None
             self.phase = "between"
 
     def mark(self, name):
@@ -212,6 +239,43 @@ def _logits_hook(tr, cats):
     return hook
 
 
+def _segment_hooks(model, tr):
+    """Tensor hooks that mark where the backward is: "head" (loss, LM head, final norm) until the
+    gradient of the last decoder layer's output exists, then "layer{i}" from the gradient of layer
+    i's output, then "embed" from the gradient of layer 0's input (embedding backward, the end)."""
+    from validation.saved_bytes import decoder_layers
+
+    layers = decoder_layers(model)
+    handles = []
+
+    def in_forward():
+        return tr.phase.startswith("forward") and torch.is_grad_enabled()
+
+    def out_hook(i):
+        def hook(mod, args, kwargs, out):
+            if not in_forward() or getattr(mod, "_peaks_seen", None) == tr.phase:
+                return  # recomputation under checkpointing: no marker
+            mod._peaks_seen = tr.phase
+            t = next((x for x in tree_flatten(out)[0] if isinstance(x, torch.Tensor)), None)
+            if t is not None and t.requires_grad:
+                t.register_hook(lambda g: tr.set_segment(f"layer{i}"))
+        return hook
+
+    def in_hook(mod, args, kwargs):
+        if not in_forward() or getattr(mod, "_peaks_seen_in", None) == tr.phase:
+            return
+        mod._peaks_seen_in = tr.phase
+        t = next((x for x in tree_flatten((args, kwargs))[0] if isinstance(x, torch.Tensor)
+                  and x.is_floating_point()), None)
+        if t is not None and t.requires_grad:
+            t.register_hook(lambda g: tr.set_segment("embed"))
+
+    for i, m in enumerate(layers):
+        handles.append(m.register_forward_hook(out_hook(i), with_kwargs=True))
+    handles.append(layers[0].register_forward_pre_hook(in_hook, with_kwargs=True))
+    return handles
+
+
 def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=2, amp=False):
     """Two training iterations (forward with loss, backward, AdamW step, zero_grad(set_to_none))."""
     tr = LiveBytes()
@@ -219,6 +283,7 @@ def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=
     _setup(model, tr, cats, (input_ids, labels))
     head = lm_head_of(model)
     hd = head.register_forward_hook(_logits_hook(tr, cats))
+    hds = _segment_hooks(model, tr)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=foreach, fused=fused)
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     try:
@@ -233,6 +298,7 @@ def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=
             fwd_ids = tr.boundary["after_forward" + sfx][1]
             cats.add("activations", [i for i in fwd_ids if tr.id_phase.get(i) == "forward" + sfx])
             with tr.in_phase("backward" + sfx):
+                tr.set_segment("head")
                 loss.backward()
             del loss
             cats.add("grads", [tr.id_of(p.grad) for p in model.parameters() if p.grad is not None])
@@ -246,6 +312,8 @@ def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=
             tr.mark("after_zero_grad" + sfx)
     finally:
         hd.remove()
+        for h in hds:
+            h.remove()
     grads_bytes = sum(tr.id_nbytes[i] for i in cats.sets["grads"]
                       if tr.id_phase[i] == "backward")  # first iteration's grads
     state_bytes = sum(tr.id_nbytes[i] for i in cats.sets["optimizer_state"])
@@ -410,6 +478,12 @@ def run_one(c):
         phase_peak_at={p: tr.phase_at[p] for p in tr.phase_order},
         phase_peak_breakdown=phase_breakdown,
     )
+    segs = {}
+    for (ph, seg), v in tr.seg_peak.items():
+        if ph == "backward_2":
+            segs[seg] = {"peak": v, "breakdown": cats.breakdown(tr.seg_snap[(ph, seg)], tr)}
+    if segs:
+        res["backward_2_segments"] = segs
     if "kv_cache_bytes_final" in extra:
         res["kv_cache_bytes_final"] = extra["kv_cache_bytes_final"]
     if c["mode"].startswith("train"):
