@@ -41,6 +41,12 @@ def explain(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None) -> 
     inputs for the specialised expansion (their defaults otherwise)."""
     canonical = ruleset.resolve(name)
     if canonical is None:
+        from .library import Library
+
+        elsewhere = Library().variants_defining(name)
+        if elsewhere:
+            raise BindingError(f"'{name}' is defined only for " + " and ".join(elsewhere),
+                               hint="choose that variant: --set " + elsewhere[0])
         raise BindingError(f"no input or output is called '{name}'",
                            hint=suggest(name, ruleset.known_names()) or "`vram-eval explain --list` lists every name")
     rule = ruleset.rules.get(canonical)

@@ -167,6 +167,15 @@ class Library:
         variants = {name: {p.stem: p for p in formula_files(d)} for name, d in variant_dirs.items()}
         return top + nested, variants
 
+    def variants_defining(self, name: str) -> List[str]:
+        """'arch=llama' for each variant file that defines or declares ``name``."""
+        found = []
+        for selector, options in self._layout()[1].items():
+            for value, path in options.items():
+                if any(r.name == name for r in self._parse(path, True).rules):
+                    found.append(f"{selector}={value}")
+        return found
+
     def user_files(self) -> List[FormulaFile]:
         files = []
         for root in self.user_paths:

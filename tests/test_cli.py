@@ -157,3 +157,10 @@ def test_through_a_real_subprocess():
     proc = subprocess.run([sys.executable, "-m", "engine", "specs/nope.toml"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("specs/nope.toml: error: no such file")
+
+
+def test_explain_a_name_of_another_variant_says_which(cli):
+    status, _, err = cli("explain", "llama_mlp")
+    assert status == 2 and "defined only for arch=llama" in err and "--set arch=llama" in err
+    status, out, _ = cli("explain", "llama_mlp", "--set", "arch=llama")
+    assert status == 0 and "formulas/arch/llama.formula" in out

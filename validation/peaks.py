@@ -66,6 +66,7 @@ class LiveBytes(TorchDispatchMode):
         self.seg = None
         self.seg_peak = {}  # (phase, seg) -> bytes
         self.seg_snap = {}  # (phase, seg) -> {id: nbytes}
+        self.seg_start = {}  # (phase, seg) -> bytes when the segment started (first time)
         self._seg_pending = False
 
     # -- registration ---------------------------------------------------------------------
@@ -135,6 +136,7 @@ class LiveBytes(TorchDispatchMode):
             self._seg_snapshot()
         self.seg = seg
         key = (self.phase, seg)
+        self.seg_start.setdefault(key, self.cur)
         if key not in self.seg_peak or self.cur > self.seg_peak[key]:
             self.seg_peak[key] = self.cur
             self.seg_snap[key] = {ent[1]: ent[0] for ent in self.live.values()}
@@ -251,6 +253,16 @@ def _segment_hooks(model, tr):
     def in_forward():
         return tr.phase.startswith("forward") and torch.is_grad_enabled()
 
+    def fwd_pre(i):
+        def hook(mod, args, kwargs):
+            if tr.phase.startswith("forward"):
+                tr.set_segment(f"layer{i}")
+        return hook
+
+    def fwd_post(mod, args, kwargs, out):
+        if tr.phase.startswith("forward") and mod is layers[-1]:
+            tr.set_segment("head")  # final norm, LM head, loss
+
     def out_hook(i):
         def hook(mod, args, kwargs, out):
             if not in_forward() or getattr(mod, "_peaks_seen", None) == tr.phase:
@@ -271,6 +283,8 @@ def _segment_hooks(model, tr):
             t.register_hook(lambda g: tr.set_segment("embed"))
 
     for i, m in enumerate(layers):
+        handles.append(m.register_forward_pre_hook(fwd_pre(i), with_kwargs=True))
+        handles.append(m.register_forward_hook(fwd_post, with_kwargs=True))
         handles.append(m.register_forward_hook(out_hook(i), with_kwargs=True))
     handles.append(layers[0].register_forward_pre_hook(in_hook, with_kwargs=True))
     return handles
@@ -290,6 +304,7 @@ def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=
         for it in range(1, iterations + 1):
             sfx = "" if it == 1 else f"_{it}"
             with tr.in_phase("forward" + sfx):
+                tr.set_segment("embed")
                 with autocast():
                     loss = model(input_ids=input_ids, labels=labels, use_cache=False).loss
             # the ModelOutput (and with it the logits) is dropped here, as HF Trainer does
@@ -478,12 +493,13 @@ def run_one(c):
         phase_peak_at={p: tr.phase_at[p] for p in tr.phase_order},
         phase_peak_breakdown=phase_breakdown,
     )
-    segs = {}
+    segs = collections.defaultdict(dict)
     for (ph, seg), v in tr.seg_peak.items():
-        if ph == "backward_2":
-            segs[seg] = {"peak": v, "breakdown": cats.breakdown(tr.seg_snap[(ph, seg)], tr)}
+        if ph in ("forward_2", "backward_2"):
+            segs[ph][seg] = {"start": tr.seg_start[(ph, seg)], "peak": v,
+                             "peak_breakdown": cats.breakdown(tr.seg_snap[(ph, seg)], tr)}
     if segs:
-        res["backward_2_segments"] = segs
+        res["segments"] = dict(segs)
     if "kv_cache_bytes_final" in extra:
         res["kv_cache_bytes_final"] = extra["kv_cache_bytes_final"]
     if c["mode"].startswith("train"):
