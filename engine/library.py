@@ -145,10 +145,6 @@ class Library:
             mtime = 0.0
         return _read(str(path), shown, mtime, builtin)
 
-    def base_files(self) -> List[FormulaFile]:
-        """Every built-in file outside the variant directories."""
-        return self._layout()[0]
-
     def variants(self) -> Dict[str, Dict[str, Path]]:
         """selector input → {value: file} for every variant directory."""
         return self._layout()[1]

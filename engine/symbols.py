@@ -121,9 +121,6 @@ class Lookup(Function):
         name = table.table_name if isinstance(table, Table) else printer.doprint(table)
         return f"{name}[{printer.doprint(key)}]"
 
-    def _eval_is_real(self):
-        return None
-
 
 class TextEq(BooleanFunction):
     """``a == b`` where a side is a string, or both are names whose values may be
@@ -174,8 +171,3 @@ def names_in(expr: Optional[Basic]) -> frozenset:
         return frozenset()
     return frozenset(s.name for s in expr.free_symbols if isinstance(s, Symbol) and not isinstance(s, Text))
 
-
-# Booleans for the rest of the engine, so nobody imports them from deep in SymPy.
-TRUE = true
-FALSE = false
-Boolean = sympy.logic.boolalg.Boolean
