@@ -68,6 +68,11 @@ class LiveBytes(TorchDispatchMode):
         self.seg_snap = {}  # (phase, seg) -> {id: nbytes}
         self.seg_start = {}  # (phase, seg) -> bytes when the segment started (first time)
         self._seg_pending = False
+        # optional event log: (phase, seg) -> [(bytes above the segment start, node, op)] at every
+        # local maximum (an allocation followed by a free); phases listed in log_phases only
+        self.log_phases = ()
+        self.events = collections.defaultdict(list)
+        self._rising = None
 
     # -- registration ---------------------------------------------------------------------
     def register(self, t: torch.Tensor):
@@ -92,6 +97,9 @@ class LiveBytes(TorchDispatchMode):
         if self.cur > self.phase_peak.get(self.phase, -1):
             self.phase_peak[self.phase] = self.cur
             self._pending = self._describe()
+        if self.phase in self.log_phases and self.seg is not None:
+            d = self._describe()
+            self._rising = (self.cur - self.seg_start[(self.phase, self.seg)], d["autograd_node"], d["op"])
         if self.seg is not None and self.cur > self.seg_peak.get((self.phase, self.seg), -1):
             self.seg_peak[(self.phase, self.seg)] = self.cur
             self._seg_pending = True
@@ -109,6 +117,9 @@ class LiveBytes(TorchDispatchMode):
             self._snapshot()
         if self._seg_pending:
             self._seg_snapshot()
+        if self._rising is not None:
+            self.events[(self.phase, self.seg)].append(self._rising)
+            self._rising = None
         del self.live[p]
         self.cur -= ent[0]
 
@@ -117,7 +128,7 @@ class LiveBytes(TorchDispatchMode):
         try:
             n = torch._C._current_autograd_node()
             node = n.name() if n is not None else None
-        except Exception:  # pragma: no cover - private API
+        except (AttributeError, RuntimeError):  # pragma: no cover - private API
             node = None
         return {"op": self._op, "autograd_node": node}
 
@@ -134,6 +145,9 @@ class LiveBytes(TorchDispatchMode):
         """Start a new segment of the current phase (its peak starts at the current bytes)."""
         if self._seg_pending:
             self._seg_snapshot()
+        if self._rising is not None:
+            self.events[(self.phase, self.seg)].append(self._rising)
+            self._rising = None
         self.seg = seg
         key = (self.phase, seg)
         self.seg_start.setdefault(key, self.cur)
@@ -159,6 +173,9 @@ class LiveBytes(TorchDispatchMode):
                 self._snapshot()
             if self._seg_pending:
                 self._seg_snapshot()
+            if self._rising is not None:
+                self.events[(self.phase, self.seg)].append(self._rising)
+                self._rising = None
             self.seg = None
             self.phase = "between"
 
@@ -290,9 +307,11 @@ def _segment_hooks(model, tr):
     return handles
 
 
-def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=2, amp=False):
+def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=2, amp=False,
+                  log_phases=()):
     """Two training iterations (forward with loss, backward, AdamW step, zero_grad(set_to_none))."""
     tr = LiveBytes()
+    tr.log_phases = tuple(log_phases)
     cats = Categories()
     _setup(model, tr, cats, (input_ids, labels))
     head = lm_head_of(model)
@@ -335,15 +354,40 @@ def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=
     return tr, cats, {"grads_bytes": grads_bytes, "optimizer_state_bytes": state_bytes}
 
 
-def measure_inference(model, input_ids, *, decode_steps=3, logits_to_keep=0, context="no_grad"):
+def _inference_segment_hooks(model, tr):
+    """Segments of a prefill/decode forward: "embed", "layer{i}" from layer i's forward pre-hook,
+    "head" (final norm, LM head, next-token logits) after the last layer."""
+    from validation.saved_bytes import decoder_layers
+
+    layers = decoder_layers(model)
+    handles = []
+
+    def pre(i):
+        def hook(mod, args, kwargs):
+            tr.set_segment(f"layer{i}")
+        return hook
+
+    def post(mod, args, kwargs, out):
+        tr.set_segment("head")
+
+    for i, m in enumerate(layers):
+        handles.append(m.register_forward_pre_hook(pre(i), with_kwargs=True))
+    handles.append(layers[-1].register_forward_hook(post, with_kwargs=True))
+    return handles
+
+
+def measure_inference(model, input_ids, *, decode_steps=3, logits_to_keep=0, context="no_grad",
+                      log_phases=()):
     """Prefill of (b, s) with use_cache=True, then greedy decode steps, as generate() does them."""
     from transformers import DynamicCache
 
     tr = LiveBytes()
+    tr.log_phases = tuple(log_phases)
     cats = Categories()
     _setup(model, tr, cats, (input_ids,))
     head = lm_head_of(model)
     hd = head.register_forward_hook(_logits_hook(tr, cats))
+    hds = _inference_segment_hooks(model, tr)
     ctx = torch.inference_mode if context == "inference_mode" else torch.no_grad
     try:
         with ctx():
@@ -352,6 +396,7 @@ def measure_inference(model, input_ids, *, decode_steps=3, logits_to_keep=0, con
             for step in range(decode_steps + 1):
                 name = "prefill" if step == 0 else f"decode_{step}"
                 with tr.in_phase(name):
+                    tr.set_segment("embed")
                     out = model(input_ids=ids, past_key_values=cache, use_cache=True,
                                 logits_to_keep=logits_to_keep)
                     # generate(): next-token logits copied to fp32, then the outputs are dropped
@@ -365,14 +410,16 @@ def measure_inference(model, input_ids, *, decode_steps=3, logits_to_keep=0, con
             del cache
     finally:
         hd.remove()
+        for h in hds:
+            h.remove()
     return tr, cats, {"kv_cache_bytes_final": kv_bytes}
 
 
 # --------------------------------------------------------------------------------------------
 # cases
 # --------------------------------------------------------------------------------------------
-LLAMA_BASE = dict(b=2, s=128, h=256, a=4, kv_heads=4, f=688, L=2, V=1000)
-GPT2_BASE = dict(b=2, s=128, h=256, a=4, kv_heads=4, f=1024, L=2, V=1000)
+LLAMA_BASE = {"b": 2, "s": 128, "h": 256, "a": 4, "kv_heads": 4, "f": 688, "L": 2, "V": 1000}
+GPT2_BASE = {"b": 2, "s": 128, "h": 256, "a": 4, "kv_heads": 4, "f": 1024, "L": 2, "V": 1000}
 LLAMA_SHAPES = [
     {},
     {"b": 1},
@@ -473,6 +520,7 @@ def run_one(c):
                          for k, v in tr.boundary.items()}
     phase_peaks = {p: tr.phase_peak[p] for p in tr.phase_order}
     phase_breakdown = {p: cats.breakdown(tr.phase_snap[p], tr) for p in tr.phase_order}
+    # zero_grad only frees: its peak is the live bytes at its start (= after_step)
     res = dict(c)
     res.update(
         head_dim=c["h"] // c["a"],
@@ -495,11 +543,12 @@ def run_one(c):
     )
     segs = collections.defaultdict(dict)
     for (ph, seg), v in tr.seg_peak.items():
-        if ph in ("forward_2", "backward_2"):
-            segs[ph][seg] = {"start": tr.seg_start[(ph, seg)], "peak": v,
-                             "peak_breakdown": cats.breakdown(tr.seg_snap[(ph, seg)], tr)}
+        if ph in ("forward_2", "backward_2", "prefill", "decode_1"):
+            segs[ph][seg] = {"start": tr.seg_start[(ph, seg)], "peak": v}
     if segs:
         res["segments"] = dict(segs)
+        if peak_phase in segs:
+            res["peak_segment"] = max(segs[peak_phase], key=lambda k: segs[peak_phase][k]["peak"])
     if "kv_cache_bytes_final" in extra:
         res["kv_cache_bytes_final"] = extra["kv_cache_bytes_final"]
     if c["mode"].startswith("train"):
