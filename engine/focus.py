@@ -115,13 +115,9 @@ def focus(problem: Problem, name: str, target: Optional[str] = None) -> Focus:
         )
     values, at = _evaluate(problem, canonical, [target])
     symbol = Symbol(canonical)
-    requirements = []
-    for req in rs.requirements:
-        if canonical in rs.closure(req.deps):
-            cond = _evaluate_requirement(problem, canonical, req)
-            if cond is not None:
-                requirements.append((req, cond))
-    return Focus(problem, canonical, target, symbol, values[target], at, tuple(requirements))
+    involved = [req for req in rs.requirements if canonical in rs.closure(req.deps)]
+    return Focus(problem, canonical, target, symbol, values[target], at,
+                 _requirements_in(problem, canonical, involved))
 
 
 def _evaluate(problem: Problem, name: str, outputs: List[str]):
@@ -143,11 +139,15 @@ def _evaluate(problem: Problem, name: str, outputs: List[str]):
     return values, at
 
 
-def _evaluate_requirement(problem: Problem, name: str, req: Rule) -> Optional[Basic]:
+def _requirements_in(problem: Problem, name: str, requirements: List[Rule]) -> Tuple[Tuple[Rule, Basic], ...]:
+    """Each requirement's condition as an expression of the input (one evaluation for all)."""
     rs = problem.ruleset
     bound = {n: b.value for n, b in problem.bindings.items()}
     bound[name] = Symbol(name)
-    values, missing = evaluate_values(rs, bound, only=rs.closure(req.deps), free={name})
-    if any(d in missing for d in req.deps):
-        return None
-    return req.expr.xreplace({Symbol(d): values[d] for d in req.deps})
+    deps = set().union(*(req.deps for req in requirements)) if requirements else set()
+    values, missing = evaluate_values(rs, bound, only=rs.closure(deps), free={name})
+    return tuple(
+        (req, req.expr.xreplace({Symbol(d): values[d] for d in req.deps}))
+        for req in requirements
+        if not any(d in missing for d in req.deps)
+    )

@@ -177,7 +177,7 @@ def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solu
         except _Undefined:
             at_next = None
     if fx.name == "s":
-        limit = _value_of(fx, "s_max")
+        limit = _values_at_point(fx, ["s_max"]).get("s_max")
         if limit is not None and value > limit:
             notes.append(f"beyond the model's context length s_max = {int(limit):,}")
     plain = (lambda v: int(v) if v is not None and fx.integer else v)  # noqa: E731 - ints for counts
@@ -187,14 +187,6 @@ def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solu
 
 _NONE_FIT = object()
 _UNBOUNDED = object()
-
-
-def _value_of(fx: Focus, name: str):
-    from .evaluate import evaluate_values
-
-    bound = {n: b.value for n, b in fx.problem.bindings.items()}
-    values, _ = evaluate_values(fx.problem.ruleset, bound, only=fx.problem.ruleset.closure([name]))
-    return values.get(name)
 
 
 def _lowest(fx: Focus, f: _Fn) -> Basic:

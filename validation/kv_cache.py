@@ -25,6 +25,8 @@ import sys
 import time
 import warnings
 
+from validation import write_json
+
 DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
 
 # (b, s) of the prefill; decoding adds DECODE_STEPS tokens.
@@ -375,9 +377,7 @@ def main(argv=None):
             "elapsed_s": round(elapsed, 1),
             **doc,
         }
-        with open(args.out, "w") as fh:
-            json.dump(full, fh, indent=1)
-            fh.write("\n")
+        write_json(args.out, full)
         n = sum(len(v) for v in doc.values())
         print(f"wrote {n} records to {args.out} in {elapsed:.0f}s", file=sys.stderr)
     else:

@@ -8,10 +8,11 @@ Every case builds a random-weight model from a config (nothing is downloaded).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
+
+from validation import write_json
 
 LLAMA_BASE = dict(b=2, s=128, h=256, a=4, kv_heads=4, f=688, L=2, V=1000)
 GPT2_BASE = dict(b=2, s=128, h=256, a=4, kv_heads=4, f=1024, L=2, V=1000)
@@ -160,9 +161,7 @@ def main(argv=None):
         "elapsed_s": round(time.time() - t0, 1),
         "cases": results,
     }
-    with open(args.out, "w") as fh:
-        json.dump(doc, fh, indent=1)
-        fh.write("\n")
+    write_json(args.out, doc)
     print(f"wrote {len(results)} cases to {args.out} in {time.time() - t0:.0f}s", file=sys.stderr)
 
 

@@ -8,9 +8,10 @@ sum(p.numel() for p in model.parameters()) (tied parameters are counted once).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
+
+from validation import write_json
 
 CONFIGS = {
     "LLaMA-13B": ("llama", dict(
@@ -127,9 +128,7 @@ def main(argv=None):
         "versions": {k: v for k, v in versions().items() if k in ("torch", "transformers", "python")},
         "models": models,
     }
-    with open(args.out, "w") as fh:
-        json.dump(doc, fh, indent=1)
-        fh.write("\n")
+    write_json(args.out, doc)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import json
 import sys
 import time
 import warnings
@@ -43,6 +42,8 @@ from torch.utils._pytree import tree_flatten
 # --------------------------------------------------------------------------------------------
 # instrument
 # --------------------------------------------------------------------------------------------
+from validation import write_json
+
 class LiveBytes(TorchDispatchMode):
     """Live storages (created by ops while active, or registered) with per-phase peaks."""
 
@@ -109,17 +110,21 @@ class LiveBytes(TorchDispatchMode):
         ent = self.live.get(t.untyped_storage().data_ptr())
         return ent[1] if ent is not None else None
 
-    def _free(self, p, i):
-        ent = self.live.get(p)
-        if ent is None or ent[1] != i:
-            return
-        if self._pending is not None:
+    def _flush(self, phase_too=True):
+        """Record pending snapshots and the rising run before the live set changes."""
+        if phase_too and self._pending is not None:
             self._snapshot()
         if self._seg_pending:
             self._seg_snapshot()
         if self._rising is not None:
             self.events[(self.phase, self.seg)].append(self._rising)
             self._rising = None
+
+    def _free(self, p, i):
+        ent = self.live.get(p)
+        if ent is None or ent[1] != i:
+            return
+        self._flush()
         del self.live[p]
         self.cur -= ent[0]
 
@@ -143,11 +148,7 @@ class LiveBytes(TorchDispatchMode):
 
     def set_segment(self, seg):
         """Start a new segment of the current phase (its peak starts at the current bytes)."""
-        if self._seg_pending:
-            self._seg_snapshot()
-        if self._rising is not None:
-            self.events[(self.phase, self.seg)].append(self._rising)
-            self._rising = None
+        self._flush(phase_too=False)
         self.seg = seg
         key = (self.phase, seg)
         self.seg_start.setdefault(key, self.cur)
@@ -169,13 +170,7 @@ class LiveBytes(TorchDispatchMode):
             with self:
                 yield
         finally:
-            if self._pending is not None:
-                self._snapshot()
-            if self._seg_pending:
-                self._seg_snapshot()
-            if self._rising is not None:
-                self.events[(self.phase, self.seg)].append(self._rising)
-                self._rising = None
+            self._flush()
             self.seg = None
             self.phase = "between"
 
@@ -607,9 +602,7 @@ def main(argv=None):
         "elapsed_s": round(time.time() - t0, 1),
         "cases": results,
     }
-    with open(args.out, "w") as fh:
-        json.dump(doc, fh, indent=1)
-        fh.write("\n")
+    write_json(args.out, doc)
     print(f"wrote {len(results)} cases to {args.out} in {time.time() - t0:.0f}s", file=sys.stderr)
 
 

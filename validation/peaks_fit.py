@@ -30,6 +30,8 @@ import time
 import warnings
 from fractions import Fraction
 
+from validation import write_json
+
 FEATURES = ["bsh", "bsf", "bs", "bas2", "bas", "bskvd", "bs2", "sd", "sh", "s", "1", "h2", "hkvd",
             "hf", "h", "bsV", "Vh", "bV", "bh", "tgt", "pad"]
 # GPT-2 has f = 4h and kv = a: drop the collinear monomials
@@ -289,9 +291,7 @@ def main(argv=None):
         segs = INFER_SEGMENTS if fam[3] == "inference" else TRAIN_SEGMENTS
         doc["families"][name] = derive(rows, segs)
         print(f"{name}: {len(rows)} shapes ({time.time() - t:.0f}s)", file=sys.stderr)
-    with open(args.out, "w") as fh:
-        json.dump(doc, fh, indent=1)
-        fh.write("\n")
+    write_json(args.out, doc)
     print(f"wrote {args.out} in {time.time() - t0:.0f}s", file=sys.stderr)
 
 
