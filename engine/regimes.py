@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-__all__ = ["REGIMES", "ROWS", "HEADROOM", "components", "REMEDIES"]
+__all__ = ["REGIMES", "ROWS", "HEADROOM", "PEAKS", "components", "REMEDIES"]
 
 # (heading, total, {row: output}) — the report's columns.
 REGIMES: Tuple[Tuple[str, str, Dict[str, str]], ...] = (
@@ -29,6 +29,26 @@ ROWS = ("weights", "gradients", "optimizer states", "activations", "recompute wo
         "I/O buffers", "overhead")
 HEADROOM = {"total_training": "headroom_training", "total_lora": "headroom_lora",
             "total_qlora": "headroom_qlora", "total_inference": "headroom_inference"}
+
+# total → (peak over phases, its headroom, [(phase, output)]) — formulas/peaks.formula.
+PEAKS: Dict[str, Tuple[str, str, Tuple[Tuple[str, str], ...]]] = {
+    "total_training": ("peak_training", "peak_headroom_training", (
+        ("start of backward", "training_at_backward_start"),
+        ("lowest layer", "training_at_bottom_layer"),
+        ("end of backward", "training_at_backward_end"),
+        ("optimizer step", "training_at_optimizer_step"))),
+    "total_lora": ("peak_lora", "peak_headroom_lora", (
+        ("start of backward", "lora_at_backward_start"),
+        ("top layer", "lora_at_top_layer"),
+        ("optimizer step", "lora_at_optimizer_step"))),
+    "total_qlora": ("peak_qlora", "peak_headroom_qlora", (
+        ("start of backward", "qlora_at_backward_start"),
+        ("top layer", "qlora_at_top_layer"),
+        ("optimizer step", "qlora_at_optimizer_step"))),
+    "total_inference": ("peak_inference", "peak_headroom_inference", (
+        ("prefill", "inference_at_prefill"),
+        ("decode", "inference_at_decode"))),
+}
 
 
 def components(total: str) -> Dict[str, str]:

@@ -10,7 +10,7 @@ from sympy import Basic, Integer, Rational
 from sympy.logic.boolalg import BooleanAtom
 
 from .evaluate import Breakdown
-from .regimes import HEADROOM, REGIMES, ROWS
+from .regimes import HEADROOM, PEAKS, REGIMES, ROWS
 from .symbols import Table, Text, TextSet
 from .units import format_bytes, format_count, format_number
 
@@ -212,15 +212,11 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     if get("gpu_memory") is not None:
         fit = ["fits the GPU?"]
         for _, total, _, _ in columns:
-            room = get(HEADROOM[total])
-            if room is None:
-                fit.append("—")
-            elif room >= 0:
-                fit.append(f"yes, {_mem(room, memory_unit)} free")
-            else:
-                fit.append(f"NO, {_mem(-room, memory_unit)} over")
+            fit.append(_fit(get(HEADROOM[total]), memory_unit))
         table.append(fit)
-    lines += _grid(table, rule_before=len(table) - (2 if get("gpu_memory") is not None else 1))
+    rule = len(table) - (2 if get("gpu_memory") is not None else 1)
+    table += _peak_rows(columns, get, memory_unit)
+    lines += _grid(table, rule_before=rule)
     if get("host_memory") not in (None, 0) or get("nvme_memory") not in (None, 0):
         lines.append("")
         lines.append(f"offloaded (full training): host memory {_mem(get('host_memory') or 0, memory_unit)}, "
@@ -233,6 +229,31 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     lines.append(f"memory per GPU in {UNIT_WORDS.get(memory_unit, memory_unit)}; "
                  "`--all` lists every input and output, `vram-eval explain NAME` shows a formula")
     return "\n".join(lines) + "\n"
+
+
+def _fit(room, unit: str) -> str:
+    if room is None:
+        return "—"
+    return f"yes, {_mem(room, unit)} free" if room >= 0 else f"NO, {_mem(-room, unit)} over"
+
+
+def _peak_rows(columns, get, unit: str) -> List[List[str]]:
+    """The peak over phases (formulas/peaks.formula) and its fit, for the jobs that have one."""
+    peaks = [PEAKS.get(total) for _, total, _, _ in columns]
+    if not any(p and get(p[0]) is not None for p in peaks):
+        return []
+    peak_row, at_row, fit_row = ["peak over phases"], ["  reached at"], ["fits at the peak?"]
+    for p in peaks:
+        if p is None or get(p[0]) is None:
+            for row in (peak_row, at_row, fit_row):
+                row.append("—")
+            continue
+        name, room, phases = p
+        known = [(label, get(out)) for label, out in phases if get(out) is not None]
+        peak_row.append(_mem(get(name), unit))
+        at_row.append(max(known, key=lambda kv: kv[1])[0] if known else "")
+        fit_row.append(_fit(get(room), unit))
+    return [peak_row, at_row] + ([fit_row] if get("gpu_memory") is not None else [])
 
 
 def _settings_line(result: Breakdown) -> str:
@@ -436,5 +457,9 @@ def render_validation(v, fmt: str = "table") -> str:
     lines = [f"validate {v.spec}: built {shape} (bf16, random weights)",
              "  versions: " + ", ".join(f"{k} {val}" for k, val in v.versions.items()), ""]
     lines += ["  " + "   ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]) for r in rows]
-    lines += ["", "bytes (parameters: a count); measured: torch.autograd.graph.saved_tensors_hooks, each storage once"]
+    lines += ["", "bytes (parameters: a count), measured on the CPU: activations with "
+              "torch.autograd.graph.saved_tensors_hooks",
+              "(each storage once); peaks as live tensor bytes op by op (validation/peaks.py). The training "
+              "peak's",
+              "lowest-layer term is a bound (up to +8%)."]
     return "\n".join(lines) + "\n"

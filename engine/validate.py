@@ -128,6 +128,7 @@ def validate(problem: Problem, scale: str = "tiny") -> Validation:
     counted = sum(p.numel() for p in model.parameters())
     rows.insert(0, ("parameters (count)", int(_predict(problem, shape, "eager")["params"]), counted))
     rows.append(_kv_row(problem, shape))
+    rows += _peak_rows(problem, shape)
     return Validation(problem.spec_path, shape["arch"], shape, tuple(rows), harness.versions())
 
 
@@ -141,6 +142,36 @@ def _kv_row(problem: Problem, shape: dict) -> Tuple[str, int, int]:
     record = kv_cache.run_config(case)[-1]
     predicted = _predict(problem, shape, "eager", [f"s={record['tokens_in_cache']}", "kv_dtype=fp16"])
     return (f"KV cache, {record['tokens_in_cache']} tokens (fp16)", int(predicted["kv_cache"]), record["kv_bytes"])
+
+
+def _peak_rows(problem: Problem, shape: dict) -> List[Tuple[str, int, int]]:
+    """Peak live tensor bytes of a training step (two steps of plain bf16 AdamW, foreach) and of
+    generation (prefill + 3 decode steps), measured op by op on the CPU (validation/peaks.py).
+
+    torch.optim keeps one fp32 `step` counter per parameter tensor; a GPU keeps it on the host,
+    so the formulas leave it out and the prediction here adds it."""
+    import warnings
+
+    from validation import peaks
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch")  # transformers' renamings
+    attn = "sdpa" if shape["arch"] == "llama" else "eager"
+    base = dict(shape, dtype="bf16", attn=attn, optimizer="adamw", foreach=True, fused=False,
+                logits_to_keep=None, context=None, amp=False)
+    train = peaks.run_one(dict(base, mode="train"))
+    predicted = _predict(problem, shape, attn, ["master_weights=false", "optimizer_state_dtype=bf16",
+                                                "optimizer_impl=foreach"])
+    counters = 4 * train["n_trainable_tensors"]
+    rows = [(f"peak of a training step ({attn}, AdamW foreach)", int(predicted["peak_training"]) + counters,
+             train["peak_bytes"])]
+    steps = 3
+    generation = peaks.run_one(dict(base, mode="inference", optimizer=None, foreach=None, logits_to_keep=1,
+                                    context="no_grad"))
+    predicted = _predict(problem, shape, attn, [f"s={shape['s'] + steps}", f"prompt_len={shape['s']}",
+                                                "prefill_logits=1", "kv_dtype=bf16"])
+    rows.append((f"peak of generation ({attn}, prefill + {steps} decode steps)", int(predicted["peak_inference"]),
+                 generation["peak_bytes"]))
+    return rows
 
 
 def _predict(problem: Problem, shape: dict, attn: str, more=()):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import List
 
+N_POSITIONS_GPT2 = 1024
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 
 
@@ -49,3 +50,30 @@ def kv_sets(c: dict, s=None) -> List[str]:
 def kv_comparable(c: dict) -> bool:
     """A sliding window shorter than the cached tokens is not what `kv_cache` describes."""
     return not (c.get("sliding_window") and c["sliding_window"] < c["tokens_in_cache"])
+
+
+def peak_sets(c: dict, t: int = 0) -> List[str]:
+    """--set values that reproduce a case of tests/data/measured/peaks.json.
+
+    Training ran plain torch.optim.AdamW on the model's own dtype: no fp32 master weights,
+    moments in the parameters' dtype. Inference: t is the decode step (0: the prefill), the
+    prompt is the case's s and the cache holds s + t tokens."""
+    base = dict(c, checkpointing=c["mode"] == "train_ckpt", lora=bool(c.get("lora")))
+    base.setdefault("activation_function", "gelu_new")
+    sets = activation_sets(base)
+    if c["arch"] == "gpt2":  # GPT2Config's n_positions: the wpe rows are parameters
+        sets = [x for x in sets if not x.startswith("s_max=")] + [f"s_max={N_POSITIONS_GPT2}"]
+    if c["mode"] == "inference":
+        n = c["logits_to_keep"] or c["s"]
+        sets += [f"s={c['s'] + t}", f"prompt_len={c['s']}", f"prefill_logits={n}", f"kv_dtype={c['dtype']}"]
+    else:
+        impl = "fused" if c.get("fused") else ("foreach" if c["foreach"] else "single")
+        # torch.optim keeps the moments in each parameter's dtype: the model's, or the fp32 adapters'
+        state = "fp32" if c.get("lora") else c["dtype"]
+        sets += ["master_weights=false", f"optimizer_state_dtype={state}", f"optimizer_impl={impl}"]
+    return sets
+
+
+def peak_comparable(c: dict) -> bool:
+    """Autocast (AMP) activations are not modelled (validation/PEAKS.md)."""
+    return not c.get("amp")

@@ -312,7 +312,9 @@ def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=
     head = lm_head_of(model)
     hd = head.register_forward_hook(_logits_hook(tr, cats))
     hds = _segment_hooks(model, tr)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=foreach, fused=fused)
+    # only what is trained (LoRA: the adapters), as HF Trainer and PEFT's examples do
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, foreach=foreach,
+                            fused=fused)
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     try:
         for it in range(1, iterations + 1):
@@ -429,6 +431,15 @@ LLAMA_SHAPES = [
     {"b": 1, "s": 32, "h": 512, "f": 1376, "L": 4, "V": 250},  # weights dominate activations
     {"b": 4, "s": 256, "h": 512, "a": 8, "kv_heads": 2, "f": 1376, "L": 3, "V": 2000},
 ]
+LORA_SHAPES = [
+    {},
+    {"b": 1},
+    {"s": 256},
+    {"h": 512, "f": 1376},
+    {"a": 8, "kv_heads": 2},
+    {"V": 4000},
+    {"b": 4, "s": 256, "h": 512, "a": 8, "kv_heads": 2, "f": 1376, "L": 3, "V": 2000},
+]
 GPT2_SHAPES = [
     {},
     {"b": 1},
@@ -449,6 +460,7 @@ def case_list():
         c.setdefault("logits_to_keep", None)
         c.setdefault("context", None)
         c.setdefault("amp", False)
+        c.setdefault("lora", False)
         cases.append(c)
 
     for dtype, shapes in (("bf16", LLAMA_SHAPES), ("fp32", LLAMA_SHAPES[:1] + [{"V": 4000}, {"s": 256}])):
@@ -469,6 +481,13 @@ def case_list():
     for sh in ({}, {"V": 4000}, {"h": 512, "f": 1376}):
         add(mode="train", foreach=True, amp=True,
             **dict(arch="llama", dtype="fp32", attn="sdpa", **{**LLAMA_BASE, **sh}))
+    # LoRA (peft, r = 8 on q and v, fp32 adapters) on a frozen bf16 Llama: AdamW on the adapters only
+    for attn in ("eager", "sdpa"):
+        for sh in LORA_SHAPES:
+            base = dict(arch="llama", dtype="bf16", attn=attn, lora=True, **{**LLAMA_BASE, **sh})
+            for foreach in (False, True):
+                add(mode="train", foreach=foreach, **base)
+                add(mode="train_ckpt", foreach=foreach, **base)
     for dtype, shapes in (("bf16", GPT2_SHAPES), ("fp32", GPT2_SHAPES[:1])):
         for sh in shapes:
             base = dict(arch="gpt2", dtype=dtype, attn="eager", **{**GPT2_BASE, **sh})
@@ -483,10 +502,12 @@ def case_list():
 
 
 def _build(c):
-    from validation.saved_bytes import build_model
+    from validation.saved_bytes import apply_lora, build_model
 
     model = build_model(c["arch"], h=c["h"], a=c["a"], kv_heads=c["kv_heads"], f=c["f"], L=c["L"],
                         V=c["V"], dtype=c["dtype"], attn=c["attn"])
+    if c.get("lora"):
+        model = apply_lora(model)  # r = 8 on q_proj and v_proj, fp32 adapters (peft's defaults)
     return model
 
 
@@ -499,6 +520,7 @@ def run_one(c):
     n_params = sum(p.numel() for p in model.parameters())
     n_param_tensors = len(list(model.parameters()))
     max_param_numel = max(p.numel() for p in model.parameters())
+    n_trainable_tensors = sum(1 for p in model.parameters() if p.requires_grad)
     if c["mode"].startswith("train"):
         if c["mode"] == "train_ckpt":
             model.gradient_checkpointing_enable()
@@ -522,6 +544,7 @@ def run_one(c):
         n_params=n_params,
         n_param_tensors=n_param_tensors,
         max_param_numel=max_param_numel,
+        n_trainable_tensors=n_trainable_tensors,
         params_bytes=params_bytes,
         buffers_bytes=buffers_bytes,
         grads_bytes=extra.get("grads_bytes", 0),
@@ -557,7 +580,8 @@ def run_one(c):
 def case_name(c):
     extra = ""
     if c["mode"].startswith("train"):
-        extra = f" foreach={c['foreach']}" + (" fused" if c["fused"] else "") + (" amp" if c["amp"] else "")
+        extra = (f" foreach={c['foreach']}" + (" fused" if c["fused"] else "") + (" amp" if c["amp"] else "")
+                 + (" lora" if c.get("lora") else ""))
     else:
         extra = f" ltk={c['logits_to_keep']} {c['context']}"
     return (f"{c['arch']} {c['dtype']} {c['attn']} {c['mode']}{extra} b={c['b']} s={c['s']} h={c['h']} "

@@ -270,6 +270,8 @@ def check(doc):
     """Rows (case, phase, predicted, measured) for every case and phase."""
     rows = []
     for c in doc["cases"]:
+        if c.get("lora"):  # LoRA peaks are checked by formulas/peaks.formula directly (tests)
+            continue
         p = predict(c)
         meas = dict(c["phase_peaks"])
         meas["peak"] = c["peak_bytes"]
