@@ -35,6 +35,12 @@ def elem_bytes(dtype: str) -> int:
 
 
 # ----------------------------------------------------------------------------------- Llama
+def _eager_kv(b, s, a, kv, d):
+    """Elements of the K (or V) that eager attention saves: repeat_kv's expansion to a heads, but
+    with one KV head and b = 1 the expansion stays a view in torch.matmul (unexpanded K, V saved)."""
+    return b * s * (kv if kv == 1 and b == 1 else a) * d
+
+
 def llama_layer(b, s, h, a, kv, f, e, attn, d=None):
     """(i)/(ii) One Llama decoder layer, all weights trainable, no checkpointing."""
     d = d if d is not None else h // a
@@ -46,7 +52,8 @@ def llama_layer(b, s, h, a, kv, f, e, attn, d=None):
     if attn == "eager":
         # q_proj/k_proj/v_proj input; q, repeat_kv'ed k and v (a heads!), o_proj input;
         # softmax output in fp32 and its cast to e (the cast is a no-op in fp32)
-        attn_b = e * bsh + 4 * e * q + FP32 * b * a * s * s + (e * b * a * s * s if e != FP32 else 0)
+        attn_b = e * bsh + 2 * e * q + 2 * e * _eager_kv(b, s, a, kv, d) + FP32 * b * a * s * s + \
+            (e * b * a * s * s if e != FP32 else 0)
     elif attn == "sdpa":
         # qkv-proj input; CPU flash kernel saves q, k, v (kv heads, enable_gqa), out (= o_proj input)
         # and the fp32 logsumexp (b, a, s)
@@ -70,7 +77,7 @@ def llama_lora_layer(b, s, h, a, kv, f, e, attn, first=False, r=LORA_R, n_target
     lora = n_targets * (FP32 * bsh + FP32 * b * s * r)
     mlp = 3 * e * bsf  # silu input, silu output, up output (frozen down_proj saves no input)
     if attn == "eager":
-        attn_b = 3 * e * q + FP32 * b * a * s * s + e * b * a * s * s
+        attn_b = e * q + 2 * e * _eager_kv(b, s, a, kv, d) + FP32 * b * a * s * s + e * b * a * s * s
     else:
         attn_b = 2 * e * q + 2 * e * b * s * kv * d + FP32 * b * a * s
     total = norms + lora + attn_b + mlp

@@ -26,7 +26,8 @@ LLAMA_SHAPES = [
     {"s": 512},
     {"h": 512, "f": 1376},
     {"a": 8, "kv_heads": 8},
-    {"kv_heads": 1},             # GQA, kv = a/4
+    {"kv_heads": 1},             # MQA (kv = 1)
+    {"b": 1, "kv_heads": 1},     # MQA at b = 1: repeat_kv's expansion stays a view in matmul
     {"a": 8, "kv_heads": 2},     # GQA, kv = a/4
     {"L": 4},
     {"V": 3000},

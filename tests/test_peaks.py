@@ -1,0 +1,107 @@
+"""formulas/peaks.formula: the peak over phases, as behaviours (the measured cases are in
+tests/test_measured_peaks.py)."""
+
+import pytest
+from sympy import Rational
+
+from conftest import SPECS, evaluate, value
+
+LLAMA2_7B = SPECS / "llama2-7b.toml"
+
+
+def test_plain_torch_adamw_on_bf16_is_8_bytes_per_parameter():
+    """No master copy, moments in the parameters' dtype: 2 + 2 + 2·2 bytes (what torch.optim does)."""
+    r = evaluate(LLAMA2_7B, "weight_dtype=bf16", "master_weights=false", "optimizer_state_dtype=bf16")
+    assert value(r, "optimizer_states") == 4 * value(r, "params")
+    assert value(r, "model_states") == 8 * value(r, "params")
+
+
+def test_mixed_precision_defaults_are_unchanged():
+    r = evaluate(LLAMA2_7B)
+    assert value(r, "optimizer_states") == 12 * value(r, "params")  # ZeRO's K = 12
+
+
+def test_adam8bit_moments_keep_their_block_constants():
+    r = evaluate(LLAMA2_7B, "optimizer=adam8bit")
+    assert r["optimizer_state_bytes"] == Rational(2) + Rational(2 * 4, 2048)  # Dettmers et al. 2022, blocks of 2048
+
+
+@pytest.mark.parametrize("impl, copies", [("fused", 0), ("foreach", 1)])
+def test_the_optimizer_step_adds_a_parameter_sized_copy_only_with_foreach(impl, copies):
+    r = evaluate(LLAMA2_7B, f"optimizer_impl={impl}")
+    assert value(r, "optimizer_step_workspace") == copies * 4 * value(r, "params")  # fp32 moments
+
+
+def test_the_for_loop_step_needs_three_of_the_largest_tensor():
+    """Llama-2-7B's largest tensors are the 32000 × 4096 embedding and LM head."""
+    r = evaluate(LLAMA2_7B, "optimizer_impl=single")
+    assert value(r, "optimizer_step_workspace") == 4 * (2 * 32000 * 4096 + 4096)
+
+
+def test_offloaded_states_step_on_the_host():
+    r = evaluate(LLAMA2_7B, "optimizer_impl=foreach", "offload=cpu")
+    assert value(r, "optimizer_step_workspace") == 0
+
+
+def test_the_loss_backward_needs_two_fp32_vocabulary_tensors():
+    """8·b·s·V bytes at the first backward op (measured), Llama-3-8B's 128,256-token vocabulary."""
+    r = evaluate(SPECS / "llama3-8b.toml", "b=4", "s=4096")
+    targets = 8 * 4 * 4096 + 4
+    assert value(r, "loss_backward_workspace") == 8 + 8 * 4 * 4096 * 128256 - targets
+
+
+def test_peak_is_the_largest_phase():
+    r = evaluate(LLAMA2_7B)
+    phases = ["training_at_backward_start", "training_at_bottom_layer", "training_at_backward_end",
+              "training_at_optimizer_step"]
+    assert value(r, "peak_training") == max(value(r, p) for p in phases) + value(r, "overhead")
+
+
+def test_without_checkpointing_the_start_of_backward_is_the_peak_at_long_context():
+    r = evaluate(LLAMA2_7B, "b=4")
+    assert value(r, "peak_training") == value(r, "training_at_backward_start")
+
+
+def test_persistent_gradients_are_alive_in_the_forward():
+    kept = evaluate(LLAMA2_7B, "persistent_gradients=true")
+    freed = evaluate(LLAMA2_7B)
+    assert (value(kept, "training_at_backward_start") - value(freed, "training_at_backward_start")
+            == value(freed, "gradients"))
+
+
+def test_prefill_keeps_the_prompts_kv_and_decode_the_whole_cache():
+    r = evaluate(LLAMA2_7B, "s=4096", "prompt_len=1024", "regime=inference")
+    assert value(r, "kv_cache_prompt") * 4 == value(r, "kv_cache")
+    assert value(r, "inference_at_decode") > value(r, "inference_weights") + value(r, "kv_cache")
+
+
+def test_prefill_logits_of_every_position_cost_b_s_v():
+    last = evaluate(LLAMA2_7B, "s=4096", "b=8", "regime=inference")
+    every = evaluate(LLAMA2_7B, "s=4096", "b=8", "regime=inference", "prefill_logits=4096")
+    assert value(every, "prefill_head") - value(last, "prefill_head") == 2 * 8 * 4095 * 32000
+
+
+def test_a_prompt_longer_than_the_sequence_is_refused(cli):
+    status, _, err = cli("specs/llama2-7b.toml", "--set", "s=1024", "--set", "prompt_len=2048")
+    assert status == 2 and "prompt_len must be a whole number from 1 to s" in err and "Traceback" not in err
+
+
+def test_qlora_peak_is_the_lora_peak_with_the_4_bit_base():
+    r = evaluate(LLAMA2_7B)
+    shift = value(r, "qlora_weights") - value(r, "lora_weights")
+    assert shift < 0
+    assert value(r, "qlora_at_backward_start") == value(r, "lora_at_backward_start") + shift
+
+
+def test_the_report_shows_the_peak_and_where_it_is(cli):
+    status, out, _ = cli("specs/llama2-7b.toml")
+    assert status == 0
+    assert "peak over phases" in out and "reached at" in out and "fits at the peak?" in out
+
+
+def test_json_carries_the_peaks(cli):
+    import json
+
+    status, out, _ = cli("specs/llama2-7b.toml", "--format", "json")
+    outputs = json.loads(out)["outputs"]
+    assert {"peak_training", "peak_lora", "peak_qlora", "peak_inference"} <= set(outputs)
