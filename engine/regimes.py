@@ -34,6 +34,7 @@ HEADROOM = {"total_training": "headroom_training", "total_lora": "headroom_lora"
 PEAKS: Dict[str, Tuple[str, str, Tuple[Tuple[str, str], ...]]] = {
     "total_training": ("peak_training", "peak_headroom_training", (
         ("start of backward", "training_at_backward_start"),
+        ("top layer", "training_at_top_layer"),
         ("lowest layer", "training_at_bottom_layer"),
         ("end of backward", "training_at_backward_end"),
         ("optimizer step", "training_at_optimizer_step"))),

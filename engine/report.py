@@ -461,5 +461,5 @@ def render_validation(v, fmt: str = "table") -> str:
               "torch.autograd.graph.saved_tensors_hooks",
               "(each storage once); peaks as live tensor bytes op by op (validation/peaks.py). The training "
               "peak's",
-              "lowest-layer term is a bound (up to +8%)."]
+              "layer terms are bounds (up to +8%, never under)."]
     return "\n".join(lines) + "\n"

@@ -93,11 +93,11 @@ def test_start_of_backward_to_the_byte(case):
 
 @pytest.mark.parametrize("case", TRAIN, ids=[_id(c) for c in TRAIN])
 def test_training_peak_within_its_bound(case):
-    """The lowest layer's backward is a bound (+7.3 % at most at these weight-heavy shapes); the
-    other phase points are exact, so the peak is never more than 1.2 % under."""
+    """The layers' backward terms are bounds (over by at most a layer's weight gradients: +8 % at
+    these weight-heavy shapes); every other phase point is exact — so never under."""
     r = evaluate(None, *peak_sets(case))
     predicted = r["peak_training"] + step_counters(case)
-    assert -0.012 <= (predicted - case["peak_bytes"]) / case["peak_bytes"] <= 0.075
+    assert 0 <= (predicted - case["peak_bytes"]) / case["peak_bytes"] <= 0.08
 
 
 def test_training_peak_is_exact_where_the_bound_is_not_the_peak():
@@ -105,7 +105,7 @@ def test_training_peak_is_exact_where_the_bound_is_not_the_peak():
     cases without checkpointing — the formula gives it to the byte."""
     exact = [c for c in TRAIN
              if evaluate(None, *peak_sets(c))["peak_training"] + step_counters(c) == c["peak_bytes"]]
-    assert len(exact) >= 90, len(exact)
+    assert len(exact) >= 80, len(exact)
     assert {c["peak_phase"] for c in exact} <= {"backward_2", "step", "step_2"}
 
 
@@ -150,3 +150,25 @@ def test_lora_phase_points_to_the_byte(case):
 def test_lora_peak_to_the_byte(case):
     r = evaluate(None, *peak_sets(case))
     assert r["peak_lora"] + step_counters(case) == case["peak_bytes"]
+
+
+# --- beyond the measured sizes: the formulas against the exact derivation ---------------------
+REALISTIC = [  # (h, a, kv_heads, f, L, V): Llama-2-7B-, Llama-3-8B- and Llama-2-70B-like, and small
+    (4096, 32, 32, 11008, 32, 32000), (4096, 32, 8, 14336, 32, 128256), (8192, 64, 8, 28672, 80, 32000),
+    (512, 8, 2, 1376, 4, 2000)]
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("mode", ["train", "train_ckpt"])
+@pytest.mark.parametrize("b, s", [(1, 4096), (8, 2048), (1, 512), (2, 8192)])
+def test_training_peak_never_under_the_exact_derivation_at_real_sizes(attn, mode, b, s):
+    """validation/peaks_derived.py's exact model (in-layer event forms fitted on small shapes, exact
+    on every measured case) extrapolated to 7B-70B shapes: the formula may be above it (a bound),
+    never below, and by at most 4 %."""
+    for h, a, kv, f, L, V in REALISTIC:
+        c = peaks_derived.synthetic(arch="llama", attn=attn, mode=mode, b=b, s=s, h=h, a=a, kv_heads=kv, f=f,
+                                    L=L, V=V, fused=True)
+        exact = max(peaks_derived.exact_train(c, peaks_derived.quantities(c), 2).values())
+        counters = 4 * len(peaks_derived.param_numels(c))
+        predicted = evaluate(None, *peak_sets(dict(c, logits_to_keep=None)))["peak_training"] + counters
+        assert 0 <= (predicted - exact) / exact <= 0.04, (h, L)
