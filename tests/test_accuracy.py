@@ -15,3 +15,29 @@ def test_every_row_is_within_its_target():
     text = accuracy.build()
     summary = text.split("## Every case")[0]
     assert "| NO |" not in summary
+
+
+def test_gpu_measurements_become_rows_when_there_are_some(tmp_path, monkeypatch):
+    """No session has had a GPU yet; when validation/gpu.py writes gpu_peaks.json, its cases are
+    compared with the peak formulas like every other measurement."""
+    import json
+
+    import engine
+    from validation import gpu
+    from validation.cases import gpu_prediction, gpu_sets
+
+    case = gpu.CASES[0]
+    problem = engine.load(None, gpu_sets(case))
+    predicted = int(gpu_prediction(case, engine.evaluate(problem.ruleset, problem.bindings)))
+    measured = dict(case, peak_allocated=predicted * 102 // 100, peak_reserved=0, outside_allocator=0)
+    (tmp_path / "gpu_peaks.json").write_text(json.dumps({"versions": {"device": "H100"}, "cases": [measured]}))
+    monkeypatch.setattr(accuracy, "DATA", tmp_path)
+    (row,) = accuracy.gpu_rows()
+    assert row[0] == "GPU: peak of a training step" and row[3] == predicted and row[4] == measured["peak_allocated"]
+
+
+def test_the_gpu_script_lists_its_cases_without_a_gpu(capsys):
+    from validation import gpu
+
+    assert gpu.main(["--list"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(gpu.CASES)

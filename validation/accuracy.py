@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import engine  # noqa: E402
-from validation.cases import (activation_comparable, activation_sets, kv_comparable, kv_sets,  # noqa: E402
-                              peak_comparable, peak_sets)
+from validation.cases import (activation_comparable, activation_sets, gpu_prediction, gpu_sets,  # noqa: E402
+                              kv_comparable, kv_sets, peak_comparable, peak_sets)
 
 DATA = ROOT / "tests" / "data" / "measured"
 OUT = ROOT / "docs" / "ACCURACY.md"
@@ -86,6 +86,7 @@ TARGETS = {"parameters": 0.0, "KV cache": 0.0, "activations per layer": 0.02, "a
            "training step: end of backward": 0.0, "training step: peak": (0.0, 0.08),
            "LoRA step: start of backward": 0.0, "LoRA step: optimizer step": 0.0,
            "LoRA step: top layer's recomputation": 0.0, "LoRA step: peak": 0.0,
+           "GPU: peak of a training step": 0.05, "GPU: peak of generation": 0.05,
            "inference: prefill": 0.0, "inference: decode step": (-0.01, 0.0), "inference: peak": 0.0}
 
 
@@ -126,6 +127,21 @@ def peak_rows():
         yield ("training step: peak", variant, shape, peak, c["peak_bytes"])
 
 
+def gpu_rows():
+    """validation/gpu.py's torch.cuda.max_memory_allocated against the peak formulas (none yet)."""
+    path = DATA / "gpu_peaks.json"
+    if not path.exists():
+        return
+    data = json.loads(path.read_text())
+    device = data["versions"]["device"]
+    for c in data["cases"]:
+        problem = engine.load(None, gpu_sets(c))
+        predicted = int(gpu_prediction(c, engine.evaluate(problem.ruleset, problem.bindings)))
+        what = "GPU: peak of generation" if c["mode"] == "inference" else "GPU: peak of a training step"
+        variant = f"llama bf16 sdpa, {'LoRA, ' if c.get('lora') else ''}{c['mode']}, {device}"
+        yield (what, variant, f"b{c['b']} s{c['s']}", predicted, c["peak_allocated"])
+
+
 def _lora_rows(c, shape):
     impl = "foreach" if c["foreach"] else "for-loop"
     ckpt = c["mode"] == "train_ckpt"
@@ -154,7 +170,7 @@ def _target_text(target) -> str:
 
 
 def build() -> str:
-    rows = list(param_rows()) + list(activation_rows()) + list(kv_rows()) + list(peak_rows())
+    rows = list(param_rows()) + list(activation_rows()) + list(kv_rows()) + list(peak_rows()) + list(gpu_rows())
     versions = json.loads((DATA / "activations.json").read_text())["versions"]
     groups = {}
     for what, variant, shape, predicted, measured in rows:
@@ -186,10 +202,13 @@ def build() -> str:
     out += [f"| training step under autocast (AMP) | llama (sdpa, fp32 weights, bf16 autocast) | {len(amp)} | — | — | "
             "not modelled: autocast's bf16 weight copies and mixed-dtype activations are not in the activation "
             "formulas (measured and explained in `validation/PEAKS.md`) |"]
-    out += ["| peak of a training step, peak of generation (GPU `max_memory_allocated`) | — | 0 | — | ±5% | "
-            "not measured: no GPU was lent to the sessions that built this (the `device` status said "
-            "`not drawn`); the formulas are checked on the CPU above, `overhead` (CUDA context, allocator) "
-            "stays an input |", "",
+    if not (DATA / "gpu_peaks.json").exists():
+        out += ["| peak of a training step, peak of generation (GPU `max_memory_allocated`) | — | 0 | — | ±5% | "
+                "not measured: no GPU was lent to the sessions that built this (the `device` status said "
+                "`not drawn`); `python -m validation.gpu --out tests/data/measured/gpu_peaks.json` measures "
+                "it where one is; the formulas are checked on the CPU above, and `overhead` (CUDA context, "
+                "allocator reserve) stays an input, 0 by default |"]
+    out += ["",
             "## Every case", "",
             "| formula | variant | shape | predicted (bytes or count) | measured | error |", "|---|---|---|---|---|---|"]
     for what, variant, shape, predicted, measured in rows:

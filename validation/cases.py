@@ -77,3 +77,32 @@ def peak_sets(c: dict, t: int = 0) -> List[str]:
 def peak_comparable(c: dict) -> bool:
     """Autocast (AMP) activations are not modelled (validation/PEAKS.md)."""
     return not c.get("amp")
+
+
+def gpu_sets(c: dict) -> List[str]:
+    """--set values for a case of validation/gpu.py (bf16 Llama with SDPA on a GPU)."""
+    sets = ["arch=llama", "activation_model=measured", "weight_dtype=bf16", "flash_attention=true",
+            "tie_embeddings=false", f"h={c['h']}", f"a={c['a']}", f"kv_heads={c['kv_heads']}", f"f={c['f']}",
+            f"L={c['L']}", f"V={c['V']}", f"b={c['b']}", "s_max=131072",
+            f"recompute={'full' if c['mode'] == 'train_ckpt' else 'none'}"]
+    if c["mode"] == "inference":
+        return sets + [f"s={c['s'] + c['decode_steps']}", f"prompt_len={c['s']}", "prefill_logits=1",
+                       "kv_dtype=bf16"]
+    # plain torch.optim.AdamW: moments in each parameter's dtype (bf16 model, fp32 adapters)
+    sets += [f"s={c['s']}", "master_weights=false", f"optimizer_impl={c['optimizer_impl']}",
+             f"optimizer_state_dtype={'fp32' if c.get('lora') else 'bf16'}"]
+    if c.get("lora"):
+        sets += ["lora_rank=8", "lora_targets=q,v", "lora_dtype=fp32"]
+    return sets
+
+
+def gpu_prediction(c: dict, values) -> int:
+    """What vram-eval predicts for torch.cuda.max_memory_allocated of a validation/gpu.py case.
+
+    The fused AdamW keeps its fp32 `step` counters on the GPU (one per trained tensor: 9 per
+    Llama layer + embedding, final norm and head; LoRA on q, v: 4 per layer)."""
+    if c["mode"] == "inference":
+        return values["peak_inference"]
+    name = "peak_lora" if c.get("lora") else "peak_training"
+    tensors = 4 * c["L"] if c.get("lora") else 9 * c["L"] + 3
+    return values[name] + (4 * tensors if c["optimizer_impl"] == "fused" else 0)
