@@ -105,3 +105,18 @@ def test_json_carries_the_peaks(cli):
     status, out, _ = cli("specs/llama2-7b.toml", "--format", "json")
     outputs = json.loads(out)["outputs"]
     assert {"peak_training", "peak_lora", "peak_qlora", "peak_inference"} <= set(outputs)
+
+
+@pytest.mark.parametrize("setting", ["grad_accumulation=4", "dp=8", "tp=2", "pp=2"])
+def test_gradients_outlive_the_step_with_accumulation_or_parallelism(setting):
+    assert evaluate(LLAMA2_7B, setting)["persistent_gradients"]
+
+
+def test_single_gpu_pytorch_frees_gradients_between_steps():
+    assert not evaluate(LLAMA2_7B)["persistent_gradients"]
+
+
+def test_zero_3_shards_the_4_bit_base_too():
+    one = evaluate(LLAMA2_7B, "zero_stage=3")
+    eight = evaluate(LLAMA2_7B, "zero_stage=3", "dp=8")
+    assert value(eight, "qlora_base_weights") * 8 == value(one, "qlora_base_weights")
