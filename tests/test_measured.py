@@ -28,7 +28,8 @@ CASES = list(_cases())
 def _id(c):
     return (f"{c['arch']}-{c['attn']}-{c['dtype']}-b{c['b']}s{c['s']}h{c['h']}a{c['a']}kv{c['kv_heads']}"
             f"f{c['f']}L{c['L']}V{c['V']}{'-ckpt' if c['checkpointing'] else ''}{'-lora' if c['lora'] else ''}"
-            f"{'-' + c['activation_function'] if c['arch'] == 'gpt2' else ''}-{c.get('dropout_impl')}")
+            f"{'-' + c['activation_function'] if c['arch'] == 'gpt2' else ''}-{c.get('dropout_impl')}"
+            f"{'-amp' if c.get('amp') else ''}")
 
 
 def bind(c):

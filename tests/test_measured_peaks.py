@@ -14,7 +14,7 @@ from validation import peaks_derived
 from validation.cases import peak_comparable, peak_sets
 
 DOC = json.loads((DATA / "measured" / "peaks.json").read_text())
-ROWS = [r for r in peaks_derived.check(DOC) if not r[0].get("amp")]  # autocast activations: not modelled
+ROWS = [r for r in peaks_derived.check(DOC) if not r[0].get("amp")]  # derived.py does not model autocast
 
 
 def test_the_data_records_its_versions():
@@ -58,7 +58,7 @@ def _id(c):
     extra = (("fused" if c["fused"] else "foreach" if c["foreach"] else "single") if c["mode"] != "inference"
              else f"ltk{c['logits_to_keep']}") + ("-lora" if c["lora"] else "")
     return (f"{c['arch']}-{c['dtype']}-{c['attn']}-{c['mode']}-{extra}-b{c['b']}s{c['s']}h{c['h']}a{c['a']}"
-            f"kv{c['kv_heads']}f{c['f']}L{c['L']}V{c['V']}")
+            f"kv{c['kv_heads']}f{c['f']}L{c['L']}V{c['V']}{'-amp' if c['amp'] else ''}")
 
 
 def step_counters(c):
@@ -97,7 +97,8 @@ def test_training_peak_within_its_bound(case):
     these weight-heavy shapes); every other phase point is exact — so never under."""
     r = evaluate(None, *peak_sets(case))
     predicted = r["peak_training"] + step_counters(case)
-    assert 0 <= (predicted - case["peak_bytes"]) / case["peak_bytes"] <= 0.08
+    # under autocast the weight gradients are fp32, twice the slack
+    assert 0 <= (predicted - case["peak_bytes"]) / case["peak_bytes"] <= (0.10 if case["amp"] else 0.08)
 
 
 def test_training_peak_is_exact_where_the_bound_is_not_the_peak():
@@ -140,16 +141,21 @@ def test_lora_phase_points_to_the_byte(case):
     top = backward[f"layer{case['L'] - 1}"]["peak"]
     assert r["lora_at_backward_start"] + n == backward["head"]["peak"]
     assert r["lora_at_optimizer_step"] + n == case["phase_peaks"]["step_2"]
-    if case["mode"] == "train_ckpt":
+    if case["mode"] == "train_ckpt" and not case["amp"]:
         assert r["lora_at_top_layer"] + n == top
-    else:  # without checkpointing a bound, below the start of the backward
-        assert top <= r["lora_at_top_layer"] + n < r["lora_at_backward_start"] + n
+    else:  # without checkpointing, or under autocast, a bound
+        assert top <= r["lora_at_top_layer"] + n
 
 
 @pytest.mark.parametrize("case", LORA, ids=[_id(c) for c in LORA])
 def test_lora_peak_to_the_byte(case):
+    """Exact on a bf16 base; under autocast the top layer's recomputation is a bound (up to +6 %)."""
     r = evaluate(None, *peak_sets(case))
-    assert r["peak_lora"] + step_counters(case) == case["peak_bytes"]
+    predicted, measured = r["peak_lora"] + step_counters(case), case["peak_bytes"]
+    if case["amp"]:
+        assert 0 <= (predicted - measured) / measured <= 0.06
+    else:
+        assert predicted == measured
 
 
 # --- beyond the measured sizes: the formulas against the exact derivation ---------------------

@@ -120,3 +120,17 @@ def test_zero_3_shards_the_4_bit_base_too():
     one = evaluate(LLAMA2_7B, "zero_stage=3")
     eight = evaluate(LLAMA2_7B, "zero_stage=3", "dp=8")
     assert value(eight, "qlora_base_weights") * 8 == value(one, "qlora_base_weights")
+
+
+def test_autocast_keeps_fp32_state_and_16_bit_activations():
+    """HF Trainer's bf16=True on an fp32 model: 4 + 4 + 8 bytes per parameter, bf16 activations."""
+    r = evaluate(LLAMA2_7B, "weight_dtype=fp32", "autocast=true")
+    assert r["act_dtype"].value == "bf16" and not r["master_weights"]
+    assert value(r, "model_states") == 16 * value(r, "params")
+
+
+def test_autocast_adds_the_16_bit_weight_copies_the_matmuls_keep():
+    plain = evaluate(LLAMA2_7B, "weight_dtype=fp32", "act_dtype=bf16")
+    amp = evaluate(LLAMA2_7B, "weight_dtype=fp32", "autocast=true")
+    assert value(amp, "autocast_weight_copies") == 2 * value(amp, "linear_params_per_layer")
+    assert value(amp, "activations") > value(plain, "activations") + 32 * value(amp, "autocast_weight_copies")

@@ -27,6 +27,8 @@ def activation_sets(c: dict) -> List[str]:
                  f"mask_bytes={1 if c.get('dropout_impl') == 'native_dropout' else e}"]
     if c["lora"]:
         sets += ["lora_rank=8", "lora_targets=q,v", "lora_dtype=fp32"]  # PEFT's default: fp32 adapters
+    if c.get("amp"):
+        sets += ["autocast=true", "autocast_dtype=bf16"]  # an fp32 model (weight_dtype above) under bf16 autocast
     return sets
 
 
@@ -75,8 +77,8 @@ def peak_sets(c: dict, t: int = 0) -> List[str]:
 
 
 def peak_comparable(c: dict) -> bool:
-    """Autocast (AMP) activations are not modelled (validation/PEAKS.md)."""
-    return not c.get("amp")
+    """Every recorded peak case is comparable (autocast too, since its activations are modelled)."""
+    return True
 
 
 def gpu_sets(c: dict) -> List[str]:

@@ -78,7 +78,16 @@ def case_list():
         for sh in ({}, {"s": 256, "a": 8}):
             cases.append(dict(arch="gpt2", dtype="fp32", attn=attn, checkpointing=False,
                               lora=False, **{**GPT2_BASE, **sh}))
+    # autocast (HF Trainer bf16=True on an fp32 model): fp32 weights, bf16 matmuls
+    for attn in ("eager", "sdpa"):
+        for ckpt in (False, True):
+            for lora in (False, True):
+                for sh in ({}, {"b": 1}, {"s": 256}, {"h": 512, "f": 1376}, {"a": 8, "kv_heads": 2}, {"L": 4},
+                           {"V": 3000}):
+                    cases.append(dict(arch="llama", dtype="fp32", amp=True, attn=attn, checkpointing=ckpt,
+                                      lora=lora, **{**LLAMA_BASE, **sh}))
     for c in cases:
+        c.setdefault("amp", False)
         if c["arch"] == "gpt2":
             c["kv_heads"] = c["a"]  # GPT-2: multi-head attention, f = 4h
         c.setdefault("activation_function", "silu" if c["arch"] == "llama" else "gelu_new")
@@ -90,7 +99,7 @@ def run_one(c):
     from validation.saved_bytes import run_case
 
     kw = {k: c[k] for k in ("b", "s", "h", "a", "kv_heads", "f", "L", "V", "dtype", "attn",
-                            "checkpointing", "lora", "dropout_impl")}
+                            "checkpointing", "lora", "dropout_impl", "amp")}
     if c["arch"] == "gpt2":
         kw["activation_function"] = c["activation_function"]
     res = run_case(c["arch"], **kw)
@@ -140,7 +149,7 @@ def main(argv=None):
         t = time.time()
         r = run_one(c)
         results.append(r)
-        print(f"[{i + 1}/{len(cases)}] {c['arch']} {c['dtype']} {c['attn']} ckpt={c['checkpointing']} "
+        print(f"[{i + 1}/{len(cases)}] {c['arch']} {c['dtype']}{' amp' if c['amp'] else ''} {c['attn']} ckpt={c['checkpointing']} "
               f"lora={c['lora']} {c['activation_function']} {c['dropout_impl']} b={c['b']} s={c['s']} "
               f"h={c['h']} a={c['a']} kv={c['kv_heads']} f={c['f']} L={c['L']} V={c['V']}: "
               f"per_layer={r['per_layer_bytes']} non_layer={r['non_layer_bytes']} "

@@ -481,6 +481,14 @@ def case_list():
     for sh in ({}, {"V": 4000}, {"h": 512, "f": 1376}):
         add(mode="train", foreach=True, amp=True,
             **dict(arch="llama", dtype="fp32", attn="sdpa", **{**LLAMA_BASE, **sh}))
+    # ... with the fused step (no step temporaries, so the backward's points show), checkpointing, LoRA
+    for attn in ("eager", "sdpa"):
+        for sh in ({}, {"b": 4, "s": 256}, {"h": 512, "f": 1376}):
+            base = dict(arch="llama", dtype="fp32", attn=attn, amp=True, **{**LLAMA_BASE, **sh})
+            add(mode="train", foreach=False, fused=True, **base)
+            add(mode="train_ckpt", foreach=False, fused=True, **base)
+            add(mode="train", foreach=False, fused=True, lora=True, **base)
+            add(mode="train_ckpt", foreach=False, fused=True, lora=True, **base)
     # LoRA (peft, r = 8 on q and v, fp32 adapters) on a frozen bf16 Llama: AdamW on the adapters only
     for attn in ("eager", "sdpa"):
         for sh in LORA_SHAPES:

@@ -28,6 +28,8 @@ def comparison(doc):
     rows = []
     worst = 0.0
     for i, c in enumerate(doc["cases"]):
+        if c.get("amp"):  # autocast is derived in formulas/arch/llama.formula only (tests/test_measured.py)
+            continue
         p = predict(c)
         errs = {k: rel_err(p[k], c[k]) for k in KEYS}
         worst = max(worst, *(abs(v) for v in errs.values()))
@@ -38,7 +40,7 @@ def comparison(doc):
 def table_md(doc):
     rows, worst = comparison(doc)
     n_exact = sum(all(c[k] == p[k] for k in KEYS) for _, c, p, _ in rows)
-    out = [f"{len(rows)} cases; {n_exact} reproduced exactly (per-layer, first-layer, non-layer and "
+    out = [f"{len(rows)} cases without autocast; {n_exact} reproduced exactly (per-layer, first-layer, non-layer and "
            f"total bytes); max |relative error| = {worst:.3%}.", "",
            "| # | arch | dt | attn | ckpt | lora | act | dropout | b | s | h | a | kv | f | L | V "
            "| per-layer meas | per-layer pred | err | first layer meas | pred | non-layer meas "
@@ -168,8 +170,8 @@ def main(argv=None):
         text = replace_section(text, "listings", listings_md())
     with open(args.md, "w") as fh:
         fh.write(text)
-    _, worst = comparison(doc)
-    print(f"max |relative error| over {len(doc['cases'])} cases: {worst:.4%}", file=sys.stderr)
+    rows, worst = comparison(doc)
+    print(f"max |relative error| over {len(rows)} cases without autocast: {worst:.4%}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -390,7 +390,7 @@ def saved_tensor_table(meas: ForwardMeasurement, layer=0):
 
 def run_case(arch, *, b, s, h, a, kv_heads, f, L, V, dtype="bf16", attn="eager",
              checkpointing=False, lora=False, activation_function="gelu_new",
-             dropout_impl="cpu_default", with_backward=True, table_layer=None, seed=0):
+             dropout_impl="cpu_default", with_backward=True, table_layer=None, seed=0, amp=False):
     """Build, run one forward (+ optionally backward) and return the measurement summary."""
     model = build_model(arch, h=h, a=a, kv_heads=kv_heads, f=f, L=L, V=V, dtype=dtype, attn=attn,
                         activation_function=activation_function, seed=seed)
@@ -402,7 +402,9 @@ def run_case(arch, *, b, s, h, a, kv_heads, f, L, V, dtype="bf16", attn="eager",
     input_ids = torch.randint(0, V, (b, s), generator=g)
     labels = input_ids.clone()
     patch = native_dropout_everywhere() if dropout_impl == "native_dropout" else contextlib.nullcontext()
-    with patch:
+    # amp: an fp32 model under bf16 autocast (what HF Trainer's bf16=True does)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    with patch, autocast:
         meas, out, live = measure_forward(model, input_ids, labels, checkpointing=checkpointing)
         summ = summarize(meas)
         summ["peak_forward_tracked_bytes"] = live.peak
