@@ -134,3 +134,19 @@ def test_autocast_adds_the_16_bit_weight_copies_the_matmuls_keep():
     amp = evaluate(LLAMA2_7B, "weight_dtype=fp32", "autocast=true")
     assert value(amp, "autocast_weight_copies") == 2 * value(amp, "linear_params_per_layer")
     assert value(amp, "activations") > value(plain, "activations") + 32 * value(amp, "autocast_weight_copies")
+
+
+@pytest.mark.parametrize("framework, bytes_per_param, impl", [
+    ("mixed_precision", 16, "fused"),  # ZeRO §3.1: 2 + 2 + 12
+    ("hf_trainer", 8, "fused"),        # bf16 weights, gradients and moments; fused AdamW
+    ("pytorch", 8, "foreach"),
+])
+def test_framework_presets(framework, bytes_per_param, impl):
+    r = evaluate(LLAMA2_7B, "weight_dtype=bf16", f"framework={framework}")
+    assert value(r, "model_states") == bytes_per_param * value(r, "params")
+    assert r["optimizer_impl"].value == impl
+
+
+def test_a_preset_yields_to_an_explicit_setting():
+    r = evaluate(LLAMA2_7B, "weight_dtype=bf16", "framework=hf_trainer", "optimizer_state_dtype=fp32")
+    assert value(r, "optimizer_states") == 8 * value(r, "params")
