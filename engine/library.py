@@ -19,7 +19,8 @@ import pickle
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from sympy import Atom, Basic
+from sympy import Add, Atom, Basic, Mul, Piecewise
+from sympy.functions.elementary.piecewise import ExprCondPair
 
 from . import resources
 from .errors import FormulaError, Location, SpecError, suggest
@@ -101,10 +102,26 @@ class _Pickler(pickle.Pickler):
 
 
 def _rebuild(cls, args):
+    # Sums, products and piecewise expressions were canonical when they were stored: build
+    # them from their arguments directly (SymPy's own fast path), skipping the constructors'
+    # checks — most of a cached load's time otherwise.
+    if cls in _DIRECT:
+        return _DIRECT[cls](cls, args)
     try:
         return cls(*args, evaluate=False)
     except TypeError:
         return cls(*args)
+
+
+def _from_args(cls, args):
+    return cls._from_args(args)
+
+
+def _basic(cls, args):
+    return Basic.__new__(cls, *args)
+
+
+_DIRECT = {Add: _from_args, Mul: _from_args, Piecewise: _basic, ExprCondPair: _basic}
 
 
 @functools.lru_cache(maxsize=1)

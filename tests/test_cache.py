@@ -1,6 +1,7 @@
 """The on-disk cache of parsed formula files gives back exactly what parsing gives."""
 
 import pytest
+from sympy import srepr
 
 from engine import library
 from engine.transform import read_formula_file
@@ -23,6 +24,10 @@ def test_cached_rules_equal_freshly_parsed_ones(cache):
         assert fresh.requirements == second.requirements
         assert [r.expr.func for r in fresh.rules if r.expr is not None] == \
                [r.expr.func for r in second.rules if r.expr is not None]
+        # rebuilt node by node (sums and products through SymPy's fast path): the same trees
+        assert [srepr(r.expr) for r in fresh.rules] == [srepr(r.expr) for r in second.rules]
+        assert [r.expr.is_commutative for r in fresh.rules if r.expr is not None] == \
+               [r.expr.is_commutative for r in second.rules if r.expr is not None]
     assert len(list(cache.glob("*.pickle"))) == len(list((ROOT / "formulas").rglob("*.formula")))
 
 
