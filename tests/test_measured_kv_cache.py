@@ -8,10 +8,10 @@ DynamicCache (validation/kv_cache.py, validation/KV_CACHE.md; torch 2.13.0+cpu,
 transformers 5.24.0). MHA, GQA (kv_heads = a/2, a/4), MQA, head_dim != h/a, L in {2, 4}.
 Every full-attention case is reproduced to the byte with s = tokens in the cache.
 
-Sliding-window layers (Mistral with sliding_window shorter than the sequence) are not what
-`kv_cache` describes; their records document what the cache really holds: after prefill the
-kept window is a view of the full-length storage (all s tokens stay allocated), after a decode
-step the storage holds exactly `sliding_window` tokens (the tensors show window - 1).
+Sliding-window layers (Mistral with sliding_window shorter than the sequence): after prefill the
+kept window is a view of the full-length storage (all s tokens stay allocated: kv_cache_prompt),
+after a decode step the storage holds exactly `sliding_window` tokens (the tensors show
+window - 1: kv_cache with sliding_window set).
 """
 
 import json
@@ -72,15 +72,16 @@ def test_full_attention_caches_hold_only_keys_and_values():
 
 @pytest.mark.parametrize("case", SLIDING, ids=[_id(c) for c in SLIDING])
 def test_sliding_window_storage(case):
-    """Sliding window: kv_cache with s = tokens after prefill, s = min(tokens, window) after decoding."""
+    """After prefill the whole prompt (kv_cache_prompt); after decoding min(tokens, window) (kv_cache)."""
     w, tokens = case["sliding_window"], case["tokens_in_cache"]
     assert case["tokens_kept"] == min(tokens, w - 1)
     s_stored = tokens if case["decode_steps"] == 0 else min(tokens, w)
     assert case["kv_storage_tokens"] == s_stored
-    assert int(predict(case, s_stored)["kv_cache"]) == case["kv_bytes"]
-    if tokens >= w:
-        # the formula with s = tokens overcounts once the window has been trimmed by a decode step
-        assert (int(predict(case)["kv_cache"]) > case["kv_bytes"]) == (case["decode_steps"] > 0)
+    result = evaluate(None, *kv_sets(case), f"sliding_window={w}", f"prompt_len={case['s']}")
+    held = result["kv_cache_prompt"] if case["decode_steps"] == 0 else result["kv_cache"]
+    assert int(held) == case["kv_bytes"]
+    if tokens > w and case["decode_steps"] > 0:  # without the window the formula would overcount
+        assert int(predict(case)["kv_cache"]) > case["kv_bytes"]
 
 
 def test_the_measured_data_records_its_versions():
