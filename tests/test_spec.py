@@ -155,3 +155,14 @@ def test_unreadable_specs(tmp_path, name, data, words):
     with pytest.raises(engine.SpecError) as info:
         evaluate(path)
     assert words in info.value.message
+
+
+@pytest.mark.parametrize("config, window", [
+    ("mistral-7b-v0.1.json", 4096),   # "sliding_window": 4096
+    ("mixtral-8x7b-v0.1.json", 0),    # "sliding_window": null
+    ("qwen2-7b.json", 0),             # "sliding_window": 131072 with "use_sliding_window": false
+])
+def test_a_config_json_binds_the_sliding_window_only_where_it_is_used(config, window):
+    from conftest import DATA, evaluate
+
+    assert evaluate(DATA / "hf_configs" / config)["sliding_window"] == window
