@@ -29,7 +29,8 @@ def _id(c):
     return (f"{c['arch']}-{c['attn']}-{c['dtype']}-b{c['b']}s{c['s']}h{c['h']}a{c['a']}kv{c['kv_heads']}"
             f"f{c['f']}L{c['L']}V{c['V']}{'-ckpt' if c['checkpointing'] else ''}{'-lora' if c['lora'] else ''}"
             f"{'-' + c['activation_function'] if c['arch'] == 'gpt2' else ''}-{c.get('dropout_impl')}"
-            f"{'-amp' if c.get('amp') else ''}")
+            f"{'-amp' if c.get('amp') else ''}"
+            f"{'-moe%dx%d' % (c['experts'], c['experts_per_token']) if c.get('experts', 1) > 1 else ''}")
 
 
 def bind(c):

@@ -29,6 +29,8 @@ def activation_sets(c: dict) -> List[str]:
         sets += ["lora_rank=8", "lora_targets=q,v", "lora_dtype=fp32"]  # PEFT's default: fp32 adapters
     if c.get("amp"):
         sets += ["autocast=true", "autocast_dtype=bf16"]  # an fp32 model (weight_dtype above) under bf16 autocast
+    if c.get("experts", 1) > 1:
+        sets += [f"experts={c['experts']}", f"experts_per_token={c['experts_per_token']}"]
     return sets
 
 

@@ -86,12 +86,21 @@ def case_list():
                            {"V": 3000}):
                     cases.append(dict(arch="llama", dtype="fp32", amp=True, attn=attn, checkpointing=ckpt,
                                       lora=lora, **{**LLAMA_BASE, **sh}))
+    # Mixtral-style mixture of experts (top-k router over SwiGLU experts), bf16
+    for attn in ("eager", "sdpa"):
+        for ckpt in (False, True):
+            for sh in ({}, {"experts": 4}, {"experts_per_token": 1}, {"b": 4}, {"h": 512, "f": 1376},
+                       {"experts": 16, "experts_per_token": 4, "s": 256}):
+                cases.append(dict(arch="mixtral", dtype="bf16", attn=attn, checkpointing=ckpt, lora=False,
+                                  **{**LLAMA_BASE, "experts": 8, "experts_per_token": 2, **sh}))
     for c in cases:
         c.setdefault("amp", False)
+        c.setdefault("experts", 1)
+        c.setdefault("experts_per_token", 1)
         if c["arch"] == "gpt2":
             c["kv_heads"] = c["a"]  # GPT-2: multi-head attention, f = 4h
-        c.setdefault("activation_function", "silu" if c["arch"] == "llama" else "gelu_new")
-        c.setdefault("dropout_impl", "none" if c["arch"] == "llama" else "cpu_default")
+        c.setdefault("activation_function", "gelu_new" if c["arch"] == "gpt2" else "silu")
+        c.setdefault("dropout_impl", "cpu_default" if c["arch"] == "gpt2" else "none")
     return cases
 
 
@@ -99,7 +108,7 @@ def run_one(c):
     from validation.saved_bytes import run_case
 
     kw = {k: c[k] for k in ("b", "s", "h", "a", "kv_heads", "f", "L", "V", "dtype", "attn",
-                            "checkpointing", "lora", "dropout_impl", "amp")}
+                            "checkpointing", "lora", "dropout_impl", "amp", "experts", "experts_per_token")}
     if c["arch"] == "gpt2":
         kw["activation_function"] = c["activation_function"]
     res = run_case(c["arch"], **kw)

@@ -68,15 +68,33 @@ def gpt2_config(h, a, L, V, attn="eager", n_positions=1024, activation_function=
     return cfg
 
 
+def mixtral_config(h, a, kv_heads, f, L, V, experts, experts_per_token, attn="sdpa", max_pos=4096):
+    """Mixtral: Llama blocks whose MLP is `experts` SwiGLU experts behind a top-k router. The
+    router's auxiliary loss is off (its coefficient 0), as when output_router_logits is unset."""
+    from transformers import MixtralConfig
+
+    cfg = MixtralConfig(
+        hidden_size=h, num_attention_heads=a, num_key_value_heads=kv_heads, intermediate_size=f,
+        num_hidden_layers=L, vocab_size=V, max_position_embeddings=max_pos, num_local_experts=experts,
+        num_experts_per_tok=experts_per_token, tie_word_embeddings=False, attention_dropout=0.0,
+        sliding_window=None, router_aux_loss_coef=0.0,
+    )
+    cfg._attn_implementation = attn
+    return cfg
+
+
 def build_model(arch, *, h, a, kv_heads, f, L, V, dtype="bf16", attn="eager",
-                activation_function="gelu_new", seed=0):
+                activation_function="gelu_new", seed=0, experts=1, experts_per_token=1):
     """Random-weight model from a config (no weights are downloaded), in training mode."""
-    from transformers import GPT2LMHeadModel, LlamaForCausalLM
+    from transformers import GPT2LMHeadModel, LlamaForCausalLM, MixtralForCausalLM
 
     torch.manual_seed(seed)
     if arch == "llama":
         cfg = llama_config(h, a, kv_heads, f, L, V, attn=attn)
         model = LlamaForCausalLM(cfg)
+    elif arch == "mixtral":
+        cfg = mixtral_config(h, a, kv_heads, f, L, V, experts, experts_per_token, attn=attn)
+        model = MixtralForCausalLM(cfg)
     elif arch == "gpt2":
         assert kv_heads == a and f == 4 * h, "GPT-2 has MHA and f = 4h"
         cfg = gpt2_config(h, a, L, V, attn=attn, activation_function=activation_function)
@@ -390,10 +408,12 @@ def saved_tensor_table(meas: ForwardMeasurement, layer=0):
 
 def run_case(arch, *, b, s, h, a, kv_heads, f, L, V, dtype="bf16", attn="eager",
              checkpointing=False, lora=False, activation_function="gelu_new",
-             dropout_impl="cpu_default", with_backward=True, table_layer=None, seed=0, amp=False):
+             dropout_impl="cpu_default", with_backward=True, table_layer=None, seed=0, amp=False,
+             experts=1, experts_per_token=1):
     """Build, run one forward (+ optionally backward) and return the measurement summary."""
     model = build_model(arch, h=h, a=a, kv_heads=kv_heads, f=f, L=L, V=V, dtype=dtype, attn=attn,
-                        activation_function=activation_function, seed=seed)
+                        activation_function=activation_function, seed=seed, experts=experts,
+                        experts_per_token=experts_per_token)
     if checkpointing:
         model.gradient_checkpointing_enable()
     if lora:
