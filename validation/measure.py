@@ -89,10 +89,11 @@ def case_list():
     # Mixtral-style mixture of experts (top-k router over SwiGLU experts), bf16
     for attn in ("eager", "sdpa"):
         for ckpt in (False, True):
-            for sh in ({}, {"experts": 4}, {"experts_per_token": 1}, {"b": 4}, {"h": 512, "f": 1376},
-                       {"experts": 16, "experts_per_token": 4, "s": 256}):
-                cases.append(dict(arch="mixtral", dtype="bf16", attn=attn, checkpointing=ckpt, lora=False,
-                                  **{**LLAMA_BASE, "experts": 8, "experts_per_token": 2, **sh}))
+            for lora in (False, True):
+                for sh in ({}, {"experts": 4}, {"experts_per_token": 1}, {"b": 4}, {"h": 512, "f": 1376},
+                           {"experts": 16, "experts_per_token": 4, "s": 256}):
+                    cases.append(dict(arch="mixtral", dtype="bf16", attn=attn, checkpointing=ckpt, lora=lora,
+                                      **{**LLAMA_BASE, "experts": 8, "experts_per_token": 2, **sh}))
     for c in cases:
         c.setdefault("amp", False)
         c.setdefault("experts", 1)
