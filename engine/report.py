@@ -457,9 +457,8 @@ def render_validation(v, fmt: str = "table") -> str:
     lines = [f"validate {v.spec}: built {shape} (bf16, random weights)",
              "  versions: " + ", ".join(f"{k} {val}" for k, val in v.versions.items()), ""]
     lines += ["  " + "   ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]) for r in rows]
-    lines += ["", "bytes (parameters: a count), measured on the CPU: activations with "
-              "torch.autograd.graph.saved_tensors_hooks",
-              "(each storage once); peaks as live tensor bytes op by op (validation/peaks.py). The training "
-              "peak's",
+    lines += ["",
+              "bytes (parameters: a count), measured on the CPU: activations with torch.autograd.graph.saved_tensors_hooks",
+              "(each storage once), peaks as live tensor bytes op by op (validation/peaks.py); the training peak's",
               "layer terms are bounds (up to +8%, never under)."]
     return "\n".join(lines) + "\n"
