@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu", action="append", default=[], metavar="ID",
                    help="use this catalog GPU's memory as a budget (repeatable)")
     p.add_argument("--target", metavar="OUTPUT", help="the output to keep in budget (default: total_<regime>)")
+    p.add_argument("--peak", action="store_true", help="default to peak_<regime>, the peak over phases")
     _common(p)
 
     p = sub.add_parser("sensitivity", help="derivatives, elasticities and doubling ratios of a target",
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "elasticity ∂ln M/∂ln x and M(2x)/M(x); ranked by elasticity.")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--target", metavar="OUTPUT", help="default: total_<regime>")
+    p.add_argument("--peak", action="store_true", help="default to peak_<regime>, the peak over phases")
     _common(p)
 
     p = sub.add_parser("sweep", help="tabulate or plot outputs over a range of an input",
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("range", metavar="NAME=START:STOP[:STEP]")
     p.add_argument("--target", dest="targets", action="append", default=[], metavar="OUTPUT",
                    help="an output to tabulate (repeatable; default: total_<regime>)")
+    p.add_argument("--peak", action="store_true", help="default to peak_<regime>, the peak over phases")
     p.add_argument("--plot", metavar="FILE", help="draw the sweep to FILE.png or FILE.svg (needs vram-eval[plot])")
     p.add_argument("--gpu", action="append", default=[], metavar="ID", help="draw this GPU's memory (repeatable)")
     _common(p, formats=("csv", "json", "table"))
@@ -229,7 +232,7 @@ def _solve(args) -> int:
     from .solve import solve
 
     problem = load(args.spec, args.sets, args.formulas)
-    solutions = [solve(problem, args.name, value, args.target, budget_text=label)
+    solutions = [solve(problem, args.name, value, _target(problem, args.target, args.peak), budget_text=label)
                  for label, value in _budgets(args, problem)]
     sys.stdout.write(render_solutions(solutions, args.format))
     return 0
@@ -241,7 +244,7 @@ def _sensitivity(args) -> int:
     from .sensitivity import sensitivity
 
     problem = load(args.spec, args.sets, args.formulas)
-    sys.stdout.write(render_sensitivity(sensitivity(problem, args.target), args.format))
+    sys.stdout.write(render_sensitivity(sensitivity(problem, _target(problem, args.target, args.peak)), args.format))
     return 0
 
 
@@ -252,7 +255,7 @@ def _sweep(args) -> int:
 
     rng = parse_range(args.range)
     problem = load(args.spec, args.sets, args.formulas)
-    result = sweep(problem, rng, args.targets or [None])
+    result = sweep(problem, rng, args.targets or [_target(problem, None, args.peak)])
     if args.plot:
         _plot(args, problem, result)
     sys.stdout.write(render_sweep(result, args.format))
@@ -302,3 +305,12 @@ def _validate(args) -> int:
 
 _COMMANDS = {"validate": _validate, "eval": _eval, "check": _check, "explain": _explain, "solve": _solve,
              "sensitivity": _sensitivity, "sweep": _sweep}
+
+
+def _target(problem, target, peak: bool):
+    """--target as given; else, with --peak, the regime's peak over phases (else: its total)."""
+    if target or not peak:
+        return target
+    from .focus import default_target
+
+    return default_target(problem).replace("total_", "peak_", 1)

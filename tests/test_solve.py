@@ -150,3 +150,21 @@ def test_cli_bad_input_exits_2(cli):
                  ("--for", "s", "--budget", "24GiB", "--target", "nope")):
         status, _, err = cli("solve", "specs/llama13b.toml", *args)
         assert status == 2 and "error:" in err and "Traceback" not in err
+
+
+def test_peak_flag_answers_against_the_regimes_peak(cli):
+    import json
+
+    status, out, _ = cli("solve", "specs/llama3-8b.toml", "--for", "b", "--gpu", "h100", "--peak",
+                         "--set", "regime=lora", "--set", "recompute=full", "--format", "json")
+    assert status == 0
+    answer = json.loads(out)
+    assert answer["target"] == "peak_lora" and answer["value"] == 9  # 77.41 GiB at b = 9, 84.34 at 10
+
+
+def test_an_explicit_target_wins_over_the_peak_flag(cli):
+    import json
+
+    status, out, _ = cli("solve", "specs/llama2-7b.toml", "--for", "s", "--budget", "24GiB", "--peak",
+                         "--target", "kv_cache", "--format", "json")
+    assert status == 0 and json.loads(out)["target"] == "kv_cache"
