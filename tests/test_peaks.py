@@ -64,7 +64,7 @@ def test_without_checkpointing_the_start_of_backward_is_the_peak_at_long_context
 
 def test_persistent_gradients_are_alive_in_the_forward():
     kept = evaluate(LLAMA2_7B, "persistent_gradients=true")
-    freed = evaluate(LLAMA2_7B)
+    freed = evaluate(LLAMA2_7B, "persistent_gradients=false")
     assert (value(kept, "training_at_backward_start") - value(freed, "training_at_backward_start")
             == value(freed, "gradients"))
 
@@ -112,8 +112,13 @@ def test_gradients_outlive_the_step_with_accumulation_or_parallelism(setting):
     assert evaluate(LLAMA2_7B, setting)["persistent_gradients"]
 
 
-def test_single_gpu_pytorch_frees_gradients_between_steps():
-    assert not evaluate(LLAMA2_7B)["persistent_gradients"]
+@pytest.mark.parametrize("framework", ["hf_trainer", "pytorch"])
+def test_single_gpu_pytorch_frees_gradients_between_steps(framework):
+    assert not evaluate(LLAMA2_7B, f"framework={framework}")["persistent_gradients"]
+
+
+def test_megatron_and_deepspeed_keep_a_gradient_buffer():
+    assert evaluate(LLAMA2_7B)["persistent_gradients"]  # framework = mixed_precision
 
 
 def test_zero_3_shards_the_4_bit_base_too():

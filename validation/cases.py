@@ -74,7 +74,8 @@ def peak_sets(c: dict, t: int = 0) -> List[str]:
         impl = "fused" if c.get("fused") else ("foreach" if c["foreach"] else "single")
         # torch.optim keeps the moments in each parameter's dtype: the model's, or the fp32 adapters'
         state = "fp32" if c.get("lora") else c["dtype"]
-        sets += ["master_weights=false", f"optimizer_state_dtype={state}", f"optimizer_impl={impl}"]
+        sets += ["framework=pytorch", "master_weights=false", f"optimizer_state_dtype={state}",
+                 f"optimizer_impl={impl}"]
     return sets
 
 
@@ -93,7 +94,7 @@ def gpu_sets(c: dict) -> List[str]:
         return sets + [f"s={c['s'] + c['decode_steps']}", f"prompt_len={c['s']}", "prefill_logits=1",
                        "kv_dtype=bf16"]
     # plain torch.optim.AdamW: moments in each parameter's dtype (bf16 model, fp32 adapters)
-    sets += [f"s={c['s']}", "master_weights=false", f"optimizer_impl={c['optimizer_impl']}",
+    sets += [f"s={c['s']}", "framework=pytorch", "master_weights=false", f"optimizer_impl={c['optimizer_impl']}",
              f"optimizer_state_dtype={'fp32' if c.get('lora') else 'bf16'}"]
     if c.get("lora"):
         sets += ["lora_rank=8", "lora_targets=q,v", "lora_dtype=fp32"]
