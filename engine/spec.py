@@ -284,7 +284,9 @@ def _read_config_json(text: str, shown: str) -> Spec:
     if not any(e.key != "model_type" for e in entries):
         raise SpecError("this config.json has none of the fields vram-eval reads", Location(shown),
                         hint="expected keys such as hidden_size, num_hidden_layers, num_attention_heads, vocab_size")
-    name = tree.get("_name_or_path") or Path(shown).parent.name or Path(shown).stem
+    # A file named config.json is named by its directory (a Hub snapshot); any other by itself.
+    path = Path(shown)
+    name = tree.get("_name_or_path") or (path.parent.name if path.name == "config.json" else "") or path.stem
     return Spec(shown, str(name), tuple(entries), {"name": str(name)}, "config.json")
 
 

@@ -166,3 +166,15 @@ def test_a_config_json_binds_the_sliding_window_only_where_it_is_used(config, wi
     from conftest import DATA, evaluate
 
     assert evaluate(DATA / "hf_configs" / config)["sliding_window"] == window
+
+
+def test_a_config_json_is_named_after_its_file_or_its_snapshot_directory(tmp_path):
+    import shutil
+
+    from conftest import DATA, evaluate
+
+    assert evaluate(DATA / "hf_configs" / "mistral-7b-v0.1.json").title == "mistral-7b-v0.1"
+    snapshot = tmp_path / "Mistral-7B-v0.1"
+    snapshot.mkdir()
+    shutil.copy(DATA / "hf_configs" / "mistral-7b-v0.1.json", snapshot / "config.json")
+    assert evaluate(snapshot / "config.json").title == "Mistral-7B-v0.1"
