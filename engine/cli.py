@@ -312,5 +312,7 @@ def _target(problem, target, peak: bool):
     if target or not peak:
         return target
     from .focus import default_target
+    from .regimes import PEAKS
 
-    return default_target(problem).replace("total_", "peak_", 1)
+    total = default_target(problem)
+    return PEAKS[total][0] if total in PEAKS else total

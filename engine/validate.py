@@ -159,8 +159,7 @@ def _peak_rows(problem: Problem, shape: dict) -> List[Tuple[str, int, int]]:
     base = dict(shape, dtype="bf16", attn=attn, optimizer="adamw", foreach=True, fused=False,
                 logits_to_keep=None, context=None, amp=False)
     train = peaks.run_one(dict(base, mode="train"))
-    predicted = _predict(problem, shape, attn, ["framework=pytorch", "master_weights=false", "optimizer_state_dtype=bf16",
-                                                "optimizer_impl=foreach"])
+    predicted = _predict(problem, shape, attn, ["framework=pytorch"])  # plain torch.optim AdamW, foreach
     counters = 4 * train["n_trainable_tensors"]
     rows = [(f"peak of a training step ({attn}, AdamW foreach)", int(predicted["peak_training"]) + counters,
              train["peak_bytes"])]

@@ -155,3 +155,9 @@ def test_framework_presets(framework, bytes_per_param, impl):
 def test_a_preset_yields_to_an_explicit_setting():
     r = evaluate(LLAMA2_7B, "weight_dtype=bf16", "framework=hf_trainer", "optimizer_state_dtype=fp32")
     assert value(r, "optimizer_states") == 8 * value(r, "params")
+
+
+def test_the_adapters_step_temporaries_take_the_adapters_moment_dtype():
+    """fp32 adapters under plain torch.optim: fp32 moments, so an fp32 foreach temporary."""
+    r = evaluate(LLAMA2_7B, "framework=pytorch", "lora_dtype=fp32")
+    assert value(r, "lora_step_workspace") == 4 * value(r, "lora_params")

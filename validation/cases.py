@@ -72,10 +72,9 @@ def peak_sets(c: dict, t: int = 0) -> List[str]:
         sets += [f"s={c['s'] + t}", f"prompt_len={c['s']}", f"prefill_logits={n}", f"kv_dtype={c['dtype']}"]
     else:
         impl = "fused" if c.get("fused") else ("foreach" if c["foreach"] else "single")
-        # torch.optim keeps the moments in each parameter's dtype: the model's, or the fp32 adapters'
-        state = "fp32" if c.get("lora") else c["dtype"]
-        sets += ["framework=pytorch", "master_weights=false", f"optimizer_state_dtype={state}",
-                 f"optimizer_impl={impl}"]
+        # plain torch.optim AdamW: no master copy, moments in each parameter's dtype (the model's,
+        # or the fp32 adapters') — framework = pytorch
+        sets += ["framework=pytorch", f"optimizer_impl={impl}"]
     return sets
 
 
@@ -94,8 +93,7 @@ def gpu_sets(c: dict) -> List[str]:
         return sets + [f"s={c['s'] + c['decode_steps']}", f"prompt_len={c['s']}", "prefill_logits=1",
                        "kv_dtype=bf16"]
     # plain torch.optim.AdamW: moments in each parameter's dtype (bf16 model, fp32 adapters)
-    sets += [f"s={c['s']}", "framework=pytorch", "master_weights=false", f"optimizer_impl={c['optimizer_impl']}",
-             f"optimizer_state_dtype={'fp32' if c.get('lora') else 'bf16'}"]
+    sets += [f"s={c['s']}", "framework=pytorch", f"optimizer_impl={c['optimizer_impl']}"]
     if c.get("lora"):
         sets += ["lora_rank=8", "lora_targets=q,v", "lora_dtype=fp32"]
     return sets
