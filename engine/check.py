@@ -38,8 +38,8 @@ def check_paths(paths: Sequence[str] = ()) -> CheckReport:
             report.errors.append(FormulaError("no such file or directory", Location(raw)))
             continue
         resolved = p.resolve()
-        if resolved == builtin or builtin in resolved.parents:
-            continue  # the built-ins are always checked
+        if resolved == builtin or builtin in resolved.parents or _copy_of_builtins(p, builtin):
+            continue  # the built-ins are always checked (also as a copy: a checkout's formulas/)
         user.append(raw)
     if report.errors:
         return report
@@ -75,12 +75,32 @@ def check_paths(paths: Sequence[str] = ()) -> CheckReport:
                 seen.add(key)
                 report.errors.append(exc)
             continue
+        for _, error in ruleset.undeclared():
+            key = (error.message, str(error.location))
+            if key not in seen:
+                seen.add(key)
+                report.errors.append(error)
         for sel, value in chosen.items():
             report.variants.append(f"{sel}={value}")
         for warning in _unbound(ruleset):
             if warning not in report.warnings:
                 report.warnings.append(warning)
     return report
+
+
+def _copy_of_builtins(path: Path, builtin: Path) -> bool:
+    """Is ``path`` the built-in formulas under another name: a directory whose every
+    ``*.formula`` is byte for byte the built-in at the same place (the checkout's
+    ``formulas/`` beside an installed wheel), or one built-in file itself?"""
+    try:
+        if path.is_file():
+            return any(path.read_bytes() == twin.read_bytes() for twin in formula_files(builtin))
+        files = formula_files(path)
+        return bool(files) and all(
+            (builtin / f.relative_to(path)).is_file() and (builtin / f.relative_to(path)).read_bytes() == f.read_bytes()
+            for f in files)
+    except OSError:
+        return False
 
 
 def _unbound(ruleset) -> List[str]:
@@ -108,7 +128,7 @@ def _unbound(ruleset) -> List[str]:
     out = []
     for name in ruleset.inputs:
         rule = ruleset.rules.get(name)
-        if name in bound or (rule is not None and rule.expr is not None):
+        if name in bound or name in ruleset.free or (rule is not None and rule.expr is not None):
             continue
         users = sorted(n for n, r in ruleset.rules.items() if name in r.deps)
         where = rule.where if rule else (ruleset.rules[users[0]].where if users else "?")

@@ -139,7 +139,41 @@ def _normalise(argv: List[str]) -> List[str]:
     return argv
 
 
+# What a terminal that cannot show a character gets instead (LC_ALL=C, PYTHONIOENCODING=ascii).
+_PLAIN = {"\u2014": "-", "\u2013": "-", "\u2212": "-", "\u00b7": "*", "\u00d7": "x", "\u2192": "->",
+          "\u2264": "<=", "\u2265": ">=", "\u2248": "~", "\u2202": "d", "\u00b2": "^2", "\u00b3": "^3",
+          "\u2026": "...", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ",
+          "\u2009": " ", "\u202f": " ", "\u2713": "ok", "\u2717": "x"}
+
+
+def _plain_streams() -> None:
+    """Make stdout and stderr print what their encoding cannot show as plain ASCII
+    look-alikes (then '?'), instead of failing with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        try:
+            "\u2014\u00b7\u2264".encode(encoding)
+            continue  # UTF-8 or another encoding that shows them
+        except (UnicodeEncodeError, LookupError):
+            pass
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+        write = stream.write
+
+        def plain(text, write=write):
+            return write(text.translate(_TRANSLATE))
+
+        try:
+            stream.write = plain
+        except (AttributeError, TypeError):  # pragma: no cover - a stream we cannot wrap
+            pass
+
+
+_TRANSLATE = str.maketrans(_PLAIN)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    _plain_streams()
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:

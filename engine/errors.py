@@ -24,6 +24,7 @@ __all__ = [
     "SpecError",
     "BindingError",
     "EvaluationError",
+    "ValueTooLarge",
     "SolveError",
     "suggest",
 ]
@@ -146,7 +147,17 @@ class BindingError(EngineError):
 
 
 class EvaluationError(EngineError):
-    """A formula has no real value at the bound point (division by zero, ...)."""
+    """A formula has no real value at the bound point (division by zero, ...).
+    ``rule`` is the definition that failed (None if unknown)."""
+
+    def __init__(self, message: str, location: Optional[Location] = None, hint: Optional[str] = None,
+                 notes: Iterable[str] = (), rule=None) -> None:
+        super().__init__(message, location, hint, notes)
+        self.rule = rule
+
+
+class ValueTooLarge(EvaluationError):
+    """A value beyond the exact bound (2^4096): reported, never worked out."""
 
 
 class SolveError(EngineError):

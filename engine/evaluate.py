@@ -12,16 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Sequence
 
-from sympy import Basic, Symbol, nan, zoo
-from sympy.logic.boolalg import BooleanAtom
+import warnings
 
-from .errors import BindingError, EvaluationError, SpecError, suggest
+from sympy import Add, Basic, Mul, Piecewise, Pow, Symbol, log, nan, zoo
+from sympy.core.relational import GreaterThan, LessThan, StrictGreaterThan, StrictLessThan
+from sympy.logic.boolalg import And, BooleanAtom, Not, Or, false, true
+from sympy.utilities.exceptions import SymPyDeprecationWarning
+
+from .errors import BindingError, EngineError, EvaluationError, SpecError, ValueTooLarge, suggest
+from .regimes import HEADROOM, PEAKS, REGIMES
 from .rules import Rule, RuleSet
 from .spec import Binding
-from .exact import Unsupported, evaluate_exact, to_python_value, to_sympy_value
-from .symbols import Table, Text, TextSet, UnknownKey
+from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_python_value, to_sympy_value
+from .symbols import Lookup, Member, Table, Text, TextSet, UnknownKey
 
-__all__ = ["Breakdown", "evaluate", "evaluate_values"]
+__all__ = ["Breakdown", "evaluate", "evaluate_values", "blame", "check_signs", "SIGNED"]
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,12 @@ def evaluate(
     """Evaluate the rules at the bound point; check requirements; return a Breakdown.
 
     ``wanted`` names outputs that must be available (else BindingError)."""
-    values, missing = evaluate_values(ruleset, {n: b.value for n, b in bindings.items()})
+    try:
+        values, missing = evaluate_values(ruleset, {n: b.value for n, b in bindings.items()})
+    except EvaluationError as exc:
+        raise blame(exc, ruleset, bindings) from None
     _check_requirements(ruleset, bindings, values)
+    check_signs(ruleset, bindings, values)
     result = Breakdown(ruleset, bindings, values, missing, spec, title)
     for name in wanted or ():
         result.require(name)
@@ -124,9 +133,19 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, fre
             if lacking:
                 missing[name] = lacking
                 continue
-            value = _fast_value(rule, plain)  # None when a dependency is symbolic, or on any doubt
-            if value is None:
-                value = _value_of(rule, symbols, free)
+            try:
+                value = _fast_value(rule, plain)  # None when a dependency is symbolic, or on any doubt
+                if value is None:
+                    value = _value_of(rule, symbols, free)
+            except TooLarge as exc:
+                raise ValueTooLarge(
+                    f"'{name}' is too large to work out exactly at these values ({exc})", rule.location,
+                    hint=f"exact values are limited to 2^{MAX_BITS} (about 10^1233); is an input far too large, "
+                         "or a power's exponent an input?", rule=rule) from None
+            if getattr(value, "is_Rational", False) and (value.p.bit_length() > MAX_BITS or value.q.bit_length() > MAX_BITS):
+                raise ValueTooLarge(
+                    f"'{name}' is beyond 2^{MAX_BITS} (about 10^1233) at these values", rule.location,
+                    hint="no memory size is that large: is an input far too large?", rule=rule)
         values[name] = value
         symbols[Symbol(name)] = value
         try:
@@ -142,28 +161,84 @@ def _fast_value(rule: Rule, plain: Mapping[str, object]) -> Optional[Basic]:
         return to_sympy_value(evaluate_exact(rule.expr, plain))
     except (Unsupported, ArithmeticError, TypeError, ValueError, UnknownKey):
         return None  # SymPy recomputes it and reports any error in its own words
+    except RecursionError:
+        return None
 
 
 def _value_of(rule: Rule, symbols: Mapping[Symbol, Basic], free=frozenset()) -> Basic:
     expr = rule.expr
+    subs = {Symbol(d): symbols[Symbol(d)] for d in rule.deps}
+    _check_kinds(rule, subs)
+    if not free:
+        _check_logs(rule, subs)
     try:
-        subs = {Symbol(d): symbols[Symbol(d)] for d in rule.deps}
-        value = expr.xreplace(subs) if subs else expr
+        with warnings.catch_warnings():
+            # SymPy only warns when a table or a list lands in a sum; here that is an error.
+            warnings.simplefilter("error", SymPyDeprecationWarning)
+            value = expr.xreplace(subs) if subs else expr
     except UnknownKey as exc:
         raise EvaluationError(
             f"'{rule.name}': the table {exc.table.table_name} has no key {exc.key}",
             rule.location,
-            hint="keys: " + ", ".join(exc.table.entries),
+            hint="keys: " + ", ".join(exc.table.entries), rule=rule,
         ) from None
-    except (TypeError, ValueError, AttributeError) as exc:
+    except ZeroDivisionError:
+        raise EvaluationError(f"'{rule.name}' divides by zero at these values (x / 0 or x % 0)", rule.location,
+                              rule=rule) from None
+    except (TypeError, ValueError, AttributeError, SymPyDeprecationWarning) as exc:
         raise EvaluationError(
             f"'{rule.name}' cannot be computed from these values ({_plain(exc)})",
             rule.location,
-            hint="true/false and strings cannot be used in arithmetic; write (A if flag else B)",
+            hint="true/false and strings cannot be used in arithmetic; write (A if flag else B)", rule=rule,
         ) from None
+    except RecursionError:
+        raise EvaluationError(f"'{rule.name}' is nested too deeply to evaluate", rule.location, rule=rule) from None
     if free and _names(value) and _names(value) <= free:
         return value
     return _checked(rule, value)
+
+
+def _check_kinds(rule: Rule, subs: Mapping[Symbol, Basic]) -> None:
+    """A table or a list is only ever looked up or searched: anywhere else it is an error
+    that names it (SymPy would put it in a sum and fail somewhere inside)."""
+    for symbol, value in subs.items():
+        if isinstance(value, (Table, TextSet)) and _used_outside(rule.expr, symbol):
+            what = "the table" if isinstance(value, Table) else "the list"
+            how = "look a value up with table[key]" if isinstance(value, Table) else 'test it with "item" in list'
+            raise EvaluationError(f"'{rule.name}' uses {what} '{symbol.name}' as a value", rule.location,
+                                  hint=f"{what} cannot be used in arithmetic or compared; {how}", rule=rule)
+
+
+def _used_outside(expr: Basic, symbol: Symbol) -> bool:
+    """Does ``symbol`` appear in ``expr`` other than as a Lookup's table or a Member's list?"""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node == symbol:
+            return True
+        if isinstance(node, Lookup):
+            stack.extend(a for a in node.args[1:])
+            if node.args[0] != symbol:
+                stack.append(node.args[0])
+            continue
+        if isinstance(node, Member):
+            stack.append(node.args[0])
+            continue
+        stack.extend(getattr(node, "args", ()))
+    return False
+
+
+def _check_logs(rule: Rule, subs: Mapping[Symbol, Basic]) -> None:
+    """log() of zero or a negative number, and log(x, b) with b <= 0 or b = 1, are errors
+    (SymPy turns log(x, 0) into 0 without a word)."""
+    if not rule.expr.has(log):
+        return
+    for node in rule.expr.atoms(log):
+        argument = node.args[0].xreplace(subs) if subs else node.args[0]
+        if argument.is_number and argument.is_real and argument <= 0:
+            raise EvaluationError(
+                f"'{rule.name}' takes the logarithm of {argument} at these values (log needs a positive number; "
+                "log(x, base) a positive base other than 1)", rule.location, rule=rule)
 
 
 def _names(value: Basic) -> FrozenSet[str]:
@@ -180,19 +255,118 @@ def _checked(rule: Rule, value: Basic) -> Basic:
     if isinstance(value, (BooleanAtom, Text, TextSet, Table)):
         return value
     if value.has(zoo, nan) or value.has(Symbol("zoo")):
-        raise EvaluationError(f"'{rule.name}' divides by zero at these values", rule.location)
+        raise EvaluationError(f"'{rule.name}' divides by zero at these values", rule.location, rule=rule)
     if not value.is_number:
         raise EvaluationError(
             f"'{rule.name}' does not reduce to a number at these values: {value}",
             rule.location,
-            hint="is a string compared with < or >, or a true/false used as a number?",
+            hint="is a string compared with < or >, or a true/false used as a number?", rule=rule,
         )
     if value.is_real is False:
         raise EvaluationError(f"'{rule.name}' has no real value at these values ({value})", rule.location,
-                              hint="a square root or logarithm of a negative number?")
+                              hint="a square root or logarithm of a negative number?", rule=rule)
     if value.is_finite is False:
-        raise EvaluationError(f"'{rule.name}' is infinite at these values", rule.location)
+        raise EvaluationError(f"'{rule.name}' is infinite at these values", rule.location, rule=rule)
     return value
+
+
+# Memory outputs that may be negative: what is left of the GPU (negative: does not fit).
+SIGNED = frozenset(HEADROOM.values()) | frozenset(peak[1] for peak in PEAKS.values())
+# The memory the report shows: every row, total, peak and phase of every regime.
+SHOWN = (frozenset(out for _, total, rows in REGIMES for out in (total, *rows.values()))
+         | frozenset(out for peak, _, phases in PEAKS.values() for out in (peak, *(o for _, o in phases)))) - SIGNED
+
+
+def check_signs(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:
+    """No memory is negative: a memory the report shows, or one a user's formula defines,
+    below zero is an error that names it and the inputs that made it. (Built-in
+    intermediate differences such as qlora_shift, and the headrooms, may be negative.)"""
+    for name in ruleset.outputs:
+        value = values.get(name)
+        if value is None or name in SIGNED or ruleset.unit(name) != "bytes":
+            continue
+        if name not in SHOWN and ruleset.rules[name].builtin:
+            continue
+        if getattr(value, "is_number", False) and value.is_negative:
+            rule = ruleset.rules[name]
+            involved = _involved(ruleset, bindings, rule)
+            shown = [f"{b.location}: {b.key} = {_short(b.value)}" for b in involved[-4:]]
+            where = rule.location if not rule.builtin or not involved else involved[-1].location
+            raise EvaluationError(
+                f"'{name}' comes out negative ({value} bytes) at these values; memory cannot be negative",
+                where,
+                notes=([f"{rule.where}: {_one_line(rule.text)}"] if where is not rule.location else [])
+                + (["set here: " + "; ".join(shown)] if shown else []),
+                hint="check the inputs above (a negative size or count?)" if involved
+                else "the definition itself gives a negative number: is a sign or a term wrong?",
+                rule=rule)
+
+
+def _involved(ruleset: RuleSet, bindings: Mapping[str, Binding], rule: Rule) -> list:
+    """The bindings the value of ``rule`` depends on, in the order they were given."""
+    behind = ruleset.closure(rule.deps)
+    return [b for n, b in bindings.items() if n in behind]
+
+
+def blame(exc: EvaluationError, ruleset: RuleSet, bindings: Mapping[str, Binding]) -> EngineError:
+    """An error in a built-in formula caused by a value the user gave points at that value
+    (the spec line or --set), says what the formulas expect of it, and notes the formula."""
+    rule = getattr(exc, "rule", None)
+    if rule is None or not rule.builtin:
+        return exc
+    involved = _involved(ruleset, bindings, rule)
+    if not involved:
+        return exc
+    uses = _uses(ruleset)
+    def suspect(b):
+        expects = uses.get(b.name)
+        if isinstance(b.value, (Text, TextSet)) and ruleset.allowed_values(b.name) is None and expects:
+            return 2
+        if isinstance(b.value, BooleanAtom) and expects == "a number":
+            return 2
+        if not isinstance(b.value, (Text, TextSet, BooleanAtom)) and expects == "true or false":
+            return 2
+        return 0
+    culprit = max(reversed(involved), key=suspect)
+    expects = uses.get(culprit.name)
+    value = "true" if culprit.value is true else "false" if culprit.value is false else _short(culprit.value)
+    if suspect(culprit):
+        message = f"'{culprit.key}' = {value}: the formulas use '{culprit.name}' as {expects}"
+        hint = f"give {expects}" + (" (true or false)" if expects == "true or false" else "")
+        hint = f"'{culprit.name}' expects {expects}"
+    else:
+        message = f"'{culprit.key}' = {value}: {exc.message}"
+        hint = exc.hint
+    return SpecError(message, culprit.location, hint=hint,
+                     notes=[f"{rule.where}: {exc.message if suspect(culprit) else _one_line(rule.text)}"])
+
+
+def _uses(ruleset: RuleSet) -> Dict[str, str]:
+    """name → "true or false" or "a number", from how the formulas use each name directly
+    (a condition of an if, an and/or/not; or arithmetic and < >). Only on the error path."""
+    out: Dict[str, str] = {}
+    for rule in ruleset.rules.values():
+        if rule.expr is None or rule.kind == "table":
+            continue
+        stack = [rule.expr]
+        while stack:
+            node = stack.pop()
+            args = getattr(node, "args", ())
+            if isinstance(node, Piecewise):
+                conds = [c for _, c in args]
+                for c in conds:
+                    if isinstance(c, Symbol) and not isinstance(c, Text):
+                        out.setdefault(c.name, "true or false")
+            elif isinstance(node, (And, Or, Not)):
+                for a in args:
+                    if isinstance(a, Symbol) and not isinstance(a, Text):
+                        out.setdefault(a.name, "true or false")
+            elif isinstance(node, (Add, Mul, Pow, StrictLessThan, LessThan, StrictGreaterThan, GreaterThan)):
+                for a in args:
+                    if isinstance(a, Symbol) and not isinstance(a, Text):
+                        out.setdefault(a.name, "a number")
+            stack.extend(a for a in args if isinstance(a, Basic))
+    return out
 
 
 def _check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:

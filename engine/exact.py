@@ -21,14 +21,24 @@ from sympy.logic.boolalg import And, BooleanFalse, BooleanTrue, Not, Or
 
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet, UnknownKey
 
-__all__ = ["evaluate_exact", "to_python_value", "to_sympy_value", "Unsupported"]
+__all__ = ["evaluate_exact", "to_python_value", "to_sympy_value", "Unsupported", "TooLarge", "MAX_BITS",
+           "too_large"]
 
-# Powers with larger integer exponents are left to SymPy's guarded path.
-MAX_EXPONENT = 4096
+# No exact value is worked out beyond 2^MAX_BITS (about 10^1233): a memory model never
+# needs one, and 2^(2^40) would take the machine's memory and hours to compute.
+MAX_BITS = 4096
 
 
 class Unsupported(Exception):
     """A node this evaluator leaves to SymPy."""
+
+
+class TooLarge(Exception):
+    """A value (or a power about to be worked out) beyond 2^MAX_BITS: reported, never computed."""
+
+
+def too_large(value: Fraction) -> bool:
+    return value.numerator.bit_length() > MAX_BITS or value.denominator.bit_length() > MAX_BITS
 
 
 def to_python_value(value) -> Any:
@@ -105,9 +115,20 @@ def _mul(e, env):
 def _pow(e, env):
     base = _num(evaluate_exact(e.args[0], env))
     exp = _num(evaluate_exact(e.args[1], env))
-    if exp.denominator != 1 or abs(exp) > MAX_EXPONENT:
-        raise Unsupported("pow")
+    # The size of the result is known before it is worked out: refuse what would not fit.
+    bits = max(base.numerator.bit_length(), base.denominator.bit_length())
+    if base not in (0, 1, -1) and abs(exp) * max(bits - 1, 1) > MAX_BITS:
+        raise TooLarge(f"{_short(base)} ** {_short(exp)}")
+    if exp.denominator != 1:
+        raise Unsupported("pow")  # a root: SymPy keeps it exact (and its size is bounded above)
+    if base == 0 and exp < 0:
+        raise ZeroDivisionError("0 to a negative power")
     return base ** int(exp)
+
+
+def _short(x: Fraction) -> str:
+    text = str(x)
+    return text if len(text) <= 24 else f"a number of {len(text)} digits"
 
 
 def _piecewise(e, env):

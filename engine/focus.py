@@ -9,13 +9,15 @@ symbol, so it is exactly what ``vram-eval SPEC`` computes at any value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Dict, List, Optional, Tuple
 
 from sympy import Basic, Integer, Symbol
 from sympy.logic.boolalg import BooleanAtom
 
-from .errors import BindingError, Location, SolveError, suggest
-from .evaluate import evaluate_values
+from .errors import BindingError, EvaluationError, Location, SolveError, ValueTooLarge, suggest
+from .evaluate import blame, evaluate_values
+from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_sympy_value
 from .load import Problem
 from .rules import Rule
 from .symbols import Text
@@ -45,8 +47,22 @@ class Focus:
         return self.unit in ("count", "bytes")
 
     def at_value(self, x) -> Basic:
-        """The target at ``x``, exactly."""
-        return self.expr.xreplace({self.symbol: _exact(x)})
+        """The target at ``x``, exactly (by exact.py where it can; a power too large to
+        work out, such as 2**s at s = 2^40, is a located error, never a hang)."""
+        value = _exact(x)
+        if value.is_Rational:
+            try:
+                return to_sympy_value(evaluate_exact(self.expr, {self.name: Fraction(int(value.p), int(value.q))}))
+            except TooLarge as exc:
+                rule = self.problem.ruleset.rules.get(self.target)
+                raise ValueTooLarge(
+                    f"'{self.target}' is too large to work out exactly at {self.name} = {value} ({exc})",
+                    rule.location if rule else None,
+                    hint=f"exact values are limited to 2^{MAX_BITS}: is a power's exponent an input?", rule=rule,
+                ) from None
+            except (Unsupported, ArithmeticError, TypeError, ValueError, RecursionError):
+                pass
+        return self.expr.xreplace({self.symbol: value})
 
     def feasible(self, x) -> bool:
         """Do the formulas' requirements that involve the input hold at ``x``?"""
@@ -124,12 +140,15 @@ def _evaluate(problem: Problem, name: str, outputs: List[str]):
     rs = problem.ruleset
     bound = {n: b.value for n, b in problem.bindings.items()}
     at = bound.get(name)
-    if at is None:
-        plain, _ = evaluate_values(rs, bound, only=rs.closure([name]))
-        at = plain.get(name)
-    bound[name] = Symbol(name)
-    needed = rs.closure(outputs)
-    values, missing = evaluate_values(rs, bound, only=needed, free={name})
+    try:
+        if at is None:
+            plain, _ = evaluate_values(rs, bound, only=rs.closure([name]))
+            at = plain.get(name)
+        bound[name] = Symbol(name)
+        needed = rs.closure(outputs)
+        values, missing = evaluate_values(rs, bound, only=needed, free={name})
+    except EvaluationError as exc:
+        raise blame(exc, rs, problem.bindings) from None
     for out in outputs:
         if out in missing:
             lacking = sorted(missing[out])

@@ -53,13 +53,15 @@ def gpu_catalog() -> Dict[str, GPU]:
 
 def find_gpu(name: str, location: Optional[Location] = None) -> GPU:
     catalog = gpu_catalog()
+    if not isinstance(name, str):
+        raise SpecError(f"'{GPU_KEY}' names a GPU of the catalog, such as \"h100\"", location)
     key = name.strip().lower().replace("_", "-").replace(" ", "-")
     if key in catalog:
         return catalog[key]
     ids = sorted({g.id for g in catalog.values()})
     hint = suggest(key, list(catalog))
     raise SpecError(
-        f"unknown GPU '{name}'",
+        f"unknown GPU '{name if len(name) <= 60 else name[:57] + '...'}'",
         location,
         hint=(hint + " " if hint else "") + "known: " + ", ".join(ids)
         + '; or give the memory directly: gpu_memory = "24GiB"',

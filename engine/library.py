@@ -15,17 +15,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import pickle
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from sympy import Add, Atom, Basic, Mul, Piecewise
-from sympy.functions.elementary.piecewise import ExprCondPair
+import sympy
 
-from . import resources
+from . import cache, resources
 from .errors import FormulaError, Location, SpecError, suggest
 from .rules import FormulaFile, RuleSet
-from .symbols import Table, Text, TextSet
+from .symbols import Text
 
 __all__ = ["Library", "formula_files"]
 
@@ -34,6 +32,9 @@ def formula_files(root: Path) -> List[Path]:
     """``*.formula`` under ``root`` (recursively, in a stable order)."""
     if root.is_file():
         return [root]
+    if root.exists() and not root.is_dir():
+        raise FormulaError("this is not a regular file (a pipe, a device or a socket)", Location(str(root)),
+                           hint="give a .formula text file or a directory of them")
     return sorted(p for p in root.rglob("*.formula") if p.is_file())
 
 
@@ -56,7 +57,9 @@ def _cached(path: Path, shown: str, builtin: bool) -> FormulaFile:
 
     Turning text into SymPy is most of a cold run's own work; the cache is keyed by
     the file's bytes, the grammar and the engine's source, so any change misses.
-    Errors are never cached, and a cache that cannot be read or written is skipped."""
+    Entries are data (JSON, see engine/cache.py), checked on read: an entry that is
+    missing, invalid, stale or unsafe to open is a miss. Errors are never cached, and
+    a cache that cannot be read or written is skipped."""
     directory = _cache_dir()
     try:
         data = path.read_bytes()
@@ -64,24 +67,15 @@ def _cached(path: Path, shown: str, builtin: bool) -> FormulaFile:
         data = None
     if directory is None or data is None:
         return _parse_file(path, shown, builtin)
-    key = hashlib.sha256(b"\0".join([_engine_fingerprint(), shown.encode(), bytes([builtin]), data])).hexdigest()
-    entry = directory / f"{key}.pickle"
-    try:
-        with open(entry, "rb") as fh:
-            file = pickle.load(fh)
-        if isinstance(file, FormulaFile):
-            return file
-    except Exception:  # missing, unreadable or stale: parse again
-        pass
+    builtin = bool(builtin)
+    fingerprint = _engine_fingerprint()
+    key = hashlib.sha256(b"\0".join([fingerprint, shown.encode(), bytes([builtin]), data])).hexdigest()
+    meta = cache.Meta(key, hashlib.sha256(data).hexdigest(), fingerprint.hex(), shown, builtin)
+    file = cache.load(directory, meta)
+    if file is not None:
+        return file
     file = _parse_file(path, shown, builtin)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            _Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL).dump(file)
-        os.replace(tmp, entry)
-    except Exception:
-        pass
+    cache.store(directory, meta, file)
     return file
 
 
@@ -91,46 +85,14 @@ def _parse_file(path: Path, shown: str, builtin: bool) -> FormulaFile:
     return read_formula_file(path, builtin=builtin, shown=shown)
 
 
-class _Pickler(pickle.Pickler):
-    """Stores SymPy expressions so that loading rebuilds them as they were, without
-    evaluating them again (re-evaluation would cost what parsing costs)."""
-
-    def reducer_override(self, obj):
-        if isinstance(obj, Basic) and obj.args and not isinstance(obj, (Atom, Table, TextSet)):
-            return _rebuild, (type(obj), obj.args)
-        return NotImplemented
-
-
-def _rebuild(cls, args):
-    # Sums, products and piecewise expressions were canonical when they were stored: build
-    # them from their arguments directly (SymPy's own fast path), skipping the constructors'
-    # checks — most of a cached load's time otherwise.
-    if cls in _DIRECT:
-        return _DIRECT[cls](cls, args)
-    try:
-        return cls(*args, evaluate=False)
-    except TypeError:
-        return cls(*args)
-
-
-def _from_args(cls, args):
-    return cls._from_args(args)
-
-
-def _basic(cls, args):
-    return Basic.__new__(cls, *args)
-
-
-_DIRECT = {Add: _from_args, Mul: _from_args, Piecewise: _basic, ExprCondPair: _basic}
-
-
 @functools.lru_cache(maxsize=1)
 def _engine_fingerprint() -> bytes:
-    """Hash of the grammar and of the modules that build rules: a new version invalidates the cache."""
-    digest = hashlib.sha256()
+    """Hash of the grammar, of the modules that build rules and of the cache format (and
+    SymPy's version, which decides canonical forms): a new version invalidates the cache."""
+    digest = hashlib.sha256(f"sympy {sympy.__version__}\0cache v{cache.VERSION}\0".encode())
     here = Path(__file__).resolve().parent
     for part in (resources.grammar_path(), here / "transform.py", here / "symbols.py", here / "rules.py",
-                 here / "parse.py", here / "units.py", here / "errors.py"):
+                 here / "parse.py", here / "units.py", here / "errors.py", here / "cache.py"):
         try:
             digest.update(part.read_bytes())
         except OSError:

@@ -59,7 +59,18 @@ def load(
         if isinstance(entry.value, str):
             chosen[entry.name] = (entry.value, entry.location)
     ruleset = Library(formulas).ruleset(chosen)
+    _check_undeclared(ruleset, entries)
     return Problem(ruleset, bind(ruleset, entries), loaded, chosen_gpu)
+
+
+def _check_undeclared(ruleset: RuleSet, entries) -> None:
+    """A name a formula uses that nothing defines is a typo, unless the spec or --set binds it."""
+    if not ruleset.free:
+        return
+    given = {e.name for e in entries} | {e.key for e in entries}
+    for name, error in ruleset.undeclared():
+        if name not in given:
+            raise error
 
 
 def _resolve_gpus(entries):

@@ -222,6 +222,8 @@ def _hint_for_char(char: str) -> Optional[str]:
         return "strings must close on the same line"
     if char == "\\":
         return "to go on over several lines, indent the following lines"
+    if char.isdigit() or char.isnumeric():
+        return "only the ASCII digits 0-9 make numbers (is this a full-width or other script's digit?)"
     if char == "\x00" or not char.isprintable():
         return "is this a formula file? it contains a control character"
     return "formulas use names, numbers, + - * / % ^ **, comparisons, brackets and strings"

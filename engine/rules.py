@@ -82,6 +82,8 @@ class RuleSet:
                 if old is not None:
                     if old.builtin and not rule.builtin:
                         overridden.append((rule, old))
+                        if rule.unit is None and old.unit is not None:
+                            rule = dataclasses.replace(rule, unit=old.unit)  # an override keeps its unit
                     else:
                         raise FormulaError(
                             f"'{rule.name}' is defined twice",
@@ -110,6 +112,24 @@ class RuleSet:
         if name in self.rules or name in self.free:
             return name
         return self.alias_of.get(name)
+
+    def undeclared(self) -> List[Tuple[str, FormulaError]]:
+        """(name, located error) for each name a formula uses that nothing defines or declares
+        (a typo, or a new input that needs ``input NAME``), with "did you mean"."""
+        from .errors import suggest
+
+        known = sorted((set(self.rules) | set(self.alias_of)) - self.free)
+        errors = []
+        for name in sorted(self.free):
+            rule = next(r for r in [self.rules[n] for n in self.order if n in self.rules] + self.requirements
+                        if name in r.deps)
+            errors.append((name, FormulaError(
+                f"'{name}' is not defined: no formula defines it and no input declares it",
+                _name_location(rule, name),
+                hint=(suggest(name, known) or "") + (" " if suggest(name, known) else "")
+                + f"(a new input must be declared: input {name} [count] = 1 \"what it is\")",
+            )))
+        return errors
 
     def known_names(self) -> List[str]:
         return sorted(set(self.rules) | set(self.free) | set(self.alias_of))
@@ -225,6 +245,24 @@ class RuleSet:
         if name in memo:
             return memo[name]
         return Symbol(name)
+
+
+def _name_location(rule: Rule, name: str) -> Location:
+    """Where ``name`` is first written in the statement (else the statement itself)."""
+    import re
+
+    loc = rule.location
+    for m in re.finditer(r"(?<![A-Za-z0-9_\"'])" + re.escape(name) + r"(?![A-Za-z0-9_])", rule.text):
+        if m.start() == 0 and rule.kind != "requirement":
+            continue  # the statement's own name
+        before = rule.text[: m.start()]
+        line = (loc.line or 1) + before.count("\n")
+        column = m.start() - (before.rfind("\n") + 1) + 1 if "\n" in before else (loc.column or 1) + m.start()
+        source = rule.text.splitlines()[before.count("\n")]
+        if "\n" not in before and loc.source_line is not None:
+            source = loc.source_line
+        return Location(loc.path, line, column, source, len(name))
+    return loc
 
 
 def _one_line(text: str) -> str:

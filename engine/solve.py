@@ -18,7 +18,8 @@ from typing import List, Optional, Tuple
 
 from sympy import Basic, Integer, Piecewise, Poly, Rational, Symbol, ceiling, fraction, together
 
-from .errors import EngineError, Location, SolveError
+from .errors import EngineError, Location, SolveError, ValueTooLarge
+from .exact import MAX_BITS
 from .focus import Focus, focus
 from .load import Problem
 from .regimes import REMEDIES, components
@@ -117,7 +118,10 @@ class _Fn:
 
     def __call__(self, x) -> Basic:
         if x not in self.memo:
-            value = self.fx.at_value(x)
+            try:
+                value = self.fx.at_value(x)
+            except ValueTooLarge:
+                value = BEYOND  # past 2^MAX_BITS: over any budget, and never worked out
             if not value.is_number or value.is_real is False or value.is_finite is False:
                 raise _Undefined(x)
             self.memo[x] = value
@@ -126,6 +130,10 @@ class _Fn:
 
 class _Undefined(Exception):
     pass
+
+
+# Stands for a target too large to work out (2**s at s = 2^40): larger than any budget.
+BEYOND = Integer(2) ** (MAX_BITS + 1)
 
 
 def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solution:
@@ -175,6 +183,8 @@ def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solu
         try:
             at_next = f(nxt)
         except _Undefined:
+            at_next = None
+        if at_next is BEYOND:
             at_next = None
     if fx.name == "s":
         limit = _values_at_point(fx, ["s_max"]).get("s_max")
@@ -268,11 +278,11 @@ def _exhaustive(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str):
     except ImportError:  # without the plot extra: exact evaluation of fewer values
         candidates = [lo + k for k in range(10_000)]
     else:
-        from sympy import lambdify
+        from .vectorise import evaluate_array  # walks the expression: no code is generated from it
 
         xs = np.arange(int(lo), int(lo) + EXHAUSTIVE_LIMIT, dtype=np.int64)
-        with np.errstate(all="ignore"):
-            values = np.asarray(lambdify(fx.symbol, fx.expr, modules="numpy")(xs.astype(float)), dtype=float)
+        values = evaluate_array(fx.expr, fx.symbol, xs.astype(float),
+                                Location("--target", None, 1, fx.target, len(fx.target)), what=f"'{fx.target}'")
         near = values <= float(budget) * (1 + 1e-9)
         candidates = [Integer(int(x)) for x in xs[near]]
     if direction == "largest":

@@ -1,10 +1,17 @@
 """Sweep: one or more outputs over a range of one input, vectorised.
 
-Each output is reduced to a function of the input (engine/focus.py) and compiled
-once with SymPy's ``lambdify`` to NumPy, then evaluated on the whole grid:
-10^6 points take well under a second. Whole-number outputs come back as exact
-integers where float64 holds them exactly (below 2^53), checked against exact
-evaluation at the ends and the middle of the range.
+Each output is reduced to a function of the input (engine/focus.py) and
+evaluated on the whole grid at once by engine/vectorise.py, which walks the SymPy
+expression with NumPy — no code is generated from the formulas: 10^6 points take
+well under a second. Whole-number outputs come back as exact integers where
+float64 holds them exactly (below 2^53), checked against exact evaluation.
+
+A range is checked before anything is computed: its points are finite numbers of
+at most 2^53 in size (at most 10^7 of them, a geometric factor of at most 1024),
+whole numbers for counts and bytes, and every point must meet the formulas'
+requirements that involve the input (``tp`` must divide ``a``...), as direct
+evaluation would demand; the first point that does not is named, with a range
+that avoids it.
 """
 
 from __future__ import annotations
@@ -12,18 +19,27 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from typing import Dict, Optional, Sequence, Tuple
 
-from sympy import Integer, Rational, lambdify
+from sympy import Integer, Rational
+from sympy.logic.boolalg import BooleanAtom
 
-from .errors import Location, SolveError
-from .focus import focus
+from .errors import EvaluationError, Location, SolveError
+from .focus import Focus, focus
 from .load import Problem
 from .units import NumberTooLarge, parse_quantity
 
-__all__ = ["Range", "SweepResult", "parse_range", "sweep", "MAX_POINTS"]
+__all__ = ["Range", "SweepResult", "parse_range", "sweep", "MAX_POINTS", "MAX_VALUE", "MIN_MAGNITUDE",
+           "MAX_FACTOR"]
 
 MAX_POINTS = 10_000_000  # a sweep larger than this is refused
+MAX_VALUE = 2**53  # the largest size of a point: float64 holds every whole number up to it exactly
+MIN_MAGNITUDE = Rational(1, 2**53)  # the smallest size of a non-zero start, stop or step
+MAX_FACTOR = 1024  # the largest geometric step (x1024)
+
+_BOUND_TEXT = "2^53 = 9,007,199,254,740,992"
 
 
 @dataclass(frozen=True)
@@ -34,31 +50,64 @@ class Range:
     step: Optional[Rational]  # arithmetic step, or None for a geometric one
     factor: Optional[int]  # "x2"
     text: str
+    # (column, width) in `text` of the name, start, stop, step and of START:STOP[:STEP] (1-based)
+    spans: Tuple[Tuple[int, int], ...] = ()
 
     def count(self) -> int:
         if self.factor:
-            return int(math.floor(math.log(self.stop / self.start, self.factor) + 1e-9)) + 1
+            # the largest k with start * factor^k <= stop, exactly (a float log misses by one near powers)
+            ratio = Fraction(int(self.stop.p) * int(self.start.q), int(self.stop.q) * int(self.start.p))
+            k = max(0, int(math.log2(ratio.numerator) - math.log2(ratio.denominator)) // max(1, self.factor.bit_length() - 1))
+            while self.factor ** k > ratio:
+                k -= 1
+            while self.factor ** (k + 1) <= ratio:
+                k += 1
+            return k + 1
         return int((self.stop - self.start) // self.step) + 1
 
+    def point(self, k: int) -> Rational:
+        """The k-th point, exactly."""
+        if self.factor:
+            return self.start * Integer(self.factor) ** k
+        return self.start + k * self.step
+
+    @property
+    def whole(self) -> bool:
+        return self.start.q == 1 and (self.step is None or self.step.q == 1)
+
     def values(self):
-        """The grid: a NumPy array when NumPy is there, else a list."""
+        """The grid: a NumPy array when NumPy is there (int64 for whole points), else a list."""
         n = self.count()
-        whole = self.start.q == 1 and (self.step is None or self.step.q == 1)
         try:
             import numpy as np
         except ImportError:  # pragma: no cover - exercised without the plot extra
-            np = None
+            return [self.point(k) for k in range(n)]
         if self.factor:
-            values = [self.start * self.factor**k for k in range(n)]
-            if np is not None:
-                return np.array([int(v) if whole else float(v) for v in values],
-                                dtype=np.int64 if whole and values[-1] < 2**62 else float)
-            return values
-        if np is not None:
-            if whole:
-                return np.arange(int(self.start), int(self.start) + n * int(self.step), int(self.step), dtype=np.int64)
-            return float(self.start) + float(self.step) * np.arange(n, dtype=float)
-        return [self.start + k * self.step for k in range(n)]
+            points = [self.point(k) for k in range(n)]
+            if self.whole:
+                return np.array([int(v) for v in points], dtype=np.int64)
+            return np.array([_to_float(v) for v in points], dtype=float)
+        if self.whole:
+            start, step = int(self.start), int(self.step)
+            return np.arange(start, start + n * step, step, dtype=np.int64)
+        # (A + k·B) / D with whole A, B: each point is the float nearest the exact one
+        # (parse_range keeps |A + k·B| within 2^53, where float64 is exact for whole numbers).
+        d = math.lcm(int(self.start.q), int(self.step.q))
+        a, b = int(self.start * d), int(self.step * d)
+        return (a + b * np.arange(n, dtype=float)) / d
+
+    def location(self, part: str = "range") -> Location:
+        """Where in the range's text ``part`` (name, start, stop, step, range) is."""
+        index = ("name", "start", "stop", "step", "range").index(part)
+        column, width = self.spans[index] if index < len(self.spans) else (1, len(self.text))
+        return Location("sweep", None, column, self.text, width)
+
+
+def _to_float(v: Rational) -> float:
+    try:
+        return int(v.p) / int(v.q)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
 
 
 def parse_range(text: str) -> Range:
@@ -69,38 +118,91 @@ def parse_range(text: str) -> Range:
         raise SolveError(f"'{text}' is not a range", loc, hint="write NAME=START:STOP[:STEP], e.g. s=512:8192:512 or s=512:32768:x2")
     name, start_t, stop_t, step_t = m.groups()
 
-    def number(part: str, what: str) -> Rational:
+    def span(group: int) -> Tuple[int, int]:
+        if m.group(group) is None:
+            return (m.end(3) + 1, 1)
+        part = m.group(group)
+        lead = len(part) - len(part.lstrip())
+        return (m.start(group) + lead + 1, max(1, len(part.strip())))
+
+    spans = (span(1), span(2), span(3), span(4), (m.start(2) + 1, m.end(4 if step_t is not None else 3) - m.start(2)))
+
+    def at(group: int) -> Location:
+        column, width = spans[group - 1]
+        return Location("sweep", None, column, text, width)
+
+    def number(part: str, what: str, group: int) -> Rational:
         try:
             parsed = parse_quantity(part.strip())
         except NumberTooLarge:
-            parsed = None
+            raise SolveError(f"the {what} '{part.strip()[:24]}' of the range is too large: sweep values are at most "
+                             f"{_BOUND_TEXT} in size", at(group)) from None
         if parsed is None:
-            raise SolveError(f"the {what} '{part.strip()}' of the range is not a number", loc)
+            raise SolveError(f"the {what} '{part.strip()[:24]}' of the range is not a number", at(group),
+                             hint="points are finite numbers such as 512, 1.5, 4K or 2GiB")
         v = parsed[0]
-        return Rational(v.numerator, v.denominator)
+        value = Rational(v.numerator, v.denominator)
+        written = part.strip() if len(part.strip()) <= 24 else part.strip()[:21] + "..."
+        if abs(value) > MAX_VALUE:
+            raise SolveError(f"the {what} {written} of the range is beyond the bound of a sweep: "
+                             f"values are at most {_BOUND_TEXT} in size", at(group),
+                             hint="float64 holds whole numbers exactly only up to 2^53; sweep a smaller range")
+        if value != 0 and abs(value) < MIN_MAGNITUDE:
+            raise SolveError(f"the {what} {written} of the range is too small: non-zero values are at least "
+                             f"2^-53 in size", at(group))
+        return value
 
-    start, stop = number(start_t, "start"), number(stop_t, "stop")
+    start, stop = number(start_t, "start", 2), number(stop_t, "stop", 3)
     if stop < start:
-        raise SolveError(f"the range stops ({stop}) before it starts ({start})", loc, hint="write NAME=START:STOP with START <= STOP")
+        raise SolveError(f"the range stops ({_show(stop)}) before it starts ({_show(start)})", at(5),
+                         hint="write NAME=START:STOP with START <= STOP")
     factor = step = None
     if step_t is not None and step_t.strip().lower().startswith("x"):
-        try:
-            factor = int(step_t.strip()[1:])
-        except ValueError:
-            raise SolveError(f"'{step_t}' is not a geometric step", loc, hint="x2 doubles, x10 multiplies by ten") from None
+        digits = step_t.strip()[1:]
+        if not re.fullmatch(r"[0-9]{1,5}", digits):
+            raise SolveError(f"'{step_t.strip()[:24]}' is not a geometric step", at(4),
+                             hint="x2 doubles, x10 multiplies by ten")
+        factor = int(digits)
         if factor < 2:
-            raise SolveError("a geometric step must multiply by 2 or more", loc)
+            raise SolveError("a geometric step must multiply by 2 or more", at(4))
+        if factor > MAX_FACTOR:
+            raise SolveError(f"a geometric step multiplies by at most {MAX_FACTOR}, not {factor}", at(4),
+                             hint="x2 doubles, x10 multiplies by ten")
         if start <= 0:
-            raise SolveError("a geometric range must start above 0", loc)
+            raise SolveError("a geometric range must start above 0", at(2))
     else:
-        step = number(step_t, "step") if step_t is not None else Integer(1)
+        step = number(step_t, "step", 4) if step_t is not None else Integer(1)
         if step <= 0:
-            raise SolveError(f"the step must be positive, not {step}", loc)
-    rng = Range(name, start, stop, step, factor, text)
+            raise SolveError(f"the step must be positive, not {_show(step)}", at(4) if step_t is not None else at(5))
+        d = math.lcm(int(start.q), int(step.q))
+        if d > 1 and max(abs(start), abs(stop)) * d > MAX_VALUE:
+            raise SolveError(f"the points of {start_t.strip()}:{stop_t.strip()}:{step_t.strip()} are finer than "
+                             f"float64 can tell apart at {_show(max(abs(start), abs(stop)))}", at(5),
+                             hint=f"with a step of {_show(step)}, keep the values below {_show(Rational(MAX_VALUE, d))}"
+                                  f" (the values times the step's denominator are at most 2^53)")
+    rng = Range(name, start, stop, step, factor, text, spans)
     if rng.count() > MAX_POINTS:
-        raise SolveError(f"{rng.count():,} points is more than the limit of {MAX_POINTS:,}", loc,
+        raise SolveError(f"{rng.count():,} points is more than the limit of {MAX_POINTS:,}", at(5),
                          hint="use a larger step or a geometric one (x2)")
     return rng
+
+
+def _show(value: Rational) -> str:
+    """A point as a range would write it: 3, 2.5, 1e-05 (a float's digits where not a short decimal)."""
+    value = Rational(value)
+    if value.q == 1:
+        return str(value.p)
+    q = int(value.q)
+    while q % 2 == 0:
+        q //= 2
+    while q % 5 == 0:
+        q //= 5
+    if q == 1 and len(str(value.q)) <= 20:
+        with localcontext() as ctx:
+            ctx.prec = len(str(abs(value.p))) + len(str(value.q)) + 2
+            text = format(Decimal(int(value.p)) / Decimal(int(value.q)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return repr(_to_float(value))
 
 
 @dataclass(frozen=True)
@@ -121,6 +223,8 @@ class SweepResult:
         def py(v):
             if hasattr(v, "item"):
                 v = v.item()
+            if isinstance(v, float) and not math.isfinite(v):
+                return None  # beyond float64 (or no real value): JSON has no inf
             return int(v) if isinstance(v, float) and v.is_integer() else v
 
         return {
@@ -133,39 +237,189 @@ class SweepResult:
 
 
 def sweep(problem: Problem, rng: Range, targets: Sequence[Optional[str]] = (None,)) -> SweepResult:
+    foci = [focus(problem, rng.name, target) for target in targets or (None,)]
+    _check_whole(foci[0], rng)
     xs = rng.values()
+    grid = xs.astype(float) if hasattr(xs, "astype") else xs  # float64 once, for every evaluation
+    _check_requirements(foci[0], rng, xs, grid)
     columns, units, exact = {}, {}, {}
-    name = None
-    for target in targets or (None,):
-        fx = focus(problem, rng.name, target)
-        name = fx.name
-        columns[fx.target], exact[fx.target] = _tabulate(fx, xs)
+    for fx in foci:
+        columns[fx.target], exact[fx.target] = _tabulate(fx, xs, rng, grid)
         units[fx.target] = problem.ruleset.unit(fx.target)
+    name = foci[0].name
     return SweepResult(name, problem.ruleset.unit(name), xs, columns, units, exact)
 
 
-def _tabulate(fx, xs):
+# --- the range against the input's domain ---------------------------------------
+
+
+def _check_whole(fx: Focus, rng: Range) -> None:
+    """Counts and bytes take whole values: so must every point of the range."""
+    if not fx.integer or rng.whole:
+        return
+    part, value = ("start", rng.start) if rng.start.q != 1 else ("step", rng.step)
+    lo, hi = -((-rng.start.p) // rng.start.q), rng.stop.p // rng.stop.q  # ceil(start), floor(stop)
+    if rng.factor:
+        hint = f"start at a whole number, e.g. {rng.name}={lo}:{_show(rng.stop)}:x{rng.factor}"
+    elif lo > hi:
+        hint = f"no whole number lies between {_show(rng.start)} and {_show(rng.stop)}"
+    else:
+        step = max(1, -((-rng.step.p) // rng.step.q))
+        hint = f"sweep whole values, e.g. {rng.name}={lo}:{hi}" + (f":{step}" if step != 1 else "")
+    raise SolveError(f"{fx.name} takes whole values (unit {fx.unit}): the {part} {_show(value)} of the range "
+                     f"is not a whole number", rng.location(part), hint=hint)
+
+
+def _check_requirements(fx: Focus, rng: Range, xs, grid=None) -> None:
+    """Every point meets the formulas' requirements that involve the input: vectorised,
+    each offender confirmed exactly (and the ends and middle confirmed exactly too)."""
+    if not fx.requirements:
+        return
+    n = len(xs)
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - exact, point by point
+        np = None
+    if np is None:  # pragma: no cover
+        for k in range(n):
+            if not fx.feasible(rng.point(k)):
+                _requirement_error(fx, rng, k, None)
+        return
+    from .vectorise import Vectorised
+
+    grid = xs.astype(float) if grid is None else grid
+    on_grid = Vectorised(fx.symbol, grid, rng.location(), [c for _, c in fx.requirements], whole=rng.whole,
+                         ascending=True)
+    ok = np.ones(n, dtype=bool)
+    for rule, condition in fx.requirements:
+        ok &= on_grid.condition(condition, what=f"the requirement '{_one_line(rule.doc or rule.text)}'")
+    for k in sorted({0, n // 2, n - 1}):  # exact at the probes, even where the floats agree
+        if ok[k] and not fx.feasible(rng.point(k)):
+            ok[k] = False
+    for k in np.flatnonzero(~ok):
+        if fx.feasible(rng.point(int(k))):
+            ok[k] = True  # a float64 false alarm
+        else:
+            _requirement_error(fx, rng, int(k), ok)
+
+
+def _failing_rule(fx: Focus, x):
+    for rule, condition in fx.requirements:
+        try:
+            decided = condition.xreplace({fx.symbol: x})
+        except (ZeroDivisionError, TypeError, ValueError):
+            return rule
+        if not (isinstance(decided, BooleanAtom) and bool(decided)):
+            return rule
+    return fx.requirements[0][0]  # pragma: no cover - called only where feasible() said no
+
+
+def _requirement_error(fx: Focus, rng: Range, k: int, ok) -> None:
+    x = rng.point(k)
+    rule = _failing_rule(fx, x)
+    n = len(ok) if ok is not None else rng.count()
+    notes = [f"{rule.where}: {_one_line(rule.text)}"]
+    hint = "sweep only values the formulas accept"
+    if ok is not None:
+        import numpy as np
+
+        bad = np.flatnonzero(~ok)
+        shown = ", ".join(_show(rng.point(int(i))) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
+        if n > 1:
+            notes.append(f"{len(bad):,} of the {n:,} points {'breaks' if len(bad) == 1 else 'break'} "
+                         f"the formulas' requirements: {shown}")
+        better = _suggest(fx, rng, ok)
+        if better:
+            hint = f"sweep only values that meet them, e.g. {better}"
+        elif not ok.any():
+            hint = f"no point of {rng.text.strip()} meets them: sweep values the formulas accept"
+    raise SolveError(f"{fx.name} = {_show(x)} breaks a requirement of the formulas: "
+                     f"{_one_line(rule.doc or rule.text)}", rng.location("range"), notes=notes, hint=hint)
+
+
+def _suggest(fx: Focus, rng: Range, ok) -> Optional[str]:
+    """A range whose every point is accepted, with as many points as can be found: the
+    accepted points themselves if they are evenly spaced, else the longest geometric run
+    (x2, x3, ... from the first accepted point) or the longest run of consecutive points."""
+    import numpy as np
+
+    good = np.flatnonzero(ok)
+    if len(good) == 0:
+        return None
+    i0, i1 = int(good[0]), int(good[-1])
+    name = rng.name
+
+    def arithmetic(a: int, b: int, d: int) -> str:
+        lo, hi = _show(rng.point(a)), _show(rng.point(b))
+        if a == b:
+            return f"{name}={lo}:{lo}"
+        if rng.factor:
+            return f"{name}={lo}:{hi}:x{rng.factor ** d}"
+        step = rng.step * d
+        return f"{name}={lo}:{hi}" + (f":{_show(step)}" if step != 1 else "")
+
+    d = int(np.gcd.reduce(good - i0)) if len(good) > 1 else 1
+    if ok[i0:i1 + 1:d].all() and (not rng.factor or rng.factor ** d <= MAX_FACTOR):
+        return arithmetic(i0, i1, d)
+    # the longest run of consecutive accepted points
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], ok.view(np.int8), [0]))))
+    starts, ends = edges[0::2], edges[1::2] - 1
+    longest = int(np.argmax(ends - starts))
+    best, best_count = arithmetic(int(starts[longest]), int(ends[longest]), 1), int(ends[longest] - starts[longest]) + 1
+    first = rng.point(i0)
+    if first > 0 and not rng.factor:
+        for f in range(2, 11):  # first, first·f, first·f², ... while the formulas accept them
+            points, p = [], first
+            while p <= rng.stop and len(points) < 64 and fx.feasible(p):
+                points.append(p)
+                p *= f
+            if len(points) > best_count:
+                best, best_count = f"{name}={_show(first)}:{_show(points[-1])}:x{f}", len(points)
+    return best
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# --- the values --------------------------------------------------------------------
+
+
+def _tabulate(fx: Focus, xs, rng: Optional[Range] = None, grid=None):
     try:
         import numpy as np
     except ImportError:  # pragma: no cover
         np = None
-    if np is None:  # without NumPy: exact evaluation point by point (slower, same values)
-        return [fx.at_value(Integer(x) if float(x).is_integer() else Rational(str(x))) for x in xs], True
-    f = lambdify(fx.symbol, fx.expr, modules="numpy")
-    with np.errstate(all="ignore"):
-        values = np.asarray(f(xs.astype(float) if xs.dtype.kind == "i" else xs), dtype=float)
-    if values.shape != np.shape(xs):  # a constant expression
-        values = np.full(np.shape(xs), float(values))
-    # Whole numbers of bytes: exact integers while float64 holds them exactly.
-    probes = sorted({0, len(xs) // 2, len(xs) - 1})
-    whole = np.all(np.isfinite(values)) and np.nanmax(np.abs(values)) < 2**53
-    if whole:
-        for i in probes:
-            x = xs[i].item()
-            exact_value = fx.at_value(Integer(x) if float(x).is_integer() else Rational(str(x)))
-            if not (exact_value.is_Integer and int(exact_value) == values[i]):
-                whole = False
-                break
-    if whole:
-        return np.rint(values).astype(np.int64), True
-    return values, False
+
+    def exact_point(k: int):
+        if rng is not None:
+            return rng.point(k)
+        x = xs[k].item() if hasattr(xs[k], "item") else xs[k]
+        return Integer(x) if float(x).is_integer() else Rational(str(x))
+
+    if np is None:  # pragma: no cover - without NumPy: exact evaluation point by point (slower, same values)
+        return [fx.at_value(exact_point(k)) for k in range(len(xs))], True
+    from .vectorise import Vectorised
+
+    where = rng.location() if rng is not None else Location("sweep")
+    grid = xs.astype(float) if grid is None else grid
+    values = Vectorised(fx.symbol, grid, where, [fx.expr], whole=rng is not None and rng.whole,
+                        ascending=rng is not None).number(fx.expr, what=f"'{fx.target}'")
+    # Whole numbers of bytes: exact integers while float64 holds them exactly (the largest
+    # size below 2^53; NaN and inf fail the test), every value whole in float64, and the
+    # exact values at the ends, the middle, the largest and the smallest agreeing.
+    n = len(xs)
+    top, bottom = int(np.argmax(values)), int(np.argmin(values))  # NaN, if any, is found by both
+    if n == 0 or not max(values[top], -values[bottom]) < 2**53:
+        return values, False
+    ints = values.astype(np.int64)
+    if not (ints == values).all():
+        return values, False
+    for k in sorted({0, n // 2, n - 1, top, bottom}):
+        try:
+            exact_value = fx.at_value(exact_point(k))
+        except EvaluationError:  # too large to work out exactly: not a float64 integer either
+            return values, False
+        if not (exact_value.is_Integer and int(exact_value) == int(ints[k])):
+            return values, False
+    return ints, True

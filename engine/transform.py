@@ -63,6 +63,13 @@ FUNCTIONS = {
 
 # 2^MAX_POWER_BITS is the largest exact power worked out while reading a file.
 MAX_POWER_BITS = 4096
+# Bounds on one formula file, far above any real one (the whole built-in model is under
+# 1,000 lines, its longest line 175 characters): past them a file is refused at once
+# with a located error instead of taking minutes or gigabytes to parse.
+MAX_FILE_BYTES = 1 << 20
+MAX_LINES = 5_000
+MAX_LINE_LENGTH = 4_000
+MAX_TABLE_ENTRIES = 1_000
 
 _COMPARE = {"<": Lt, "<=": Le, ">": Gt, ">=": Ge}
 
@@ -170,6 +177,9 @@ class FormulaTransformer(Transformer):
         return ("doc", str(items[0])[1:-1])
 
     def table(self, meta, items):
+        if len(items) > MAX_TABLE_ENTRIES:
+            raise _Located(f"a table of {len(items):,} entries is more than the limit of {MAX_TABLE_ENTRIES:,}",
+                           *_at(meta))
         seen = {}
         for key, value, key_tok, value_meta in items:
             if key in seen:
@@ -312,6 +322,9 @@ class FormulaTransformer(Transformer):
             _numeric(arg, meta)
         if name in ("sqrt", "log") and args[0].is_number and (args[0].is_negative or (name == "log" and args[0].is_zero)):
             raise _Located(f"{name}() of {args[0]} has no real value", *_at(name_tok))
+        if name == "log" and len(args) == 2 and args[1].is_number and (args[1] <= 0 or args[1] == 1):
+            raise _Located(f"log(x, {args[1]}) has no value: a logarithm's base must be positive and not 1",
+                           *_at(name_tok))
         return func(*args)
 
     def text_list(self, meta, items):
@@ -323,8 +336,23 @@ class FormulaTransformer(Transformer):
         return Lookup(Symbol(str(table_tok)), key)
 
 
+def check_size(text: str, path: Optional[str]) -> None:
+    """Refuse a text past the bounds above, naming the bound and where it is passed."""
+    lines = text.count("\n") + 1
+    if lines > MAX_LINES:
+        raise FormulaError(f"{lines:,} lines is more than the limit of {MAX_LINES:,} for one formula file",
+                           Location(path, MAX_LINES + 1), hint="split it into several files (a directory of them)")
+    for number, line in enumerate(text.split("\n"), 1):
+        if len(line) > MAX_LINE_LENGTH:
+            raise FormulaError(
+                f"line {number} is {len(line):,} characters long, more than the limit of {MAX_LINE_LENGTH:,}",
+                Location(path, number, MAX_LINE_LENGTH + 1, line[: MAX_LINE_LENGTH + 40]),
+                hint="break it into indented continuation lines or named definitions")
+
+
 def parse_formulas(text: str, path: Optional[str] = None, builtin: bool = False) -> FormulaFile:
     """Formula text → :class:`FormulaFile`; raises :class:`FormulaError` (located)."""
+    check_size(text, path)
     tree = parse_text(text, path)
     try:
         statements = FormulaTransformer().transform(tree)
@@ -334,10 +362,10 @@ def parse_formulas(text: str, path: Optional[str] = None, builtin: bool = False)
             raise FormulaError(inner.message, Location.in_text(path, text, inner.line, inner.column, inner.width),
                                hint=inner.hint) from None
         if isinstance(inner, RecursionError):
-            raise FormulaError("expression nested too deeply", Location(path)) from None
+            raise _too_deep(tree, text, path) from None
         raise
     except RecursionError:
-        raise FormulaError("expression nested too deeply", Location(path)) from None
+        raise _too_deep(tree, text, path) from None
 
     lines = text.splitlines()
     rules: List[Rule] = []
@@ -352,13 +380,31 @@ def parse_formulas(text: str, path: Optional[str] = None, builtin: bool = False)
             unit=unit,
             doc=doc or "",
             aliases=aliases,
-            location=Location.in_text(path, text, line, column, len(name) if name else 1),
+            location=Location(path, line, column, lines[line - 1] if 0 < line <= len(lines) else None,
+                              max(1, len(name)) if name else 1),
             text=_as_written(text[meta.start_pos : meta.end_pos]),
             comment=_comment_above(lines, line),
             builtin=builtin,
         )
         (requirements if kind == "requirement" else rules).append(rule)
     return FormulaFile(path=path, rules=tuple(rules), requirements=tuple(requirements), builtin=builtin)
+
+
+def _too_deep(tree, text: str, path: Optional[str]) -> FormulaError:
+    """'nested too deeply', at the statement that is (found by transforming each alone)."""
+    line = None
+    for statement in tree.children:
+        try:
+            FormulaTransformer().transform(statement)
+        except (RecursionError, VisitError) as exc:
+            if isinstance(exc, RecursionError) or isinstance(exc.orig_exc, RecursionError):
+                line = getattr(getattr(statement, "meta", None), "line", None)
+                break
+        except Exception:
+            continue
+    where = Location.in_text(path, text, line, 1) if line else Location(path)
+    return FormulaError("this expression is nested too deeply to read (hundreds of levels of operators)", where,
+                        hint="split it into named definitions")
 
 
 def _as_written(span: str) -> str:
@@ -379,12 +425,36 @@ def _comment_above(lines: List[str], line: int) -> str:
     return "\n".join(reversed(out))
 
 
+def _read_regular(path: Path, shown: str) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES: a FIFO, a device (/dev/zero)
+    or a socket is refused before it is read, so nothing can block or fill the memory."""
+    import os
+    import stat
+
+    info = os.stat(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise FormulaError("this is not a regular file (a pipe, a device or a socket)", Location(shown),
+                           hint="give a .formula text file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise FormulaError(f"the file is {info.st_size:,} bytes, more than the limit of {MAX_FILE_BYTES:,} "
+                           "for one formula file", Location(shown), hint="split it into several files")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise FormulaError(f"the file is more than the limit of {MAX_FILE_BYTES:,} bytes for one formula file",
+                           Location(shown), hint="split it into several files")
+    return data
+
+
 def read_formula_file(path: Path, builtin: bool = False, shown: Optional[str] = None) -> FormulaFile:
     """Read and parse one file; missing, unreadable or non-UTF-8 files are located errors.
     ``shown`` is the path errors name (default: ``path`` as given)."""
     shown = shown or str(path)
     try:
-        data = Path(path).read_bytes()
+        data = _read_regular(Path(path), shown)
     except IsADirectoryError:
         raise FormulaError("this is a directory, not a formula file", Location(shown),
                            hint="pass the directory itself to --formulas to load every *.formula in it") from None

@@ -58,13 +58,21 @@ MAX_EXPONENT = 400
 # Nor are numbers written with more digits than this (Python refuses to convert
 # more than 4300 digits to int by default anyway).
 MAX_DIGITS = 400
+# No input value (a count, a memory size, a plain number) may exceed this in
+# magnitude, with its unit applied: 10^30 is a million times the bytes of every
+# disk ever made, and far beyond any parameter or token count, so a larger value
+# is a typo or an attack, never a model. Within it every value is also a finite float.
+MAX_MAGNITUDE = 10**30
+MAX_MAGNITUDE_TEXT = "10^30"
 
-_NUMBER = re.compile(r"^\s*([+-]?)(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*$")
-_QUANTITY = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]+)\s*$")
+# Only ASCII digits are digits: "１２８" (full-width) or "١٢٨" (Arabic-Indic) are
+# not numbers, though Python's \d and int() would take them.
+_NUMBER = re.compile(r"^\s*([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*$", re.ASCII)
+_QUANTITY = re.compile(r"^\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]+)\s*$", re.ASCII)
 
 
 class NumberTooLarge(ValueError):
-    pass
+    """A number beyond MAX_DIGITS, MAX_EXPONENT or MAX_MAGNITUDE; ``str()`` says which bound."""
 
 
 def parse_number(text: str) -> Optional[Fraction]:
@@ -73,11 +81,11 @@ def parse_number(text: str) -> Optional[Fraction]:
     if not m:
         return None
     sign, mantissa, exponent = m.groups()
-    if len(mantissa) > MAX_DIGITS or (exponent and len(exponent) > 6):
-        raise NumberTooLarge(text.strip()[:20] + "...")
+    if len(mantissa) > MAX_DIGITS:
+        raise NumberTooLarge(f"numbers are limited to {MAX_DIGITS} digits")
+    if exponent and (len(exponent) > 6 or abs(int(exponent)) > MAX_EXPONENT):
+        raise NumberTooLarge(f"exponents are limited to ±{MAX_EXPONENT}")
     exp = int(exponent) if exponent else 0
-    if abs(exp) > MAX_EXPONENT:
-        raise NumberTooLarge(text.strip())
     if "." in mantissa:
         whole, frac = mantissa.split(".")
         value = Fraction(int((whole or "0") + frac) if (whole or frac) else 0, 10 ** len(frac))
@@ -89,7 +97,17 @@ def parse_number(text: str) -> Optional[Fraction]:
 
 def parse_quantity(text: str) -> Optional[Tuple[Fraction, Optional[str]]]:
     """``(value, kind)`` for "24GiB" → (24·2^30, "bytes"), "13B" → (13·10^9, "count"),
-    "42" → (42, None); None when ``text`` is not a number with a known unit."""
+    "42" → (42, None); None when ``text`` is not a number with a known unit.
+
+    Raises :class:`NumberTooLarge` beyond the bounds (digits, exponent, and
+    MAX_MAGNITUDE once the unit is applied)."""
+    parsed = _parse_quantity(text)
+    if parsed is not None and abs(parsed[0]) > MAX_MAGNITUDE:
+        raise NumberTooLarge(f"values are limited to {MAX_MAGNITUDE_TEXT} in magnitude")
+    return parsed
+
+
+def _parse_quantity(text: str) -> Optional[Tuple[Fraction, Optional[str]]]:
     plain = parse_number(text)
     if plain is not None:
         return plain, None

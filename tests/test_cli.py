@@ -97,9 +97,41 @@ def test_check_reports_every_broken_file(cli, tmp_path):
 
 
 def test_check_warns_about_inputs_no_spec_sets(cli, tmp_path):
-    (tmp_path / "new.formula").write_text("extra = novel_input * 2\n")
+    (tmp_path / "new.formula").write_text("input novel_input [count]\nextra = novel_input * 2\n")
     status, out, _ = cli("check", tmp_path)
     assert status == 0 and "'novel_input' has no default" in out
+
+
+def test_check_fails_on_a_name_nothing_defines(cli, tmp_path):
+    (tmp_path / "new.formula").write_text("extra = weigths * 2\n")
+    status, out, err = cli("check", tmp_path)
+    assert status == 2
+    assert "new.formula:1:9: error: 'weigths' is not defined" in err and "did you mean 'weights'?" in err
+
+
+def test_a_misspelt_name_in_a_user_formula_is_an_error_not_an_input(cli, tmp_path):
+    mine = tmp_path / "mine.formula"
+    mine.write_text("my_total [bytes] = weights +\n    weigths\n")
+    status, _, err = cli("specs/llama2-7b.toml", "--formulas", mine)
+    assert status == 2
+    assert f"{mine}:2:5: error: 'weigths' is not defined" in err and "did you mean 'weights'?" in err
+
+
+def test_a_name_the_spec_binds_may_stand_in_a_user_formula(cli, tmp_path):
+    mine = tmp_path / "mine.formula"
+    mine.write_text("my_total [bytes] = weights + extra_bytes\n")
+    status, out, _ = cli("specs/llama2-7b.toml", "--formulas", mine, "--set", "extra_bytes=1", "--output", "my_total")
+    assert status == 0 and "my_total" in out
+
+
+def test_check_accepts_a_copy_of_the_builtin_formulas_beside_a_users_file(cli, tmp_path):
+    import shutil
+
+    shutil.copytree(ROOT / "formulas", tmp_path / "formulas")
+    (tmp_path / "my.formula").write_text("input x [count] = 2\nmine [bytes] = weights * x\n")
+    status, out, err = cli("check", tmp_path / "formulas", tmp_path / "my.formula")
+    assert status == 0, err
+    assert ": ok" in out
 
 
 # Bad input of every kind: exit 2, a located paragraph on stderr, never a traceback.

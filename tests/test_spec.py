@@ -94,7 +94,8 @@ IMPOSSIBLE = [
     ("kv_heads=7", "a=32", "kv_heads must divide a"),
     ("zero_stage=5", "a=32", "zero_stage must be 0, 1, 2 or 3"),
     ("tp=3", "a=32", "tp must divide"),
-    ("h=-4096", "a=32", "must be positive"),
+    ("h=-4096", "a=32", "a count is a whole number, at least 0"),
+    ("h=0", "a=32", "must be positive"),
     ("b=0", "a=32", "b must be a whole number, at least 1"),
     ("recompute=some", "a=32", "is not one of: full, none, selective"),
 ]

@@ -87,3 +87,112 @@ def test_plot_needs_the_plot_extra(cli, tmp_path, monkeypatch):
 def test_plot_file_type(cli, tmp_path):
     status, _, err = cli("sweep", "specs/llama13b.toml", "s=1024:2048:1024", "--plot", tmp_path / "x.jpg")
     assert status == 2 and ".png or .svg" in err
+
+
+# --- ranges checked against the input's domain (issue 9) ------------------------------------
+
+# (range, fragments of the message, a fragment of the hint, the caret line under the range or None)
+BAD_RANGES = {
+    # below the domain: the formulas' `require b >= 1` (b = -3 would print negative memory)
+    "negative": ("b=-3:4", ["b = -3 breaks a requirement", "b must be a whole number, at least 1",
+                            "4 of the 8 points break", "-3, -2, -1, 0"], "b=1:4", "      ^^^^"),
+    # a requirement the direct evaluation enforces: tp must divide the heads (a = kv_heads = 40)
+    "requirement": ("tp=1:8", ["tp = 3 breaks a requirement", "tp must divide",
+                               "3 of the 8 points break the formulas' requirements: 3, 6, 7"], "tp=1:8:x2", "       ^^^"),
+    "requirement_geometric": ("tp=1:64:x2", ["tp = 16 breaks a requirement"], "tp=1:8:x2", None),
+    "requirement_layers": ("pp=1:40", ["pp = 3 breaks a requirement", "pp must divide the number of layers L"],
+                           "pp=1:8:x2", None),
+    "requirement_no_point": ("dp=0:0", ["dp = 0 breaks a requirement", "at least 1"], "no point of dp=0:0", None),
+    # fractional points of a count
+    "fractional_step": ("b=1:3:0.5", ["b takes whole values (unit count)", "the step 0.5"], "b=1:3", "          ^^^"),
+    "fractional_start": ("b=1.5:4", ["the start 1.5", "not a whole number"], "b=2:4", "      ^^^"),
+    "fractional_geometric": ("s=0.5:64:x2", ["the start 0.5"], "s=1:64:x2", None),
+    "no_whole_number": ("b=1.2:1.8", ["the start 1.2"], "no whole number lies between 1.2 and 1.8", None),
+    # beyond the stated bounds (these used to print a 300-digit count or crash with a traceback)
+    "huge_stop": ("s=1:1e300", ["the stop '1e300'", "2^53 = 9,007,199,254,740,992"], None, "        ^^^^^"),
+    "huge_geometric": ("s=1:1e400:x2", ["the stop '1e400'", "at most 2^53"], None, None),
+    "just_over_2_53": ("s=1:9007199254740993:x2", ["the stop 9007199254740993", "at most 2^53"], None, None),
+    "huge_negative_start": ("b=-1e20:1", ["the start -1e20", "at most 2^53"], None, None),
+    "factor": ("s=1:4096:x4096", ["a geometric step multiplies by at most 1024, not 4096"], None, None),
+    "factor_not_a_number": ("s=1:4096:x1e3", ["'x1e3' is not a geometric step"], "x2 doubles", None),
+    "too_small": ("s=0:1e-400", ["the stop 1e-400", "at least 2^-53"], None, None),
+    "too_fine": ("s=1e15:1000000000000001:0.001", ["finer than float64 can tell apart"], "below", None),
+    # not finite
+    "infinite": ("s=1:inf", ["the stop 'inf' of the range is not a number"], "finite", "        ^^^"),
+    "nan": ("s=nan:4", ["the start 'nan' of the range is not a number"], "finite", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RANGES))
+def test_bad_range_exits_2_with_a_located_message(cli, case):
+    text, fragments, hint, caret = BAD_RANGES[case]
+    status, out, err = cli("sweep", "specs/llama13b.toml", text)
+    assert status == 2, (out, err)
+    assert out == ""
+    assert err.startswith("sweep:") and "error:" in err.splitlines()[0]
+    assert "Traceback" not in err and "internal error" not in err
+    assert f"    {text}\n" in err  # the range, quoted under the message
+    for fragment in fragments:
+        assert fragment in err, err
+    if hint:
+        assert hint in err, err
+    if caret:
+        assert caret + "\n" in err, err
+
+
+@pytest.mark.parametrize("text", ["tp=1:8:x2", "b=1:4", "pp=1:8:x2", "s=1:2048:x2"])
+def test_the_suggested_ranges_sweep(cli, text):
+    status, out, err = cli("sweep", "specs/llama13b.toml", text, "--format", "json")
+    assert status == 0, err
+    data = json.loads(out)
+    name = text.split("=")[0]
+    for x, total in zip(data["values"], data["outputs"]["total_training"]):  # what direct evaluation says
+        again = engine.load(str(SPECS / "llama13b.toml"), [f"{name}={x}"])
+        expected = engine.evaluate(again.ruleset, again.bindings)["total_training"]
+        assert total == (int(expected) if expected.is_Integer else float(expected))
+
+
+def test_a_requirement_offender_is_found_among_a_million_points_fast():
+    import time
+
+    p = engine.load(str(SPECS / "llama2-7b.toml"))
+    start = time.perf_counter()
+    with pytest.raises(engine.SolveError) as info:
+        sweep(p, parse_range("tp=1:1000000"))
+    assert time.perf_counter() - start < 5
+    assert "tp = 3 breaks a requirement" in info.value.message
+
+
+def test_geometric_count_is_exact_at_powers():
+    assert parse_range("s=1:1125899906842624:x2").count() == 51  # 2^50: a float log may say 50
+    assert parse_range("s=1:1125899906842623:x2").count() == 50
+    assert parse_range("s=3:59049:x3").count() == 10
+    assert parse_range("s=1:1e15:x10").count() == 16
+
+
+def test_fractional_grid_points_are_the_nearest_floats():
+    assert list(parse_range("x=0.1:0.5:0.1").values()) == [0.1, 0.2, 0.3, 0.4, 0.5]
+
+
+def test_an_output_that_is_not_whole_is_not_rounded(tmp_path):
+    # 3 probes (ends and middle) used to be the only check: at s = 2, 4, 6 s/2 is whole, and
+    # 1.5 and 2.5 came back as the integers 2 and 2
+    mine = tmp_path / "half.formula"
+    mine.write_text('half [bytes] = s / 2 "half of s"\n')
+    p = engine.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
+    result = sweep(p, parse_range("s=2:6"), ["half"])
+    assert result.exact == {"half": False}
+    assert list(result.columns["half"]) == [1, 1.5, 2, 2.5, 3]
+
+
+def test_overflow_is_inf_not_exact_and_null_in_json(cli, tmp_path):
+    mine = tmp_path / "big.formula"
+    mine.write_text('big [bytes] = 2 ^ s "grows"\n')
+    p = engine.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
+    result = sweep(p, parse_range("s=1022:1025"), ["big"])
+    assert result.exact == {"big": False}
+    assert [v == float("inf") for v in result.columns["big"]] == [False, False, True, True]
+    status, out, err = cli("sweep", "specs/llama13b.toml", "s=1022:1025", "--target", "big", "--formulas", mine,
+                           "--format", "json")
+    assert status == 0, err
+    assert json.loads(out)["outputs"]["big"][2:] == [None, None]

@@ -1,0 +1,486 @@
+"""Element-wise evaluation of an expression of one input on a NumPy array.
+
+``sweep``, ``solve``'s exhaustive search and ``--plot`` need an output at up to
+10^7 values of one input. SymPy's ``lambdify`` would do it by writing Python
+source from the expression and ``exec``-ing it, which lets a string in a formula
+file become code, and lets a formula name (``select``, ``floor``, ``where``...)
+shadow the NumPy function the generated source calls. This module instead walks
+the SymPy tree, as engine/exact.py does with Fractions, and computes each node
+with one NumPy operation on float64 arrays: nothing is generated, compiled or
+executed, and names are only ever compared with the swept symbol.
+
+Covered: numbers (Integer, Rational, Float, SymPy's singletons 0, 1, -1, 1/2,
+oo, -oo, nan, zoo, and pi and I, which the log or root of a negative constant
+leaves: I has no real value, NaN), the swept symbol, Add, Mul, Pow (any real exponent; 1/2 is
+sqrt), Mod, floor, ceiling, Abs, Min, Max, log, Piecewise, the six comparisons,
+And, Or, Not, true and false, and ``==`` between values that may be strings
+(TextEq: a string never equals a number). Anything else — a string where a value
+is needed, a table lookup or list membership still open, another free name, a
+SymPy class the formulas do not produce — raises :class:`VectoriseError` (a
+located :class:`SolveError`).
+
+Floating point: Mul divides once by the product of its denominators (so
+``floor(s/49)`` is 1 at s = 49, not floor(0.99999...)), every value stays float64
+(overflow gives inf, never an exception), and NaN marks what has no real value.
+Callers compare with exact evaluation wherever exactness is promised.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable, Dict, Optional
+
+import numpy as np
+from sympy import Abs, Add, Float, Integer, Max, Min, Mod, Mul, Piecewise, Pow, Rational, Symbol, ceiling, floor, log
+from sympy.core.numbers import (ComplexInfinity, Half, ImaginaryUnit, Infinity, NaN, NegativeInfinity, NegativeOne,
+                                One, Pi, Zero)
+from sympy.core.relational import Equality, GreaterThan, LessThan, StrictGreaterThan, StrictLessThan, Unequality
+from sympy.logic.boolalg import And, BooleanFalse, BooleanTrue, Not, Or
+
+from .errors import Location, SolveError
+from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
+
+__all__ = ["VectoriseError", "Vectorised", "evaluate_array", "evaluate_condition"]
+
+
+class VectoriseError(SolveError):
+    """The expression holds something that has no value on an array of numbers."""
+
+
+def evaluate_array(expr, symbol: Symbol, xs, where: Optional[Location] = None,
+                   what: str = "the output") -> np.ndarray:
+    """``expr`` at every value of ``xs`` (``symbol`` ↦ xs), as a float64 array shaped like ``xs``."""
+    return Vectorised(symbol, xs, where, [expr]).number(expr, what)
+
+
+def evaluate_condition(expr, symbol: Symbol, xs, where: Optional[Location] = None,
+                       what: str = "the condition") -> np.ndarray:
+    """A condition in ``symbol`` at every value of ``xs``, as a boolean array (NaN compares false)."""
+    return Vectorised(symbol, xs, where, [expr]).condition(expr, what)
+
+
+def _shaped(value, shape, dtype, pinned=()) -> np.ndarray:
+    out = np.asarray(value, dtype=dtype)
+    if out.shape != shape:
+        out = np.full(shape, out, dtype=dtype)
+    elif id(value) in pinned:  # the grid itself or a kept subtree: the caller gets its own copy
+        out = out.copy()
+    return out
+
+
+def _is_bool(v) -> bool:
+    return isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.dtype == np.bool_)
+
+
+def _is_scalar(v) -> bool:
+    return not isinstance(v, np.ndarray)
+
+
+def _shared(exprs) -> set:
+    """The compound subtrees that occur more than once: only those are kept between uses
+    (keeping every intermediate array of a 10^7-point sweep would take gigabytes)."""
+    seen, shared = set(), set()
+    stack = list(exprs)
+    while stack:
+        e = stack.pop()
+        if not getattr(e, "args", ()):
+            continue
+        if e in seen:
+            shared.add(e)
+            continue
+        seen.add(e)
+        stack.extend(e.args)
+    return shared
+
+
+_F = np.float64
+# Sums whose fractional coefficients have a common denominator up to this are divided once.
+MAX_DENOMINATOR = 2**32
+
+
+class Vectorised:
+    """Expressions of ``symbol`` on the float64 grid ``xs``; subtrees shared by the
+    expressions named up front are computed once."""
+
+    def __init__(self, symbol: Symbol, xs, where: Optional[Location] = None, exprs=(), whole: bool = False,
+                 ascending: bool = False) -> None:
+        """The caller may vouch that every value of ``xs`` is a whole number (``whole``) and
+        that ``xs`` is sorted, lowest first (``ascending``): a sweep's grid is both or the latter."""
+        self.symbol = symbol
+        self.xs = np.asarray(xs, dtype=np.float64)
+        self.whole = whole
+        self.ascending = ascending
+        self.where = where
+        self.what = "the expression"
+        try:
+            self.shared = _shared(exprs)
+        except RecursionError:  # hashing a tree too deep: evaluation reports it, located
+            self.shared = set()
+        self.memo: Dict[object, object] = {}
+        self.pinned = {id(self.xs)}  # arrays that are never written: the grid, kept subtrees
+
+    def number(self, expr, what: str = "the output") -> np.ndarray:
+        """``expr`` as a float64 array shaped like the grid."""
+        value = self._run(expr, what)
+        if _is_bool(value):
+            raise self.fail("a true/false condition where a number is expected")
+        return _shaped(value, self.xs.shape, np.float64, self.pinned)
+
+    def condition(self, expr, what: str = "the condition") -> np.ndarray:
+        """``expr`` as a boolean array shaped like the grid."""
+        value = self._run(expr, what)
+        if not _is_bool(value):
+            raise self.fail("a number where a true/false condition is expected")
+        return _shaped(value, self.xs.shape, np.bool_, self.pinned)
+
+    def _run(self, expr, what: str):
+        self.what = what
+        try:
+            with np.errstate(all="ignore"):
+                return self.value(expr)
+        except RecursionError:
+            raise self.fail("an expression nested too deeply to evaluate") from None
+
+    def fail(self, found: str, hint: Optional[str] = None) -> VectoriseError:
+        name = self.symbol.name
+        return VectoriseError(
+            f"{self.what} cannot be computed over a range of {name}: it holds {found}", self.where,
+            hint=hint or "set the inputs it depends on with --set NAME=VALUE, or choose another output")
+
+    # -- dispatch ---------------------------------------------------------
+    def value(self, e):
+        keep = e in self.shared
+        if keep:
+            try:
+                return self.memo[e]
+            except KeyError:
+                pass
+        handler = _HANDLERS.get(type(e))
+        if handler is None:
+            for kind, fn in _BASES:
+                if isinstance(e, kind):
+                    handler = fn
+                    break
+            else:
+                raise self.fail(f"{_short(e)} (SymPy's {type(e).__name__}), which a sweep does not evaluate")
+            _HANDLERS[type(e)] = handler
+        out = handler(self, e)
+        if keep:
+            self.memo[e] = out
+            self.pinned.add(id(out))
+        return out
+
+    def num(self, e):
+        v = self.value(e)
+        if _is_bool(v):
+            raise self.fail(f"a true/false condition used as a number ({_short(e)})")
+        return v
+
+    def cond(self, e):
+        v = self.value(e)
+        if not _is_bool(v):
+            raise self.fail(f"a number used as a condition ({_short(e)})")
+        return v
+
+    # -- leaves -----------------------------------------------------------
+    def symbol_(self, e):
+        if e == self.symbol:
+            return self.xs
+        raise self.fail(f"the name '{e.name}', which has no value here",
+                        hint=f"set '{e.name}' in the spec or with --set {e.name}=VALUE")
+
+    def text(self, e):
+        raise self.fail(f"the string {_short(e)}", hint="strings only choose between formulas: set the input that "
+                                                           "holds it with --set NAME=VALUE")
+
+    def not_numeric(self, e):
+        kind = {Lookup: "a table lookup", Member: "a list membership test",
+                Table: "a table", TextSet: "a list of strings"}.get(type(e), f"a {type(e).__name__}")
+        raise self.fail(f"{kind} ({_short(e)}) that depends on {self.symbol.name}",
+                        hint="strings and tables only choose between formulas: set the inputs they depend on "
+                             "with --set NAME=VALUE")
+
+    # -- in-place arithmetic --------------------------------------------------
+    # A fresh array (the result of an operation, not the grid nor a kept subtree) has one
+    # user, its parent: writing the parent's result into it spares an allocation, which
+    # on 10^6 points costs more than the arithmetic.
+    def owned(self, v, dtype=np.float64) -> bool:
+        return isinstance(v, np.ndarray) and v.dtype == dtype and v.shape == self.xs.shape and id(v) not in self.pinned
+
+    def op(self, fn, a, b):
+        if self.owned(a):
+            return fn(a, b, out=a)
+        if self.owned(b):
+            return fn(a, b, out=b)
+        if _is_scalar(a) and _is_scalar(b):
+            return fn(_F(a), _F(b))
+        return fn(a, b)
+
+    def op1(self, fn, a):
+        return fn(a, out=a) if self.owned(a) else fn(_F(a) if _is_scalar(a) else a)
+
+    # -- arithmetic -------------------------------------------------------
+    def add(self, e):
+        """Terms with fractional coefficients (s/3 + 1/3) are summed over their common
+        denominator and divided once: (s + 1)/3, exact wherever s + 1 is."""
+        split = [a.as_coeff_Mul() if not isinstance(a, Rational) else (a, None) for a in e.args]
+        d = 1
+        for c, _ in split:
+            if isinstance(c, Rational) and c.q != 1:
+                d = d * int(c.q) // math.gcd(d, int(c.q))
+        if d == 1 or d > MAX_DENOMINATOR:
+            return functools.reduce(lambda x, y: self.op(np.add, x, y), [self.num(a) for a in e.args])
+        terms = []
+        for (c, rest), a in zip(split, e.args):
+            if not isinstance(c, Rational):
+                terms.append(self.op(np.multiply, self.num(a), _F(d)))
+            elif rest is None:
+                terms.append(_F(_exact_float(int(c.p) * (d // int(c.q)), 1)))
+            else:
+                scale = int(c.p) * (d // int(c.q))
+                value = self.num(rest)
+                terms.append(value if scale == 1 else self.op(np.multiply, value, _F(_exact_float(scale, 1))))
+        total = functools.reduce(lambda x, y: self.op(np.add, x, y), terms)
+        return self.op(np.divide, total, _F(d))
+
+    def mul(self, e):
+        """Numerator factors times p, over denominator factors times q: one rounding for the division."""
+        numer, denom = [], []
+        p, q = 1, 1
+        for a in e.args:
+            if isinstance(a, Rational):
+                p, q = p * int(a.p), q * int(a.q)
+            elif isinstance(a, Pow) and isinstance(a.args[1], Integer) and a.args[1] < 0:
+                denom.append(self.power(self.num(a.args[0]), -int(a.args[1])))
+            else:
+                numer.append(self.num(a))
+        top = self.product(numer, p)
+        if not denom and q == 1:
+            return top
+        return self.op(np.divide, top, self.product(denom, q))
+
+    def product(self, factors, coefficient: int):
+        out = None if coefficient == 1 and factors else _F(_exact_float(coefficient, 1))
+        for f in factors:
+            out = f if out is None else self.op(np.multiply, out, f)
+        return out
+
+    def pow(self, e):
+        base_e, exp_e = e.args
+        if isinstance(exp_e, Integer):
+            k = int(exp_e)
+            base = self.num(base_e)
+            if k >= 0:
+                return self.power(base, k)
+            return self.op(np.divide, _F(1), self.power(base, -k))
+        if isinstance(exp_e, Half):
+            return self.op1(np.sqrt, self.num(base_e))
+        return self.op(np.power, self.num(base_e), self.num(exp_e))
+
+    def power(self, base, k: int):
+        if k == 0:
+            return _F(1)
+        if k == 1:
+            return base
+        if k == 2:
+            return self.op(np.multiply, base, base)
+        return self.op(np.power, base, _F(k))
+
+    def mod(self, e):
+        return self.op(np.mod, self.num(e.args[0]), self.num(e.args[1]))
+
+    def log_(self, e):
+        out = self.op1(np.log, self.num(e.args[0]))
+        if len(e.args) == 2:
+            out = self.op(np.divide, out, self.op1(np.log, self.num(e.args[1])))
+        return out
+
+    # -- conditions -------------------------------------------------------
+    def piecewise(self, e):
+        pieces = []
+        for value, condition in e.args:
+            c = self.cond(condition)
+            if _is_scalar(c) and not c:
+                continue
+            pieces.append((c, value))
+            if _is_scalar(c):  # true: later branches are never taken
+                break
+        if not pieces:
+            return _F(np.nan)
+        values = [self.value(v) for _, v in pieces]
+        boolean = all(_is_bool(v) for v in values)
+        if not boolean and any(_is_bool(v) for v in values):
+            raise self.fail(f"a conditional that mixes numbers and conditions ({_short(e)})")
+        dtype = np.bool_ if boolean else np.float64
+        last_c, out = pieces[-1][0], values[-1]
+        if not _is_scalar(last_c):
+            out = np.where(last_c, out, np.False_ if boolean else _F(np.nan))
+        elif len(pieces) > 1 and not self.owned(out, dtype):
+            out = np.array(np.broadcast_to(out, self.xs.shape), dtype=dtype)
+        # earlier branches win: write them over the later ones, last to first
+        for (c, _), v in zip(reversed(pieces[:-1]), reversed(values[:-1])):
+            np.copyto(out, v, where=c)
+        return out
+
+    def threshold(self, fn, a, b):
+        """s >= c on a sorted grid: false, then true from one index on (found by bisection)."""
+        if a is not self.xs:  # c < s is s > c
+            fn = {np.less: np.greater, np.less_equal: np.greater_equal,
+                  np.greater: np.less, np.greater_equal: np.less_equal}[fn]
+            a, b = b, a
+        c = float(b)
+        out = np.zeros(self.xs.shape, dtype=np.bool_)
+        if math.isnan(c):
+            return out
+        if fn in (np.greater_equal, np.greater):
+            out[np.searchsorted(self.xs, c, side="left" if fn is np.greater_equal else "right"):] = True
+        else:
+            out[:np.searchsorted(self.xs, c, side="right" if fn is np.less_equal else "left")] = True
+        return out
+
+    def text_eq(self, e):
+        """``a == b`` where either side may hold a string: two numbers (or two conditions)
+        compare as numbers; a string never equals a number or a condition (as TextEq decides)."""
+        texts = [a for a in e.args if isinstance(a, Text)]
+        if len(texts) == 2:  # two strings, undecided: cannot happen, TextEq decides them
+            return np.bool_(texts[0] == texts[1])
+        if texts:
+            other = e.args[1] if e.args[0] is texts[0] else e.args[0]
+            self.value(other)  # a number or a condition, or a located error (a lookup, ...)
+            return np.False_
+        return _equal(np.equal)(self, e)
+
+    def not_(self, e):
+        c = self.cond(e.args[0])
+        return np.logical_not(c, out=c) if self.owned(c, np.bool_) else np.logical_not(c)
+
+# Handlers made from a NumPy function (w: the Vectorised evaluation, e: the node).
+
+
+def _unary(fn: Callable) -> Callable:
+    return lambda w, e: w.op1(fn, w.num(e.args[0]))
+
+
+def _rounding(fn: Callable) -> Callable:
+    def run(w, e):
+        v = w.num(e.args[0])
+        return v if v is w.xs and w.whole else w.op1(fn, v)  # floor(s) is s on a whole grid
+    return run
+
+
+def _minmax(fn: Callable) -> Callable:
+    return lambda w, e: functools.reduce(lambda x, y: w.op(fn, x, y), [w.num(a) for a in e.args])
+
+
+def _compare(fn: Callable, reflexive: bool) -> Callable:
+    def run(w, e):
+        a, b = w.num(e.args[0]), w.num(e.args[1])
+        if a is w.xs and b is w.xs:  # s <= s: the grid has no NaN
+            return np.bool_(reflexive)
+        if w.ascending and (a is w.xs) != (b is w.xs) and _is_scalar(b if a is w.xs else a):
+            return w.threshold(fn, a, b)
+        return fn(_F(a) if _is_scalar(a) else a, _F(b) if _is_scalar(b) else b)
+    return run
+
+
+def _equal(fn: Callable) -> Callable:
+    def run(w, e):
+        a, b = w.value(e.args[0]), w.value(e.args[1])
+        if _is_bool(a) != _is_bool(b):  # a number never equals a condition
+            return np.bool_(fn is np.not_equal)
+        if a is w.xs and b is w.xs:
+            return np.bool_(fn is np.equal)
+        return fn(a, b)
+    return run
+
+
+def _both(fn: Callable, identity: bool) -> Callable:
+    """And (identity true) or Or (identity false) of any number of conditions."""
+    def run(w, e):
+        out = None
+        for a in e.args:
+            c = w.cond(a)
+            if _is_scalar(c):
+                if bool(c) != identity:  # false in an And, true in an Or: decided
+                    return np.bool_(c)
+                continue
+            out = c if out is None else (fn(out, c, out=out) if w.owned(out, np.bool_) else fn(out, c))
+        return np.bool_(identity) if out is None else out
+    return run
+
+
+def _exact_float(p: int, q: int) -> float:
+    """p/q correctly rounded (Python's int division), ±inf beyond float64."""
+    try:
+        return p / q
+    except OverflowError:
+        return float("inf") if (p > 0) == (q > 0) else float("-inf")
+
+
+def _rational(w, e):
+    return _F(_exact_float(int(e.p), int(e.q)))
+
+
+def _short(e, width: int = 60) -> str:
+    try:
+        text = str(e)
+    except Exception:  # a printer that fails: name the class only
+        text = type(e).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+_HANDLERS: Dict[type, Callable] = {
+    Integer: _rational,
+    Rational: _rational,
+    One: _rational,
+    Zero: _rational,
+    NegativeOne: _rational,
+    Half: _rational,
+    Float: lambda w, e: _F(float(e)),
+    Infinity: lambda w, e: _F(np.inf),
+    NegativeInfinity: lambda w, e: _F(-np.inf),
+    NaN: lambda w, e: _F(np.nan),
+    ComplexInfinity: lambda w, e: _F(np.nan),  # 1/0: no real value
+    ImaginaryUnit: lambda w, e: _F(np.nan),  # sqrt(-8) of constants: no real value, like sqrt(-s)
+    Pi: lambda w, e: _F(np.pi),  # log(-2) of constants is log(2) + I*pi
+    Symbol: Vectorised.symbol_,
+    Text: Vectorised.text,
+    Add: Vectorised.add,
+    Mul: Vectorised.mul,
+    Pow: Vectorised.pow,
+    Mod: Vectorised.mod,
+    floor: _rounding(np.floor),
+    ceiling: _rounding(np.ceil),
+    Abs: _unary(np.abs),
+    Min: _minmax(np.minimum),
+    Max: _minmax(np.maximum),
+    log: Vectorised.log_,
+    Piecewise: Vectorised.piecewise,
+    StrictLessThan: _compare(np.less, False),
+    LessThan: _compare(np.less_equal, True),
+    StrictGreaterThan: _compare(np.greater, False),
+    GreaterThan: _compare(np.greater_equal, True),
+    Equality: _equal(np.equal),
+    Unequality: _equal(np.not_equal),
+    And: _both(np.logical_and, True),
+    Or: _both(np.logical_or, False),
+    Not: Vectorised.not_,
+    BooleanTrue: lambda w, e: np.True_,
+    BooleanFalse: lambda w, e: np.False_,
+    Lookup: Vectorised.not_numeric,
+    TextEq: Vectorised.text_eq,
+    Member: Vectorised.not_numeric,
+    Table: Vectorised.not_numeric,
+    TextSet: Vectorised.not_numeric,
+}
+# Subclasses, checked in order when the exact type is not in the table (the strings and
+# tables first: Text is a Symbol).
+_BASES = [
+    (Text, Vectorised.text),
+    (TextEq, Vectorised.text_eq),
+    ((Lookup, Member, Table, TextSet), Vectorised.not_numeric),
+    (Rational, _rational),
+    (Symbol, Vectorised.symbol_),
+]

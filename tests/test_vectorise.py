@@ -1,0 +1,431 @@
+"""engine/vectorise.py: outputs on NumPy arrays without generating code (issue 9).
+
+The vectorised values must equal exact evaluation (Focus.at_value), a formula's
+strings and names must never become code, and anything the evaluator does not
+cover must be a located error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import warnings
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sympy import Abs, Integer, Max, Min, Mod, Piecewise, Rational, Symbol, ceiling, floor
+
+import engine
+from engine.errors import Location
+from engine.focus import focus
+from engine.regimes import PEAKS, REGIMES
+from engine.symbols import Lookup, Member, Table, Text, TextEq, TextSet
+from engine.sweep import parse_range, sweep
+from engine.vectorise import Vectorised, VectoriseError, evaluate_array, evaluate_condition
+
+from conftest import SPECS
+
+TOTALS = [total for _, total, _ in REGIMES]
+TARGETS = TOTALS + [PEAKS[total][0] for total in TOTALS]  # total_training ... peak_inference
+POINTS = {"s": [1, 2, 3, 7, 100, 511, 2048, 4097, 32768, 131071, 1_000_003],
+          "b": [1, 2, 3, 5, 8, 64, 999, 4096]}
+
+x = Symbol("x")
+
+
+def _agrees(value: float, exact) -> bool:
+    """The float equals the exact value: exactly for whole numbers below 2^53, else to 1e-12."""
+    assert exact.is_number and exact.is_finite, exact
+    if exact.is_Integer and abs(exact) < 2**53:
+        return value == int(exact)
+    return math.isclose(value, float(exact), rel_tol=1e-12)
+
+
+# --- every built-in spec, every regime total and peak, swept over s and b ------------------
+
+
+@pytest.mark.parametrize("spec", sorted(SPECS.glob("*.toml")), ids=lambda p: p.stem)
+def test_vectorised_equals_exact_for_every_builtin_spec(spec):
+    problem = engine.load(str(spec))
+    for name, points in POINTS.items():
+        xs = np.array(points, dtype=float)
+        for target in TARGETS:
+            fx = focus(problem, name, target)
+            values = evaluate_array(fx.expr, fx.symbol, xs)
+            for point, value in zip(points, values):
+                exact = fx.at_value(Integer(point))
+                assert _agrees(value, exact), (spec.stem, target, name, point, value, exact)
+            # the sweep's grid knowledge (whole, ascending) changes nothing
+            fast = Vectorised(fx.symbol, xs, exprs=[fx.expr], whole=True, ascending=True).number(fx.expr)
+            assert np.array_equal(fast, values)
+
+
+def test_sweep_is_exact_where_it_says_so():
+    problem = engine.load(str(SPECS / "llama3-70b.toml"))
+    result = sweep(problem, parse_range("s=1:100000:997"), TARGETS)
+    for target in TARGETS:
+        assert result.exact[target], target
+        fx = focus(problem, "s", target)
+        for k in (0, 1, 50, len(result.xs) - 1):
+            assert int(result.columns[target][k]) == int(fx.at_value(Integer(int(result.xs[k])))), target
+
+
+# --- each node type ---------------------------------------------------------------------
+
+
+XS = np.array([-3.0, -1.0, 0.0, 0.5, 1.0, 2.0, 7.0, 49.0, 98.0, 1e6])
+
+
+@pytest.mark.parametrize("expr", [
+    x + 3, 3 * x - Rational(7, 2), x**2, x**3, x ** -2, 1 / x, sympy.sqrt(x), x ** Rational(3, 2), 2**x,
+    Mod(x, 3), Mod(x, -3), Mod(x, x - 7), Mod(3 * x, 2 * x), floor(x / 49), ceiling(x / 49), floor(x / 3 + Rational(1, 3)), Abs(x - 2),
+    Min(x, 2, 5 - x), Max(x, 2), sympy.log(x), sympy.log(x, 2), sympy.log(x, 10),
+    Piecewise((x, x > 1), (2 * x, x > -2), (7, True)), Piecewise((x, x < 1)),
+    x * Piecewise((1, sympy.Eq(Mod(x, 2), 0)), (3, True)), Integer(5), Rational(1, 3), sympy.Float(2.5),
+    sympy.S.Half * x, sympy.S.NegativeOne * x, sympy.S.Zero * x + 1, sympy.zoo, sympy.oo, sympy.nan,
+    sympy.sqrt(-8) + x, sympy.log(-2) + x, sympy.pi * x,
+], ids=str)
+def test_each_node_type_equals_exact(expr):
+    values = evaluate_array(expr, x, XS)
+    assert values.shape == XS.shape and values.dtype == np.float64
+    for point, value in zip(XS, values):
+        try:
+            exact = expr.xreplace({x: Rational(str(point)) if point != int(point) else Integer(int(point))})
+        except ZeroDivisionError:  # SymPy's Mod by 0
+            exact = sympy.nan
+        if exact.is_number and exact.is_real and exact.is_finite:
+            assert _agrees(value, exact), (point, value, exact)
+        else:  # no real value (1/0, log of a negative, a complex root): NaN or inf, never an exception
+            assert not math.isfinite(value), (point, value, exact)
+
+
+@pytest.mark.parametrize("cond", [
+    x > 1, x >= 1, x < 1, x <= 1, sympy.Eq(x, 1), sympy.Ne(x, 1), sympy.Gt(1, x), sympy.Le(1, x),
+    sympy.And(x > 0, x < 10), sympy.Or(x < 0, x > 10), sympy.Not(x > 0), sympy.And(x > 0, sympy.true),
+    sympy.Or(x > 0, sympy.false), sympy.true, sympy.false, sympy.Eq(x, floor(x)), sympy.Le(x, x, evaluate=False),
+    sympy.Eq(Mod(40, x), 0),
+], ids=str)
+def test_conditions_equal_exact(cond):
+    sorted_xs = np.sort(XS)
+    for ascending in (False, True):
+        got = evaluate_condition(cond, x, sorted_xs) if not ascending else \
+            Vectorised(x, sorted_xs, ascending=True).condition(cond)
+        assert got.dtype == np.bool_ and got.shape == sorted_xs.shape
+        for point, value in zip(sorted_xs, got):
+            try:
+                exact = cond.xreplace({x: Rational(str(point))})
+            except ZeroDivisionError:  # 40 % 0: the requirement does not hold (Focus.feasible)
+                exact = sympy.false
+            assert bool(value) == bool(exact), (point, value, exact)
+
+
+def test_overflow_is_inf_without_warnings_or_exceptions():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isinf(evaluate_array(Integer(10) ** 400 * x, x, np.array([1.0, 2.0]))).all()
+        assert np.isinf(evaluate_array(x ** 5000, x, np.array([10.0])))[0]
+        assert np.isinf(evaluate_array(2**x, x, np.array([2000.0])))[0]
+        assert np.isnan(evaluate_array(Mod(x, x - 3), x, np.array([3.0])))[0]
+        assert evaluate_array(Rational(10**400, 10**399) * x, x, np.array([1.0]))[0] == 10.0
+
+
+def test_the_grid_is_never_written():
+    xs = np.arange(1.0, 6.0)
+    before = xs.copy()
+    for expr in (x, floor(x), x + 1, 2 * x, Piecewise((x, x > 2), (0, True)), Max(x, 3), sympy.sqrt(x)):
+        out = Vectorised(x, xs, exprs=[expr], whole=True, ascending=True).number(expr)
+        out += 1  # the caller's array is its own
+        assert np.array_equal(xs, before), expr
+
+
+def test_shared_subtrees_are_computed_once_and_kept_intact():
+    inner = x**2 + 3 * x
+    expr = floor(inner / 7) + inner * 2 + Max(inner, 10)
+    got = evaluate_array(expr, x, XS)
+    for point, value in zip(XS, got):
+        assert _agrees(value, expr.xreplace({x: Rational(str(point))}))
+
+
+# --- what is not covered is a located error -----------------------------------------------
+
+
+WHERE = Location("sweep", None, 3, "s=1:3", 3)
+
+
+@pytest.mark.parametrize("expr, words", [
+    (Text("__import__('os').system('true')"), "the string"),
+    (Piecewise((1, TextEq(Lookup(Table("t", [("a", 1)]), x), Text("fp16"))), (2, True)), "a table lookup"),
+    (Lookup(Table("t", [("a", 1)]), x + 1), "a table lookup"),
+    (Piecewise((1, Member(Text("q"), x + 1)), (2, True)), "a list membership test"),
+    (TextSet(Text("a")), "a list of strings"),
+    (x + Symbol("y"), "the name 'y'"),
+    (sympy.sin(x), "sin(x) (SymPy's sin)"),
+    (sympy.exp(x), "SymPy's exp"),
+    (sympy.E * x, "SymPy's Exp1"),
+    (sympy.Tuple(x, x), "SymPy's Tuple"),
+    (sympy.EulerGamma * x, "SymPy's EulerGamma"),
+    (x > 1, "a true/false condition where a number is expected"),
+    (sympy.Abs(x > 1, evaluate=False), "a true/false condition used as a number"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_unsupported_nodes_are_located_errors(expr, words):
+    with pytest.raises(VectoriseError) as info:
+        evaluate_array(expr, x, np.arange(3.0), WHERE, what="'pay'")
+    error = info.value
+    assert isinstance(error, engine.SolveError) and error.location == WHERE
+    assert words in error.message, error.message
+    assert error.render().startswith("sweep: error: 'pay' cannot be computed over a range of x")
+
+
+def test_a_number_as_a_condition_is_an_error():
+    with pytest.raises(VectoriseError, match="a number where a true/false condition is expected"):
+        evaluate_condition(x + 1, x, np.arange(3.0))
+
+
+def test_a_tree_too_deep_is_a_located_error():
+    deep = x
+    for _ in range(5000):
+        deep = floor(deep, evaluate=False)
+    with pytest.raises(VectoriseError, match="nested too deeply"):
+        evaluate_array(deep, x, np.arange(3.0), WHERE)
+
+
+# --- hostile formula files through the command line ---------------------------------------
+
+# {marker}: the file a payload would create. Each: formula text, [(argv, expected status, stdout fragment)].
+PAYLOADS = {
+    # a string compared with a value that depends on the swept input: stays symbolic (lambdify
+    # recursed without end on it), reaches the sweep; a string never equals a number
+    "string_compared_with_the_swept_input": (
+        's2 = s + 1\n'
+        'pay [bytes] = s * (1 if s2 == "__import__(\'os\').system(\'touch {marker}\')" else 2)\n'
+        'pay2 [bytes] = s * (1 if s2 == \'") or __import__("os").system("touch {marker}") or ("\' else 2)\n',
+        [(["sweep", "specs/llama13b.toml", "s=1:3", "--target", "pay"], 0, "s,pay\n1,2\n2,4\n3,6\n"),
+         (["sweep", "specs/llama13b.toml", "s=1:3", "--target", "pay2"], 0, "s,pay2\n1,2\n2,4\n3,6\n"),
+         (["sweep", "specs/llama13b.toml", "s=1:3", "--target", "pay", "--plot", "{plot}"], 0, "3,6"),
+         (["solve", "specs/llama13b.toml", "--for", "s", "--budget", "1KiB", "--target", "pay", "--format", "json"],
+          0, '"value": 512')]),
+    # the payload in a table key, looked up with a key that depends on the swept input
+    "table_key_looked_up_by_the_swept_input": (
+        't [bytes] = { \'x": __import__("os").system("touch {marker}"), "y\': 4, z: 5 }\n'
+        's2 = s + 1\npay [bytes] = s * t[s2]\n',
+        [(["sweep", "specs/llama13b.toml", "s=1:3", "--target", "pay"], 2, None),
+         (["sweep", "specs/llama13b.toml", "s=1:3", "--target", "pay", "--plot", "{plot}"], 2, None)]),
+    # the payload as the value of a string input, set on the command line: decided, then swept
+    "payload_value_set_on_the_command_line": (
+        'input mode [text] = "safe" "a string the user chooses"\n'
+        'pay [bytes] = b * (1 if mode == "safe" else 3 if mode == "\') or __import__(\'os\').system(\'touch {marker}\')'
+        ' or (\'" else 5)\n',
+        [(["sweep", "specs/llama13b.toml", "b=1:3", "--target", "pay", "--set",
+           "mode=') or __import__('os').system('touch {marker}') or ('"], 0, "b,pay\n1,3\n2,6\n3,9\n"),
+         (["sweep", "specs/llama13b.toml", "b=1:3", "--target", "pay", "--plot", "{plot}", "--set",
+           "mode=') or __import__('os').system('touch {marker}') or ('"], 0, "1,3\n2,6\n3,9"),
+         (["solve", "specs/llama13b.toml", "--for", "b", "--budget", "1KiB", "--target", "pay", "--format", "json",
+           "--set", "mode=') or __import__('os').system('touch {marker}') or ('"], 0, '"value": 341')]),
+    # a doc string carrying Python reaches the plot's legend and labels
+    "payload_in_a_doc_string": (
+        'pay [bytes] "__import__(\'os\').system(\'touch {marker}\')" = b * 2\n',
+        [(["sweep", "specs/llama13b.toml", "b=1:3", "--target", "pay", "--plot", "{plot}"], 0, "1,2\n2,4\n3,6")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PAYLOADS))
+def test_a_payload_in_a_formula_file_never_runs(cli, tmp_path, case):
+    marker = tmp_path / "pwned"
+    text, runs = PAYLOADS[case]
+    mine = tmp_path / "mine.formula"
+    mine.write_text(text.replace("{marker}", str(marker)))
+    for k, (argv, expected, fragment) in enumerate(runs):
+        plot = tmp_path / f"plot{k}.png"
+        args = [a.replace("{marker}", str(marker)).replace("{plot}", str(plot)) for a in argv]
+        status, out, err = cli(*args, "--formulas", mine)
+        assert not marker.exists(), (args, "the payload ran")
+        assert status in (expected if isinstance(expected, tuple) else (expected,)), (args, out, err)
+        assert "Traceback" not in err and "internal error" not in err, err
+        if status == 2:
+            assert err.count("error:") == 1 and len(err.splitlines()) <= 12, err
+        if fragment:
+            assert fragment in out, (args, out)
+        if "--plot" in args and status == 0:
+            assert plot.stat().st_size > 1000
+
+
+@pytest.mark.xfail(strict=True, reason="solve._solve's 'flat' branch calls f(lo), which raises _Undefined "
+                                       "when the target has no value (outside sweep/vectorise: reported to the lead)")
+def test_solve_with_a_lookup_by_the_swept_input_is_a_located_error(cli, tmp_path):
+    mine = tmp_path / "mine.formula"
+    mine.write_text('t [bytes] = { \'x": 1, "y\': 4, z: 5 }\ns2 = s + 1\npay [bytes] = s * t[s2]\n')
+    status, out, err = cli("solve", "specs/llama13b.toml", "--for", "s", "--budget", "1GiB", "--target", "pay",
+                           "--formulas", mine)
+    assert status == 2 and "Traceback" not in err, err
+
+
+def test_no_code_is_compiled_or_executed(monkeypatch, tmp_path):
+    """sweep and solve's exhaustive search (a target that is not monotonic) run with exec,
+    eval and compile taken away: lambdify could not."""
+    mine = tmp_path / "wavy.formula"
+    mine.write_text("wavy [bytes] = (100 - b if b < 50 else 3 * b) + floor(b / 3) * 0 \"not monotonic\"\n")
+    problem = engine.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
+    rng = parse_range("b=1:100000")
+    from engine.solve import solve
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("code was generated and run")
+
+    expected = sweep(problem, rng, ["wavy", "total_training"])  # imports everything needed first
+    answer = solve(problem, "b", 1024, "wavy", remedies=False)
+    assert answer.value == 341 and "not monotonic" in answer.notes[0]
+    for name in ("exec", "eval", "compile"):
+        monkeypatch.setattr(builtins, name, forbidden)
+    again = sweep(problem, rng, ["wavy", "total_training"])
+    assert solve(problem, "b", 1024, "wavy", remedies=False).value == 341
+    monkeypatch.undo()
+    assert np.array_equal(again.columns["wavy"], expected.columns["wavy"])
+    assert again.exact == {"wavy": True, "total_training": True}
+
+
+# --- names that NumPy, Python or lambdify's generated source also use ----------------------
+
+NAMES = ["sin", "exp", "where", "select", "array", "numpy", "builtins", "floor", "sqrt", "amax", "nan", "inf",
+         "exec", "_lambdifygenerated", "Piecewise", "math", "mpmath"]
+
+
+def _names_formula(tmp_path):
+    mine = tmp_path / "names.formula"
+    lines = [f"input {n} [count] = {k + 1}" for k, n in enumerate(NAMES)]
+    total = " + ".join(NAMES)
+    lines.append(f"pay [bytes] = b * ({total}) + (b if select > 2 else 0) + ceil(where / 2) + sqrt(sin * sin)"
+                 f" + max(exp, b) + floor(numpy / 4)")
+    mine.write_text("\n".join(lines) + "\n")
+    return mine
+
+
+@pytest.mark.parametrize("swept", ["b", "sin", "where", "select", "numpy", "array", "builtins", "floor", "nan"])
+def test_names_that_collide_with_numpy_sweep_like_direct_evaluation(cli, tmp_path, swept):
+    mine = _names_formula(tmp_path)
+    status, out, err = cli("sweep", "specs/llama13b.toml", f"{swept}=1:4", "--target", "pay", "--formulas", mine)
+    assert status == 0, err
+    rows = [line.split(",") for line in out.splitlines()[1:]]
+    assert [int(r[0]) for r in rows] == [1, 2, 3, 4]
+    for value, got in rows:
+        problem = engine.load(str(SPECS / "llama13b.toml"), [f"{swept}={value}"], [str(mine)])
+        assert int(got) == int(engine.evaluate(problem.ruleset, problem.bindings)["pay"]), (swept, value)
+
+
+def test_names_that_collide_with_numpy_solve(cli, tmp_path):
+    mine = _names_formula(tmp_path)
+    status, out, err = cli("solve", "specs/llama13b.toml", "--for", "select", "--budget", "1KiB", "--target", "pay",
+                           "--formulas", mine, "--format", "json")
+    assert status == 0 and "Traceback" not in err, err
+    import json
+
+    value = json.loads(out)["value"]
+    fits = engine.load(str(SPECS / "llama13b.toml"), [f"select={value}"], [str(mine)])
+    over = engine.load(str(SPECS / "llama13b.toml"), [f"select={value + 1}"], [str(mine)])
+    assert engine.evaluate(fits.ruleset, fits.bindings)["pay"] <= 1024 < engine.evaluate(over.ruleset, over.bindings)["pay"]
+
+
+# --- random expression trees: the same values as exact evaluation ---------------------------
+# Integer-valued trees (+, ×, powers, %, |·|, min, max, conditionals, floor and ceil of
+# fractions) are exact in float64 while every intermediate stays below 2^50, and so must
+# equal exact evaluation to the last bit; sqrt, log and division on top of them must agree
+# to rounding.
+
+_small = st.integers(-6, 6).map(Integer)
+_fraction = st.tuples(st.integers(-7, 7), st.integers(2, 9)).map(lambda pq: Rational(*pq))
+
+
+def _conditions(ints):
+    rel = st.sampled_from([sympy.Lt, sympy.Le, sympy.Gt, sympy.Ge, sympy.Eq, sympy.Ne])
+    atom = st.builds(lambda r, a, b: r(a, b), rel, ints, ints)
+    return st.recursive(atom, lambda c: st.one_of(
+        st.builds(lambda a, b: sympy.And(a, b), c, c), st.builds(lambda a, b: sympy.Or(a, b), c, c),
+        st.builds(sympy.Not, c)), max_leaves=3)
+
+
+def _extend(ints):
+    return st.one_of(
+        st.builds(lambda a, b: a + b, ints, ints),
+        st.builds(lambda a, b: a - b, ints, ints),
+        st.builds(lambda a, b: a * b, ints, ints),
+        st.builds(lambda a, k: a**k, ints, st.integers(0, 3)),
+        st.builds(lambda a, b: Mod(a, b) if b != 0 else a, ints, ints),
+        st.builds(Abs, ints),
+        st.builds(lambda a, b, c: Min(a, b, c), ints, ints, ints),
+        st.builds(lambda a, b: Max(a, b), ints, ints),
+        st.builds(lambda f, a, b, c: floor(f * a + b / c) if c != 0 else floor(f * a),
+                  _fraction, ints, ints, st.integers(1, 9)),
+        st.builds(lambda f, a: ceiling(f * a), _fraction, ints),
+        st.builds(lambda a, c, b: Piecewise((a, c), (b, True)), ints, _conditions(_linear), ints),
+    )
+
+
+_leaf = st.one_of(st.just(x), _small)
+_linear = st.builds(lambda k, c: k * x + c, _small, _small)  # what a conditional's test compares
+_ints = st.recursive(_leaf, _extend, max_leaves=8)
+_continuous = st.one_of(
+    st.builds(lambda a: sympy.sqrt(a), _ints), st.builds(sympy.log, _ints),
+    st.builds(lambda a, b: a / b, _ints, _ints), st.builds(lambda f, a: f * a, _fraction, _ints))
+_GRID = np.arange(-20.0, 21.0)
+
+
+def _exact_at(expr, point):
+    """The exact value, or None where SymPy cannot decide it (a comparison with NaN raises)."""
+    try:
+        return expr.xreplace({x: Integer(point)})
+    except (TypeError, ZeroDivisionError):
+        return None
+
+
+def _within_bounds(expr, point) -> bool:
+    """No subtree's value reaches 2^50 in size (where float64 would start rounding)."""
+    for sub in sympy.preorder_traversal(expr):
+        if isinstance(sub, sympy.Expr) and not isinstance(sub, sympy.Number):
+            v = _exact_at(sub, point)
+            if v is not None and v.is_number and v.is_finite and v.is_real and abs(v) >= 2**50:
+                return False
+    return True
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_ints)
+def test_random_integer_trees_equal_exact(expr):
+    values = evaluate_array(expr, x, _GRID)
+    sorted_values = Vectorised(x, _GRID, exprs=[expr], whole=True, ascending=True).number(expr)
+    assert np.array_equal(values, sorted_values, equal_nan=True)
+    for point, value in zip(_GRID.astype(int), values):
+        exact = _exact_at(expr, int(point))
+        if exact is None:
+            continue
+        if not (exact.is_number and exact.is_real and exact.is_finite):
+            assert not math.isfinite(value), (expr, point, value, exact)
+        elif _within_bounds(expr, int(point)):
+            assert value == int(exact), (expr, point, value, exact)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_continuous)
+def test_random_continuous_trees_agree_with_exact(expr):
+    values = evaluate_array(expr, x, _GRID)
+    for point, value in zip(_GRID.astype(int), values):
+        exact = _exact_at(expr, int(point))
+        if exact is None:
+            continue
+        if exact.is_number and exact.is_real and exact.is_finite:
+            if _within_bounds(expr, int(point)):
+                assert math.isclose(value, float(exact), rel_tol=1e-12, abs_tol=1e-300), (expr, point, value, exact)
+        elif exact.is_number:  # log(0), 1/0, sqrt(-1), log(-1): inf or NaN
+            assert not math.isfinite(value), (expr, point, value, exact)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_conditions(_ints))
+def test_random_conditions_equal_exact(cond):
+    for ascending in (False, True):
+        got = Vectorised(x, _GRID, exprs=[cond], whole=True, ascending=ascending).condition(cond)
+        for point, value in zip(_GRID.astype(int), got):
+            exact = _exact_at(cond, int(point))
+            if isinstance(exact, sympy.logic.boolalg.BooleanAtom) and _within_bounds(cond, int(point)):
+                assert bool(value) == bool(exact), (cond, point, value, exact)
