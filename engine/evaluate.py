@@ -26,7 +26,7 @@ from .spec import Binding
 from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_python_value, to_sympy_value
 from .symbols import Lookup, Member, Table, Text, TextSet, UnknownKey
 
-__all__ = ["Breakdown", "evaluate", "evaluate_values", "blame", "check_signs", "SIGNED"]
+__all__ = ["Breakdown", "evaluate", "evaluate_values", "blame", "check_memory", "SIGNED"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def evaluate(
     except EvaluationError as exc:
         raise blame(exc, ruleset, bindings) from None
     _check_requirements(ruleset, bindings, values)
-    check_signs(ruleset, bindings, values)
+    check_memory(ruleset, bindings, values)
     result = Breakdown(ruleset, bindings, values, missing, spec, title)
     for name in wanted or ():
         result.require(name)
@@ -270,6 +270,10 @@ def _checked(rule: Rule, value: Basic) -> Basic:
     return value
 
 
+# No memory the report shows is larger than this: 2^100 bytes, a million times the memory of
+# every GPU ever made together. Anything above comes from an input far out of range.
+MAX_MEMORY = 2**100
+
 # Memory outputs that may be negative: what is left of the GPU (negative: does not fit).
 SIGNED = frozenset(HEADROOM.values()) | frozenset(peak[1] for peak in PEAKS.values())
 # The memory the report shows: every row, total, peak and phase of every regime.
@@ -277,7 +281,7 @@ SHOWN = (frozenset(out for _, total, rows in REGIMES for out in (total, *rows.va
          | frozenset(out for peak, _, phases in PEAKS.values() for out in (peak, *(o for _, o in phases)))) - SIGNED
 
 
-def check_signs(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:
+def check_memory(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:
     """No memory is negative: a memory the report shows, or one a user's formula defines,
     below zero is an error that names it and the inputs that made it. (Built-in
     intermediate differences such as qlora_shift, and the headrooms, may be negative.)"""
@@ -287,6 +291,12 @@ def check_signs(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mappi
             continue
         if name not in SHOWN and ruleset.rules[name].builtin:
             continue
+        if getattr(value, "is_number", False) and value > MAX_MEMORY:
+            rule = ruleset.rules[name]
+            raise EvaluationError(
+                f"'{name}' comes out at about 10^{len(str(int(value))) - 1} bytes at these values, beyond the bound "
+                f"of 2^{MAX_MEMORY.bit_length() - 1} bytes (about 10^30) for a memory",
+                rule.location, hint="is an input far too large?", rule=rule)
         if getattr(value, "is_number", False) and value.is_negative:
             rule = ruleset.rules[name]
             involved = _involved(ruleset, bindings, rule)

@@ -8,7 +8,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from sympy import Symbol
 from sympy.logic.boolalg import BooleanAtom
 
-from .errors import BindingError, suggest
+from .errors import BindingError, Location, suggest
 from .evaluate import evaluate_values
 from .rules import RuleSet
 from .symbols import Table, Text, TextSet
@@ -44,10 +44,11 @@ def explain(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None) -> 
         from .library import Library
 
         elsewhere = Library().variants_defining(name)
+        where = Location("explain", None, 1, name, len(name))
         if elsewhere:
-            raise BindingError(f"'{name}' is defined only for " + " and ".join(elsewhere),
+            raise BindingError(f"'{name}' is defined only for " + " and ".join(elsewhere), where,
                                hint="choose that variant: --set " + elsewhere[0])
-        raise BindingError(f"no input or output is called '{name}'",
+        raise BindingError(f"no input or output is called '{name}'", where,
                            hint=suggest(name, ruleset.known_names()) or "`vram-eval explain --list` lists every name")
     rule = ruleset.rules.get(canonical)
     used_by = tuple(n for n in ruleset.order if n in ruleset.rules and canonical in ruleset.rules[n].deps)

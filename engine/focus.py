@@ -16,7 +16,7 @@ from sympy import Basic, Integer, Symbol
 from sympy.logic.boolalg import BooleanAtom
 
 from .errors import BindingError, EvaluationError, Location, SolveError, ValueTooLarge, suggest
-from .evaluate import blame, evaluate_values
+from .evaluate import blame, check_memory, evaluate_values
 from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_sympy_value
 from .load import Problem
 from .rules import Rule
@@ -105,35 +105,55 @@ def _resolve_output(problem: Problem, target: str, where: str) -> str:
     return canonical
 
 
-def focus(problem: Problem, name: str, target: Optional[str] = None) -> Focus:
-    """The target (default: the regime's total) as a function of input ``name``."""
+def focus(problem: Problem, name: str, target: Optional[str] = None, where: str = "--for") -> Focus:
+    """The target (default: the regime's total) as a function of input ``name``; ``where``
+    is what errors about the input point at (``--for`` of solve, the range of sweep)."""
     rs = problem.ruleset
     target = _resolve_output(problem, target or default_target(problem), "--target")
     canonical = rs.resolve(name)
     if canonical is None:
-        raise SolveError(f"no input is called '{name}'", Location("--for", None, 1, name, len(name)),
+        raise SolveError(f"no input is called '{name}'", Location(where, None, 1, name, len(name)),
                          hint=suggest(name, rs.known_names()) or "`vram-eval explain --list` lists the inputs")
     rule = rs.rules.get(canonical)
     if rule is not None and rule.kind == "table":
-        raise SolveError(f"'{canonical}' is a table, not a number", Location("--for", None, 1, name, len(name)))
+        raise SolveError(f"'{canonical}' is a table, not a number", Location(where, None, 1, name, len(name)))
     unit = rs.unit(canonical)
     if unit not in NUMERIC_UNITS or rs.allowed_values(canonical) is not None:
         raise SolveError(
             f"'{canonical}' is a {'choice' if unit != 'bool' else 'true/false'} input, not a number",
-            Location("--for", None, 1, name, len(name)),
+            Location(where, None, 1, name, len(name)),
             hint="set it with --set and solve for a number such as s, b, dp or lora_rank",
         )
     if canonical not in rs.closure([target]):
         raise SolveError(
             f"{target} does not depend on {canonical}",
-            Location("--for", None, 1, name, len(name)),
+            Location(where, None, 1, name, len(name)),
             hint=f"{target} depends on: " + ", ".join(i for i in rs.inputs_of(target) if rs.unit(i) in NUMERIC_UNITS),
         )
+    _check_users_memory(problem, target)
     values, at = _evaluate(problem, canonical, [target])
     symbol = Symbol(canonical)
     involved = [req for req in rs.requirements if canonical in rs.closure(req.deps)]
     return Focus(problem, canonical, target, symbol, values[target], at,
                  _requirements_in(problem, canonical, involved))
+
+
+def _check_users_memory(problem: Problem, target: str) -> None:
+    """The memories of the user's own files behind the target must not be negative at the
+    spec's point (as `vram-eval SPEC` checks them); nothing to do without such files."""
+    rs = problem.ruleset
+    mine = [n for n in rs.closure([target]) if n in rs.rules and not rs.rules[n].builtin
+            and rs.rules[n].kind == "definition" and rs.unit(n) == "bytes"]
+    if not mine:
+        return
+    bound = {n: b.value for n, b in problem.bindings.items()}
+    try:
+        values, _ = evaluate_values(rs, bound, only=rs.closure(mine))
+    except ValueTooLarge:
+        return  # too large at the spec's point (2 ** s at s = 4096): the question is about other values
+    except EvaluationError as exc:
+        raise blame(exc, rs, problem.bindings) from None
+    check_memory(rs, problem.bindings, {n: values[n] for n in mine if n in values})
 
 
 def _evaluate(problem: Problem, name: str, outputs: List[str]):

@@ -144,10 +144,14 @@ def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solu
     base = dict(name=fx.name, target=fx.target, budget=int(budget), budget_text=budget_text,
                 direction=direction, unit=fx.unit)
     if direction == "flat":
+        try:
+            shown = f"; {fx.target} = {format_bytes(f(lo))}"
+        except (_Undefined, EngineError):
+            shown = ""
         raise SolveError(
             f"{fx.target} does not change with {fx.name} at these values",
             Location("--for", None, 1, fx.name, len(fx.name)),
-            hint=f"for example zero_stage only matters with dp > 1; {fx.target} = {format_bytes(f(lo))}",
+            hint=f"for example zero_stage only matters with dp > 1{shown}",
         )
     if not monotone:
         notes.append(f"{fx.target} is not monotonic in {fx.name}: every value was checked exactly")

@@ -12,6 +12,12 @@ Reading and binding are two steps:
 
 No TOML/YAML/JSON object leaves this module: values become exact SymPy
 numbers, :class:`Text`, :class:`TextSet` or true/false.
+
+Input is hostile until checked: only regular files are read, within the bounds
+below (MAX_BYTES, MAX_LINE, MAX_LINES, MAX_ENTRIES, MAX_DEPTH, MAX_STRING; numbers
+within units.MAX_DIGITS and MAX_MAGNITUDE); duplicate keys are refused in every
+format; and each value is checked against its input's unit where it enters
+(counts whole and >= 0, memory >= 0, booleans only from booleans).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ else:  # pragma: no cover - exercised on Python 3.9/3.10 only
     import tomli as tomllib
 
 __all__ = ["Entry", "Spec", "Binding", "load_spec", "parse_set", "bind", "METADATA_KEYS",
-           "MAX_BYTES", "MAX_LINE", "MAX_LINES", "MAX_ENTRIES", "MAX_DEPTH"]
+           "MAX_BYTES", "MAX_LINE", "MAX_LINES", "MAX_ENTRIES", "MAX_DEPTH", "MAX_STRING"]
 
 # Keys that describe a spec rather than bind an input.
 METADATA_KEYS = {
@@ -108,7 +114,8 @@ def _raw_text(value):
 MAX_BYTES = 256 * 1024
 # The longest line, in characters (a minified config.json of a real model is < 10 KiB).
 MAX_LINE = 64 * 1024
-# The most lines in a spec.
+# The most lines in a spec (real ones have 10-200): refuses a 100,000-line file at once,
+# before a parser spends seconds on it.
 MAX_LINES = 10_000
 # The most keys and list items in a spec, counted where they are read (every key and
 # list item of a TOML or YAML spec, a YAML alias counted each time it is used; a
@@ -118,6 +125,10 @@ MAX_LINES = 10_000
 MAX_ENTRIES = 1_000
 # The deepest nesting of tables and lists (a spec needs 2 or 3 levels).
 MAX_DEPTH = 32
+# The longest string value of an input (dtypes, optimizers, GPU names are < 30 characters;
+# free-text metadata such as description or notes is not bound by it): keeps every message
+# that quotes a value to one paragraph.
+MAX_STRING = 1_000
 
 _NUMBER_BOUNDS = (f"numbers in a spec must be finite, have at most {MAX_DIGITS} digits and be at most "
                   f"{MAX_MAGNITUDE_TEXT} in magnitude")
@@ -160,12 +171,16 @@ _BAD_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"
 _UNSHOWABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def _check_text(key: object, value: object, where: Location) -> None:
+def _check_text(key: object, value: object, where: Location, metadata: bool = False) -> None:
     """Refuse strings with control characters or lone surrogates (an escape sequence in a
-    model's name would reach the terminal through every report)."""
+    model's name would reach the terminal through every report), and input values longer
+    than MAX_STRING."""
     items = value if isinstance(value, list) else [value]
     for item in items:
         if isinstance(item, str):
+            if len(item) > MAX_STRING and not metadata:
+                raise SpecError(f"'{_short(key)}': the string is {len(item):,} characters long; values are limited "
+                                f"to {MAX_STRING:,}", where, hint="input values are short names such as \"bf16\"")
             m = _BAD_CHARACTER.search(item)
             if m:
                 raise SpecError(f"'{_short(key)}': the string holds the character U+{ord(m.group()):04X}, "
@@ -225,7 +240,7 @@ def find_spec(path: str) -> Path:
             for candidate in (builtin / name, builtin / f"{name}.toml"):
                 if candidate.is_file():
                     return candidate
-    except (OSError, ValueError):  # a name too long, a NUL byte: read_spec_bytes says so
+    except (OSError, ValueError):  # a name too long, a NUL byte: _read_bytes says so
         pass
     return p
 
@@ -659,7 +674,7 @@ def _from_tree(tree, lines: _Lines, locate, kind: str) -> Spec:
                 raise SpecError(f"'{_short(key)}' is set twice: as {_short(seen[key])} and as {_short(dotted)}",
                                 where, hint="sections are only for readers; each key may appear once")
             seen[key] = dotted
-            _check_text(key, value, where)
+            _check_text(key, value, where, metadata=key in METADATA_KEYS and not section)
             if key in METADATA_KEYS and not section:
                 metadata[key] = str(value)
                 continue
@@ -853,7 +868,7 @@ def _read_config_json(lines: _Lines) -> Spec:
     # A file named config.json is named by its directory (a Hub snapshot); any other by itself.
     path = Path(shown)
     name = tree.get("_name_or_path") or (path.parent.name if path.name == "config.json" else "") or path.stem
-    _check_text("_name_or_path", str(name), locate("_name_or_path"))
+    _check_text("_name_or_path", str(name), locate("_name_or_path"), metadata=True)
     return Spec(shown, str(name), tuple(entries), {"name": str(name)}, "config.json")
 
 

@@ -52,13 +52,15 @@ class Range:
     text: str
     # (column, width) in `text` of the name, start, stop, step and of START:STOP[:STEP] (1-based)
     spans: Tuple[Tuple[int, int], ...] = ()
+    kinds: Tuple[Optional[str], ...] = ()  # the unit written on start, stop, step: "bytes", "count" or None
 
     def count(self) -> int:
         if self.factor:
             # the largest k with start * factor^k <= stop, exactly (a float log misses by one near powers)
             ratio = Fraction(int(self.stop.p) * int(self.start.q), int(self.stop.q) * int(self.start.p))
-            k = max(0, int(math.log2(ratio.numerator) - math.log2(ratio.denominator)) // max(1, self.factor.bit_length() - 1))
-            while self.factor ** k > ratio:
+            bits = ratio.numerator.bit_length() - ratio.denominator.bit_length()  # log2(ratio), to within 1
+            k = max(0, (bits - 1) // self.factor.bit_length())  # no more than the answer
+            while k > 0 and self.factor ** k > ratio:
                 k -= 1
             while self.factor ** (k + 1) <= ratio:
                 k += 1
@@ -96,11 +98,19 @@ class Range:
         a, b = int(self.start * d), int(self.step * d)
         return (a + b * np.arange(n, dtype=float)) / d
 
+    def part(self, part: str) -> str:
+        """The text of ``part`` (name, start, stop, step, range) as written."""
+        index = ("name", "start", "stop", "step", "range").index(part)
+        if index >= len(self.spans):
+            return self.text
+        column, width = self.spans[index]
+        return self.text[column - 1:column - 1 + width]
+
     def location(self, part: str = "range") -> Location:
         """Where in the range's text ``part`` (name, start, stop, step, range) is."""
         index = ("name", "start", "stop", "step", "range").index(part)
         column, width = self.spans[index] if index < len(self.spans) else (1, len(self.text))
-        return Location("sweep", None, column, self.text, width)
+        return Location("sweep", None, column, self.text, max(1, width))
 
 
 def _to_float(v: Rational) -> float:
@@ -115,34 +125,38 @@ def parse_range(text: str) -> Range:
     loc = Location("sweep", None, 1, text, len(text))
     m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^:]+):([^:]+)(?::([^:]+))?\s*", text)
     if not m:
-        raise SolveError(f"'{text}' is not a range", loc, hint="write NAME=START:STOP[:STEP], e.g. s=512:8192:512 or s=512:32768:x2")
+        raise SolveError(f"'{_clip(text)}' is not a range", loc,
+                         hint="write NAME=START:STOP[:STEP], e.g. s=512:8192:512 or s=512:32768:x2")
     name, start_t, stop_t, step_t = m.groups()
 
     def span(group: int) -> Tuple[int, int]:
-        if m.group(group) is None:
-            return (m.end(3) + 1, 1)
+        if m.group(group) is None:  # no step: an empty span after the stop
+            return (m.end(3) + 1, 0)
         part = m.group(group)
         lead = len(part) - len(part.lstrip())
         return (m.start(group) + lead + 1, max(1, len(part.strip())))
 
-    spans = (span(1), span(2), span(3), span(4), (m.start(2) + 1, m.end(4 if step_t is not None else 3) - m.start(2)))
+    values_end = m.end(4 if step_t is not None else 3)
+    spans = (span(1), span(2), span(3), span(4), (m.start(2) + 1, values_end - m.start(2)))
 
     def at(group: int) -> Location:
         column, width = spans[group - 1]
         return Location("sweep", None, column, text, width)
 
+    kinds = {}
+
     def number(part: str, what: str, group: int) -> Rational:
         try:
             parsed = parse_quantity(part.strip())
         except NumberTooLarge:
-            raise SolveError(f"the {what} '{part.strip()[:24]}' of the range is too large: sweep values are at most "
+            raise SolveError(f"the {what} '{_clip(part)}' of the range is too large: sweep values are at most "
                              f"{_BOUND_TEXT} in size", at(group)) from None
         if parsed is None:
-            raise SolveError(f"the {what} '{part.strip()[:24]}' of the range is not a number", at(group),
+            raise SolveError(f"the {what} '{_clip(part)}' of the range is not a number", at(group),
                              hint="points are finite numbers such as 512, 1.5, 4K or 2GiB")
-        v = parsed[0]
+        v, kinds[what] = parsed
         value = Rational(v.numerator, v.denominator)
-        written = part.strip() if len(part.strip()) <= 24 else part.strip()[:21] + "..."
+        written = _clip(part)
         if abs(value) > MAX_VALUE:
             raise SolveError(f"the {what} {written} of the range is beyond the bound of a sweep: "
                              f"values are at most {_BOUND_TEXT} in size", at(group),
@@ -160,7 +174,7 @@ def parse_range(text: str) -> Range:
     if step_t is not None and step_t.strip().lower().startswith("x"):
         digits = step_t.strip()[1:]
         if not re.fullmatch(r"[0-9]{1,5}", digits):
-            raise SolveError(f"'{step_t.strip()[:24]}' is not a geometric step", at(4),
+            raise SolveError(f"'{_clip(step_t)}' is not a geometric step", at(4),
                              hint="x2 doubles, x10 multiplies by ten")
         factor = int(digits)
         if factor < 2:
@@ -176,15 +190,21 @@ def parse_range(text: str) -> Range:
             raise SolveError(f"the step must be positive, not {_show(step)}", at(4) if step_t is not None else at(5))
         d = math.lcm(int(start.q), int(step.q))
         if d > 1 and max(abs(start), abs(stop)) * d > MAX_VALUE:
-            raise SolveError(f"the points of {start_t.strip()}:{stop_t.strip()}:{step_t.strip()} are finer than "
+            raise SolveError(f"the points of {_clip(text[m.start(2):values_end], 48)} are finer than "
                              f"float64 can tell apart at {_show(max(abs(start), abs(stop)))}", at(5),
                              hint=f"with a step of {_show(step)}, keep the values below {_show(Rational(MAX_VALUE, d))}"
                                   f" (the values times the step's denominator are at most 2^53)")
-    rng = Range(name, start, stop, step, factor, text, spans)
+    rng = Range(name, start, stop, step, factor, text, spans,
+                tuple(kinds.get(what) for what in ("start", "stop", "step")))
     if rng.count() > MAX_POINTS:
         raise SolveError(f"{rng.count():,} points is more than the limit of {MAX_POINTS:,}", at(5),
                          hint="use a larger step or a geometric one (x2)")
     return rng
+
+
+def _clip(text: str, width: int = 24) -> str:
+    text = text.strip()
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _show(value: Rational) -> str:
@@ -237,11 +257,19 @@ class SweepResult:
 
 
 def sweep(problem: Problem, rng: Range, targets: Sequence[Optional[str]] = (None,)) -> SweepResult:
-    foci = [focus(problem, rng.name, target) for target in targets or (None,)]
+    try:
+        foci = [focus(problem, rng.name, target) for target in targets or (None,)]
+    except SolveError as exc:
+        if exc.location is None or exc.location.path != "--for":
+            raise
+        # the input was named in the range, not with --for: point there
+        raise SolveError(exc.message, rng.location("name"), hint=exc.hint, notes=exc.notes) from None
+    _check_units(foci[0], rng)
     _check_whole(foci[0], rng)
     xs = rng.values()
     grid = xs.astype(float) if hasattr(xs, "astype") else xs  # float64 once, for every evaluation
     _check_requirements(foci[0], rng, xs, grid)
+    _check_sign(foci[0], rng)
     columns, units, exact = {}, {}, {}
     for fx in foci:
         columns[fx.target], exact[fx.target] = _tabulate(fx, xs, rng, grid)
@@ -253,6 +281,31 @@ def sweep(problem: Problem, rng: Range, targets: Sequence[Optional[str]] = (None
 # --- the range against the input's domain ---------------------------------------
 
 
+def _check_units(fx: Focus, rng: Range) -> None:
+    """What a spec or --set refuses: memory written as a count, or a count as memory."""
+    unit = fx.unit
+    for part, kind in zip(("start", "stop", "step"), rng.kinds):
+        wrong = (kind == "count" and unit == "bytes") or (kind == "bytes" and unit in ("count", "ratio"))
+        if wrong:
+            raise SolveError(f"the {part} '{rng.part(part)}' of the range is "
+                             f"{'a count (K/M/B/T = 10^3..10^12)' if kind == 'count' else 'memory'}, but {fx.name} is "
+                             f"{'memory' if unit == 'bytes' else 'a count' if unit == 'count' else 'a plain number'}",
+                             rng.location(part),
+                             hint='give a byte unit, for example "24GiB" or "80GB"' if unit == "bytes" else
+                             "write a plain number")
+
+
+def _check_sign(fx: Focus, rng: Range) -> None:
+    """What a spec or --set refuses: a negative count or memory size (after the formulas'
+    requirements, which may say more: b >= 1)."""
+    unit = fx.unit
+    if unit in ("count", "bytes") and rng.start < 0:
+        what = "a memory size" if unit == "bytes" else "a count"
+        rest = rng.part("stop") + (f":{rng.part('step')}" if rng.part("step") else "")
+        raise SolveError(f"{fx.name} is {what}, which cannot be negative: the range starts at {rng.part('start')}",
+                         rng.location("start"), hint=f"start at 0 or above, e.g. {fx.name}=0:{rest}")
+
+
 def _check_whole(fx: Focus, rng: Range) -> None:
     """Counts and bytes take whole values: so must every point of the range."""
     if not fx.integer or rng.whole:
@@ -260,13 +313,13 @@ def _check_whole(fx: Focus, rng: Range) -> None:
     part, value = ("start", rng.start) if rng.start.q != 1 else ("step", rng.step)
     lo, hi = -((-rng.start.p) // rng.start.q), rng.stop.p // rng.stop.q  # ceil(start), floor(stop)
     if rng.factor:
-        hint = f"start at a whole number, e.g. {rng.name}={lo}:{_show(rng.stop)}:x{rng.factor}"
+        hint = f"start at a whole number, e.g. {rng.name}={lo}:{rng.part('stop')}:x{rng.factor}"
     elif lo > hi:
         hint = f"no whole number lies between {_show(rng.start)} and {_show(rng.stop)}"
     else:
         step = max(1, -((-rng.step.p) // rng.step.q))
         hint = f"sweep whole values, e.g. {rng.name}={lo}:{hi}" + (f":{step}" if step != 1 else "")
-    raise SolveError(f"{fx.name} takes whole values (unit {fx.unit}): the {part} {_show(value)} of the range "
+    raise SolveError(f"{fx.name} takes whole values (unit {fx.unit}): the {part} {rng.part(part)} of the range "
                      f"is not a whole number", rng.location(part), hint=hint)
 
 

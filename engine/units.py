@@ -137,11 +137,53 @@ def unit_hint(text: str) -> Optional[str]:
     return None
 
 
+# Beyond this magnitude a report writes a number as "1.23e+400": float() cannot hold it,
+# and its exact digits (up to 4,300 before Python refuses to print them) would fill the screen.
+_FLOAT_LIMIT = Fraction(10) ** 300
+
+
+def _fraction(value) -> Fraction:
+    """An exact Fraction of an int, Fraction, float or SymPy number (without str() of huge ints)."""
+    if isinstance(value, (int, Fraction)):
+        return Fraction(value)
+    if isinstance(value, float):
+        return Fraction(repr(value))  # the shortest decimal that round-trips, as before
+    p, q = getattr(value, "p", None), getattr(value, "q", None)  # a SymPy Integer or Rational
+    if isinstance(p, int) and isinstance(q, int):
+        return Fraction(p, q)
+    return Fraction(str(value))
+
+
+def _scientific(x: Fraction, digits: int = 3) -> str:
+    """``x`` as "1.23e+400", computed exactly (no float overflow), for any magnitude."""
+    if x == 0:
+        return "0"
+    sign, x = ("-" if x < 0 else ""), abs(x)
+    exponent = int((x.numerator.bit_length() - x.denominator.bit_length()) * 0.30102999566398120)
+    mantissa = x / Fraction(10) ** exponent
+    while mantissa >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    while mantissa < 1:
+        mantissa, exponent = mantissa * 10, exponent - 1
+    text = f"{float(mantissa):.{digits}g}"
+    if text.startswith("10"):  # 9.999 rounded up
+        text, exponent = "1", exponent + 1
+    return f"{sign}{text}e{exponent:+d}"
+
+
+def _huge(x: Fraction) -> bool:
+    return abs(x) >= _FLOAT_LIMIT
+
+
 def format_bytes(value, unit: str = "GiB", digits: int = 2) -> str:
     """``format_bytes(26e9)`` → "24.21 GiB"; small values keep 3 significant digits
-    ("0.00781 GiB") so that nothing non-zero prints as 0.00."""
-    exact = Fraction(str(value)) if not isinstance(value, (int, Fraction)) else Fraction(value)
-    scaled = float(exact / BYTE_UNITS[unit])
+    ("0.00781 GiB") so that nothing non-zero prints as 0.00; beyond 10^300, "1.23e+400 GiB"."""
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return f"{value} {unit}"
+    exact = _fraction(value) / BYTE_UNITS[unit]
+    if _huge(exact):
+        return f"{_scientific(exact)} {unit}"
+    scaled = float(exact)
     if scaled != 0 and abs(scaled) < 0.995:
         return f"{scaled:.3g} {unit}"
     return f"{scaled:,.{digits}f} {unit}"
@@ -149,6 +191,8 @@ def format_bytes(value, unit: str = "GiB", digits: int = 2) -> str:
 
 def format_count(value) -> str:
     """13015864320 → "13.02B"; small counts as they are."""
+    if not isinstance(value, float) and _huge(_fraction(value)):
+        return _scientific(_fraction(value))
     v = float(value)
     for suffix, factor in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
         if abs(v) >= factor:
@@ -157,7 +201,9 @@ def format_count(value) -> str:
 
 
 def format_number(value) -> str:
-    """Integers exactly; other numbers with up to 6 significant digits."""
+    """Integers exactly; other numbers with up to 6 significant digits (beyond 10^300: "1.23e+400")."""
+    if not isinstance(value, float) and _huge(_fraction(value)):
+        return _scientific(_fraction(value))
     if isinstance(value, int) or (isinstance(value, Fraction) and value.denominator == 1):
         return f"{int(value):,}"
     return f"{float(value):.6g}"

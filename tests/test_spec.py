@@ -179,3 +179,16 @@ def test_a_config_json_is_named_after_its_file_or_its_snapshot_directory(tmp_pat
     snapshot.mkdir()
     shutil.copy(DATA / "hf_configs" / "mistral-7b-v0.1.json", snapshot / "config.json")
     assert evaluate(snapshot / "config.json").title == "Mistral-7B-v0.1"
+
+
+def test_a_tied_llama_config_counts_as_transformers_builds_it(tmp_path):
+    """Llama-3.2-1B's shape with "tie_word_embeddings": true (the model type's default is untied):
+    1,235,814,400 = LlamaForCausalLM(config).num_parameters() on the meta device, measured with
+    transformers 5.24.0 / torch 2.13.0 (CPU). Before the config's own keys won, 1,498,482,688."""
+    config = {"architectures": ["LlamaForCausalLM"], "head_dim": 64, "hidden_size": 2048,
+              "intermediate_size": 8192, "max_position_embeddings": 131072, "model_type": "llama",
+              "num_attention_heads": 32, "num_hidden_layers": 16, "num_key_value_heads": 8,
+              "tie_word_embeddings": True, "torch_dtype": "bfloat16", "vocab_size": 128256}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    assert value(evaluate(path), "params") == 1_235_814_400

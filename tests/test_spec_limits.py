@@ -14,7 +14,6 @@ import re
 import signal
 import socket
 import stat
-import sys
 import tempfile
 import time
 
@@ -152,6 +151,8 @@ ROWS = [
     ("yaml-two-docs.yaml", "h: 1\n---\nh: 2\n", "YAML syntax", 2),
     ("json-trailing-comma.json", '{"model_type": "llama",\n "hidden_size": 4096,\n}', "JSON syntax", 3),
     ("bom.toml", "\ufeff" + "hiden = 1\n", "unknown key 'hiden'", 1),
+    ("long-string.toml", 'h = 1\narch = "' + "x" * 5000 + '"\n', "values are limited to 1,000", 2),
+    ("long-string-list.yaml", "lora_targets: [q, " + "v" * 2000 + "]\n", "values are limited to 1,000", 1),
     # --- strings that would reach the terminal ---
     ("escape-name.json", config_raw('"_name_or_path": "\\u001b[2J"'), "U+001B, which a spec may not contain", 9),
     ("surrogate-name.json", config_raw('"_name_or_path": "\\ud800"'), "U+D800", 9),
@@ -276,6 +277,7 @@ SETS = [
     ("h= 4096.5", "a count is a whole number", 4),
     ("s=" + "9" * 500, "limited to 400 digits", 3),
     ("activation_function=\x1b[2J", "U+001B", 21),
+    ("weight_dtype=" + "x" * 2000, "values are limited to 1,000", 14),
 ]
 
 
@@ -395,3 +397,18 @@ def test_any_toml_or_yaml_tree_as_a_spec_is_an_answer_or_a_located_error(tree):
     toml = "".join(f"{json.dumps(k)} = {_toml_value(v)}\n" for k, v in tree.items())
     _ok(*_run("spec.toml", toml))
     _ok(*_run("spec.yaml", yaml.safe_dump(tree, allow_unicode=True)))
+
+
+def test_units_refuse_what_no_input_can_be_and_print_what_the_formulas_can():
+    from engine.units import NumberTooLarge, format_bytes, format_number, parse_number, parse_quantity
+
+    with pytest.raises(NumberTooLarge, match=r"10\^30"):
+        parse_quantity("1e400GiB")
+    with pytest.raises(NumberTooLarge, match="±400"):
+        parse_quantity("1e401")
+    assert parse_quantity("１２８") is None and parse_number("١٢٨") is None and parse_quantity("２４GiB") is None
+    assert parse_quantity("1e30") == (10**30, None)
+    assert parse_number("1e400") == 10**400  # formula literals keep their own bound (±400)
+    assert format_bytes(2**5000) == "1.32e+1496 GiB"  # no float overflow in reports
+    assert format_number(10**5000) == "1e+5000"
+    assert format_bytes(26e9) == "24.21 GiB"

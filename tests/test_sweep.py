@@ -98,11 +98,23 @@ BAD_RANGES = {
                             "4 of the 8 points break", "-3, -2, -1, 0"], "b=1:4", "      ^^^^"),
     # a requirement the direct evaluation enforces: tp must divide the heads (a = kv_heads = 40)
     "requirement": ("tp=1:8", ["tp = 3 breaks a requirement", "tp must divide",
-                               "3 of the 8 points break the formulas' requirements: 3, 6, 7"], "tp=1:8:x2", "       ^^^"),
+                               "3 of the 8 points break the formulas' requirements: 3, 6, 7"],
+                    "tp=1:8:x2", "       ^^^"),
     "requirement_geometric": ("tp=1:64:x2", ["tp = 16 breaks a requirement"], "tp=1:8:x2", None),
     "requirement_layers": ("pp=1:40", ["pp = 3 breaks a requirement", "pp must divide the number of layers L"],
                            "pp=1:8:x2", None),
     "requirement_no_point": ("dp=0:0", ["dp = 0 breaks a requirement", "at least 1"], "no point of dp=0:0", None),
+    # what a spec or --set refuses: negative memory, memory written as a count and the reverse
+    "negative_memory": ("overhead=-8GiB:8GiB:4GiB", ["overhead is a memory size, which cannot be negative",
+                                                    "starts at -8GiB"], "overhead=0:8GiB:4GiB", "             ^^^^^"),
+    "count_as_memory": ("overhead=1K:8K", ["the start '1K' of the range is a count", "overhead is memory"],
+                        "24GiB", None),
+    "memory_as_count": ("b=1GiB:1GiB", ["the start '1GiB' of the range is memory, but b is a count"], None, None),
+    # the input named in the range is not a number: located in the range, not at --for
+    "bool_input": ("flash_attention=0:1", ["'flash_attention' is a true/false input, not a number"], None,
+                   "    ^^^^^^^^^^^^^^^"),
+    "table": ("dtype_bytes=1:2", ["'dtype_bytes' is a table, not a number"], None, None),
+    "unknown_input": ("nosuch=1:2", ["no input is called 'nosuch'"], None, "    ^^^^^^"),
     # fractional points of a count
     "fractional_step": ("b=1:3:0.5", ["b takes whole values (unit count)", "the step 0.5"], "b=1:3", "          ^^^"),
     "fractional_start": ("b=1.5:4", ["the start 1.5", "not a whole number"], "b=2:4", "      ^^^"),
@@ -187,12 +199,12 @@ def test_an_output_that_is_not_whole_is_not_rounded(tmp_path):
 
 def test_overflow_is_inf_not_exact_and_null_in_json(cli, tmp_path):
     mine = tmp_path / "big.formula"
-    mine.write_text('big [bytes] = 2 ^ s "grows"\n')
+    mine.write_text('big [bytes] = 2 ^ (10 * b) "grows"\n')  # 1 KiB at the spec's b = 1
     p = engine.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
-    result = sweep(p, parse_range("s=1022:1025"), ["big"])
+    result = sweep(p, parse_range("b=101:104"), ["big"])  # 2^1010, 2^1020, then beyond float64
     assert result.exact == {"big": False}
     assert [v == float("inf") for v in result.columns["big"]] == [False, False, True, True]
-    status, out, err = cli("sweep", "specs/llama13b.toml", "s=1022:1025", "--target", "big", "--formulas", mine,
+    status, out, err = cli("sweep", "specs/llama13b.toml", "b=101:104", "--target", "big", "--formulas", mine,
                            "--format", "json")
     assert status == 0, err
     assert json.loads(out)["outputs"]["big"][2:] == [None, None]
