@@ -105,7 +105,8 @@ def _copy_of_builtins(path: Path, builtin: Path) -> bool:
 
 def _unbound(ruleset) -> List[str]:
     """Inputs with no default that no spec in specs/ (nor the HF catalog) sets."""
-    from .spec import _hf_catalog, load_spec
+    from .spec import load_spec
+    from .spec_hf import _hf_catalog
 
     from .hardware import GPU_KEY
 

@@ -14,19 +14,18 @@ from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Sequence
 
 import warnings
 
-from sympy import Add, Basic, Mul, Piecewise, Pow, Symbol, log, nan, zoo
-from sympy.core.relational import GreaterThan, LessThan, StrictGreaterThan, StrictLessThan
-from sympy.logic.boolalg import And, BooleanAtom, Not, Or, false, true
+from sympy import Basic, Symbol, log, nan, zoo
+from sympy.logic.boolalg import BooleanAtom
 from sympy.utilities.exceptions import SymPyDeprecationWarning
 
-from .errors import BindingError, EngineError, EvaluationError, SpecError, ValueTooLarge, suggest
-from .regimes import HEADROOM, PEAKS, REGIMES
+from .errors import BindingError, EvaluationError, SpecError, ValueTooLarge, suggest
+from .guards import blame, check_memory, one_line, shown_value
 from .rules import Rule, RuleSet
 from .spec import Binding
 from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_python_value, to_sympy_value
 from .symbols import Lookup, Member, Table, Text, TextSet, UnknownKey
 
-__all__ = ["Breakdown", "evaluate", "evaluate_values", "blame", "check_memory", "SIGNED"]
+__all__ = ["Breakdown", "evaluate", "evaluate_values"]
 
 
 @dataclass(frozen=True)
@@ -270,115 +269,6 @@ def _checked(rule: Rule, value: Basic) -> Basic:
     return value
 
 
-# No memory the report shows is larger than this: 2^100 bytes, a million times the memory of
-# every GPU ever made together. Anything above comes from an input far out of range.
-MAX_MEMORY = 2**100
-
-# Memory outputs that may be negative: what is left of the GPU (negative: does not fit).
-SIGNED = frozenset(HEADROOM.values()) | frozenset(peak[1] for peak in PEAKS.values())
-# The memory the report shows: every row, total, peak and phase of every regime.
-SHOWN = (frozenset(out for _, total, rows in REGIMES for out in (total, *rows.values()))
-         | frozenset(out for peak, _, phases in PEAKS.values() for out in (peak, *(o for _, o in phases)))) - SIGNED
-
-
-def check_memory(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:
-    """No memory is negative: a memory the report shows, or one a user's formula defines,
-    below zero is an error that names it and the inputs that made it. (Built-in
-    intermediate differences such as qlora_shift, and the headrooms, may be negative.)"""
-    for name in ruleset.outputs:
-        value = values.get(name)
-        if value is None or name in SIGNED or ruleset.unit(name) != "bytes":
-            continue
-        if name not in SHOWN and ruleset.rules[name].builtin:
-            continue
-        if getattr(value, "is_number", False) and value > MAX_MEMORY:
-            rule = ruleset.rules[name]
-            raise EvaluationError(
-                f"'{name}' comes out at about 10^{len(str(int(value))) - 1} bytes at these values, beyond the bound "
-                f"of 2^{MAX_MEMORY.bit_length() - 1} bytes (about 10^30) for a memory",
-                rule.location, hint="is an input far too large?", rule=rule)
-        if getattr(value, "is_number", False) and value.is_negative:
-            rule = ruleset.rules[name]
-            involved = _involved(ruleset, bindings, rule)
-            shown = [f"{b.location}: {b.key} = {_short(b.value)}" for b in involved[-4:]]
-            where = rule.location if not rule.builtin or not involved else involved[-1].location
-            raise EvaluationError(
-                f"'{name}' comes out negative ({value} bytes) at these values; memory cannot be negative",
-                where,
-                notes=([f"{rule.where}: {_one_line(rule.text)}"] if where is not rule.location else [])
-                + (["set here: " + "; ".join(shown)] if shown else []),
-                hint="check the inputs above (a negative size or count?)" if involved
-                else "the definition itself gives a negative number: is a sign or a term wrong?",
-                rule=rule)
-
-
-def _involved(ruleset: RuleSet, bindings: Mapping[str, Binding], rule: Rule) -> list:
-    """The bindings the value of ``rule`` depends on, in the order they were given."""
-    behind = ruleset.closure(rule.deps)
-    return [b for n, b in bindings.items() if n in behind]
-
-
-def blame(exc: EvaluationError, ruleset: RuleSet, bindings: Mapping[str, Binding]) -> EngineError:
-    """An error in a built-in formula caused by a value the user gave points at that value
-    (the spec line or --set), says what the formulas expect of it, and notes the formula."""
-    rule = getattr(exc, "rule", None)
-    if rule is None or not rule.builtin:
-        return exc
-    involved = _involved(ruleset, bindings, rule)
-    if not involved:
-        return exc
-    uses = _uses(ruleset)
-    def suspect(b):
-        expects = uses.get(b.name)
-        if isinstance(b.value, (Text, TextSet)) and ruleset.allowed_values(b.name) is None and expects:
-            return 2
-        if isinstance(b.value, BooleanAtom) and expects == "a number":
-            return 2
-        if not isinstance(b.value, (Text, TextSet, BooleanAtom)) and expects == "true or false":
-            return 2
-        return 0
-    culprit = max(reversed(involved), key=suspect)
-    expects = uses.get(culprit.name)
-    value = "true" if culprit.value is true else "false" if culprit.value is false else _short(culprit.value)
-    if suspect(culprit):
-        message = f"'{culprit.key}' = {value}: the formulas use '{culprit.name}' as {expects}"
-        hint = f"give {expects}" + (" (true or false)" if expects == "true or false" else "")
-        hint = f"'{culprit.name}' expects {expects}"
-    else:
-        message = f"'{culprit.key}' = {value}: {exc.message}"
-        hint = exc.hint
-    return SpecError(message, culprit.location, hint=hint,
-                     notes=[f"{rule.where}: {exc.message if suspect(culprit) else _one_line(rule.text)}"])
-
-
-def _uses(ruleset: RuleSet) -> Dict[str, str]:
-    """name → "true or false" or "a number", from how the formulas use each name directly
-    (a condition of an if, an and/or/not; or arithmetic and < >). Only on the error path."""
-    out: Dict[str, str] = {}
-    for rule in ruleset.rules.values():
-        if rule.expr is None or rule.kind == "table":
-            continue
-        stack = [rule.expr]
-        while stack:
-            node = stack.pop()
-            args = getattr(node, "args", ())
-            if isinstance(node, Piecewise):
-                conds = [c for _, c in args]
-                for c in conds:
-                    if isinstance(c, Symbol) and not isinstance(c, Text):
-                        out.setdefault(c.name, "true or false")
-            elif isinstance(node, (And, Or, Not)):
-                for a in args:
-                    if isinstance(a, Symbol) and not isinstance(a, Text):
-                        out.setdefault(a.name, "true or false")
-            elif isinstance(node, (Add, Mul, Pow, StrictLessThan, LessThan, StrictGreaterThan, GreaterThan)):
-                for a in args:
-                    if isinstance(a, Symbol) and not isinstance(a, Text):
-                        out.setdefault(a.name, "a number")
-            stack.extend(a for a in args if isinstance(a, Basic))
-    return out
-
-
 def _check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:
     plain = {}
     for n, v in values.items():
@@ -404,21 +294,9 @@ def _check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], value
         behind = ruleset.closure(rule.deps)
         involved = [b for n, b in bindings.items() if n in behind]
         where = involved[-1].location if involved else rule.location
-        shown = ", ".join(f"{n} = {_short(values[n])}" for n in sorted(rule.deps) if n in values)
+        shown = ", ".join(f"{n} = {shown_value(values[n])}" for n in sorted(rule.deps) if n in values)
         raise SpecError(
-            (rule.doc or f"requirement not met: {_one_line(rule.text)}") + (f" (here {shown})" if shown else ""),
+            (rule.doc or f"requirement not met: {one_line(rule.text)}") + (f" (here {shown})" if shown else ""),
             where,
-            notes=[f"{rule.where}: {_one_line(rule.text)}"],
+            notes=[f"{rule.where}: {one_line(rule.text)}"],
         )
-
-
-def _short(value: Basic) -> str:
-    if isinstance(value, Text):
-        return str(value)
-    if getattr(value, "is_Rational", False):
-        return str(value)
-    return str(value)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -16,7 +16,8 @@ from sympy import Basic, Integer, Symbol
 from sympy.logic.boolalg import BooleanAtom
 
 from .errors import BindingError, EvaluationError, Location, SolveError, ValueTooLarge, suggest
-from .evaluate import blame, check_memory, evaluate_values
+from .evaluate import evaluate_values
+from .guards import blame, check_memory
 from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_sympy_value
 from .load import Problem
 from .rules import Rule

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import spec as spec_module
+from engine import spec_file, spec_yaml
 
 from conftest import evaluate, value
 
@@ -255,7 +256,7 @@ def test_dev_stdin_is_refused_unless_it_is_a_file(cli):
 
 def test_a_file_growing_past_the_bound_is_read_no_further(tmp_path, monkeypatch):
     path = _write(tmp_path, "m.toml", "h = 1\n" * 100)
-    monkeypatch.setattr(spec_module, "MAX_BYTES", 64)
+    monkeypatch.setattr(spec_file, "MAX_BYTES", 64)
     with pytest.raises(spec_module.SpecError, match="larger than"):
         spec_module.load_spec(str(path))
 
@@ -306,7 +307,7 @@ def test_config_json_keys_override_the_model_type_defaults(tmp_path):
 
 def test_yaml_merge_keys_may_be_overridden_as_yaml_says():
     text = "x: &b {h: 1, a: 2}\ny:\n  <<: *b\n  h: 3\n"
-    tree, locate = spec_module._read_yaml(spec_module._Lines("m.yaml", text))
+    tree, locate = spec_yaml._read_yaml(spec_file._Lines("m.yaml", text))
     assert tree["y"] == {"h": 3, "a": 2}
     assert locate(tree["y"], ("y",), "h").line == 4
 

@@ -1,0 +1,145 @@
+"""What evaluation refuses to show, and whose fault an error is.
+
+* :func:`check_memory` — no memory the report shows (and none a user's file defines) is
+  negative or absurdly large: either is an error naming the definition and the inputs behind it.
+  The headrooms, memory left over, are the only memories that may be negative.
+* :func:`blame` — an error inside a built-in formula that a user's value caused points at that
+  value (its spec line or ``--set``) and says what the formulas expect of it.
+
+Which outputs are shown, and which are headrooms, is the report's data (engine/regimes.py).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping
+
+from sympy import Add, Basic, Mul, Piecewise, Pow, Symbol
+from sympy.core.relational import GreaterThan, LessThan, StrictGreaterThan, StrictLessThan
+from sympy.logic.boolalg import And, BooleanAtom, Not, Or, false, true
+
+from .errors import EngineError, EvaluationError, SpecError
+from .regimes import HEADROOM, PEAKS, REGIMES
+from .rules import Rule, RuleSet
+from .spec import Binding
+from .symbols import Text, TextSet
+
+__all__ = ["check_memory", "blame", "MAX_MEMORY", "SIGNED", "SHOWN", "shown_value"]
+
+# No memory the report shows is larger than this: 2^100 bytes, a million times the memory of
+# every GPU ever made together. Anything above comes from an input far out of range.
+MAX_MEMORY = 2**100
+
+# Memory outputs that may be negative: what is left of the GPU (negative: does not fit).
+SIGNED = frozenset(HEADROOM.values()) | frozenset(peak[1] for peak in PEAKS.values())
+# The memory the report shows: every row, total, peak and phase of every regime.
+SHOWN = (frozenset(out for _, total, rows in REGIMES for out in (total, *rows.values()))
+         | frozenset(out for peak, _, phases in PEAKS.values() for out in (peak, *(o for _, o in phases)))) - SIGNED
+
+_CONDITION, _NUMBER = "true or false", "a number"
+
+
+def check_memory(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:
+    """Every shown memory, and every ``[bytes]`` definition of a user's file, in ``values``
+    lies in 0 … MAX_MEMORY. (Built-in intermediate differences such as qlora_shift may be
+    negative: they are not shown.)"""
+    for name in ruleset.outputs:
+        value = values.get(name)
+        if value is None or name in SIGNED or ruleset.unit(name) != "bytes" or not getattr(value, "is_number", False):
+            continue
+        rule = ruleset.rules[name]
+        if name not in SHOWN and rule.builtin:
+            continue
+        if value > MAX_MEMORY:
+            raise EvaluationError(
+                f"'{name}' comes out at about 10^{len(str(int(value))) - 1} bytes at these values, beyond the bound "
+                f"of 2^{MAX_MEMORY.bit_length() - 1} bytes (about 10^30) for a memory",
+                rule.location, hint="is an input far too large?", rule=rule)
+        if value.is_negative:
+            involved = _involved(ruleset, bindings, rule)
+            where = involved[-1].location if rule.builtin and involved else rule.location
+            notes = [f"{rule.where}: {one_line(rule.text)}"] if where is not rule.location else []
+            if involved:
+                notes.append("set here: " + "; ".join(f"{b.location}: {b.key} = {shown_value(b.value)}"
+                                                     for b in involved[-4:]))
+            raise EvaluationError(
+                f"'{name}' comes out negative ({value} bytes) at these values; memory cannot be negative",
+                where, notes=notes, rule=rule,
+                hint="check the inputs above (a negative size or count?)" if involved
+                else "the definition itself gives a negative number: is a sign or a term wrong?")
+
+
+def blame(exc: EvaluationError, ruleset: RuleSet, bindings: Mapping[str, Binding]) -> EngineError:
+    """``exc``, or — if it is a built-in formula's and a user's value is behind it — an error
+    at that value: the one whose kind does not fit how the formulas use it, else the latest."""
+    rule = getattr(exc, "rule", None)
+    if rule is None or not rule.builtin:
+        return exc
+    involved = _involved(ruleset, bindings, rule)
+    if not involved:
+        return exc
+    uses = _uses(ruleset)
+    misfits = [b for b in involved if _misfit(b, uses.get(b.name), ruleset)]
+    culprit = (misfits or involved)[-1]
+    value = shown_value(culprit.value)
+    if misfits:
+        expects = uses[culprit.name]
+        return SpecError(f"'{culprit.key}' = {value}: the formulas use '{culprit.name}' as {expects}",
+                         culprit.location, hint=f"'{culprit.name}' expects {expects}",
+                         notes=[f"{rule.where}: {exc.message}"])
+    return SpecError(f"'{culprit.key}' = {value}: {exc.message}", culprit.location, hint=exc.hint,
+                     notes=[f"{rule.where}: {one_line(rule.text)}"])
+
+
+def _misfit(binding: Binding, expects, ruleset: RuleSet) -> bool:
+    """Is the bound value of a kind the formulas do not use this name as?"""
+    value = binding.value
+    if isinstance(value, (Text, TextSet)):
+        return expects is not None and ruleset.allowed_values(binding.name) is None
+    if isinstance(value, BooleanAtom):
+        return expects == _NUMBER
+    return expects == _CONDITION
+
+
+def _involved(ruleset: RuleSet, bindings: Mapping[str, Binding], rule: Rule) -> List[Binding]:
+    """The bindings the value of ``rule`` depends on, in the order they were given."""
+    behind = ruleset.closure(rule.deps)
+    return [b for n, b in bindings.items() if n in behind]
+
+
+def _uses(ruleset: RuleSet) -> Dict[str, str]:
+    """name → "true or false" or "a number", from how the formulas use each name directly
+    (a condition of an if, an and/or/not; or arithmetic and < >). Only on the error path."""
+    out: Dict[str, str] = {}
+    for rule in ruleset.rules.values():
+        if rule.expr is None or rule.kind == "table":
+            continue
+        stack = [rule.expr]
+        while stack:
+            node = stack.pop()
+            args = node.args
+            if isinstance(node, Piecewise):
+                used, kind = [c for _, c in args], _CONDITION
+            elif isinstance(node, (And, Or, Not)):
+                used, kind = args, _CONDITION
+            elif isinstance(node, (Add, Mul, Pow, StrictLessThan, LessThan, StrictGreaterThan, GreaterThan)):
+                used, kind = args, _NUMBER
+            else:
+                used, kind = (), None
+            for a in used:
+                if isinstance(a, Symbol) and not isinstance(a, Text):
+                    out.setdefault(a.name, kind)
+            stack.extend(a for a in args if isinstance(a, Basic))
+    return out
+
+
+def shown_value(value) -> str:
+    """A bound value as a message shows it: true/false, "text", [list] or the number."""
+    if value is true:
+        return "true"
+    if value is false:
+        return "false"
+    return str(value)
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())

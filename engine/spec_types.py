@@ -1,0 +1,69 @@
+"""The data a spec becomes: :class:`Entry` (one key as read, not yet checked),
+:class:`Spec` (a file's entries and metadata) and :class:`Binding` (an entry checked
+against the formulas), and the metadata keys that describe a spec rather than bind an
+input. No reading and no checking here: the format modules and spec.py share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from sympy import Basic
+
+from .errors import Location
+
+__all__ = ["Entry", "Spec", "Binding", "METADATA_KEYS"]
+
+# Keys that describe a spec rather than bind an input.
+METADATA_KEYS = {
+    "name": "the model's name, shown in reports",
+    "description": "free text",
+    "source": "where the numbers come from",
+    "notes": "free text",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One key of a spec (or one --set), before it is checked against the formulas."""
+
+    key: str  # as written, e.g. "hidden_size"
+    value: object  # the raw value: int, float, str, bool or list
+    location: Location
+    target: Optional[str] = None  # the input it binds, when it differs from key (config.json)
+    optional: bool = False  # skip silently if the formulas have no such input (config.json)
+    value_at: Optional[Location] = None  # where the value is, when known apart from the key (--set)
+
+    @property
+    def name(self) -> str:
+        return self.target or self.key
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Optional[str]
+    name: Optional[str]
+    entries: Tuple[Entry, ...]
+    metadata: Dict[str, str]
+    kind: str  # "toml" | "yaml" | "config.json" | "none"
+
+    def chosen(self) -> Dict[str, Tuple[object, Location]]:
+        """Raw values by key, for choosing formula variants before binding."""
+        return {e.name: (_raw_text(e.value), e.location) for e in self.entries}
+
+
+@dataclass(frozen=True)
+class Binding:
+    name: str  # the canonical input name
+    value: Basic
+    location: Location
+    key: str  # the key as the user wrote it
+
+    @property
+    def source(self) -> str:
+        return str(self.location.path)
+
+
+def _raw_text(value):
+    return value if isinstance(value, str) else None
