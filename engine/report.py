@@ -174,6 +174,11 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
         parallel.append(f"offload {to_python(get('offload'))}")
     lines.append("  " + ", ".join(facts + parallel) + (f"   ({result.spec})" if result.spec else ""))
     lines.append("  " + _settings_line(result))
+    unmeasured = to_python(get("unmeasured")) if get("unmeasured") is not None else ()
+    if unmeasured:
+        block = to_python(get("arch")) if get("arch") is not None else "the arch's"
+        lines.append(f"  not measured for this block: {', '.join(unmeasured)} — parameters and KV cache are "
+                     f"exact, activations and peaks those of a {block} block")
     if get("gpu_memory") is not None:
         name = f"{gpu.name}, " if gpu is not None else ""
         lines.append(f"  GPU: {name}{_mem(get('gpu_memory'), memory_unit)} each")

@@ -103,6 +103,22 @@ def _json_too_deep(value) -> bool:
     return False
 
 
+def _list_counts(key: str, value, rule: dict, where: Location) -> List[Entry]:
+    """A per-layer list such as ``layer_types`` → how many entries it has and how many of each
+    kind the formulas count (the catalog's [lists.KEY]: which input gets which count)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SpecError(f'"{key}" must be a list of strings, one per layer, not {_describe(value)}', where)
+    known = rule.get("known", [])
+    for item in value:
+        if item not in known:
+            raise SpecError(f'"{key}" lists the layer kind "{_short(item)}", which vram-eval does not model',
+                            where, hint="modelled kinds: " + ", ".join(known))
+    entries = [Entry(key, len(value), where, target=rule["length"], optional=True)]
+    for kind, target in rule.get("counts", {}).items():
+        entries.append(Entry(key, sum(item == kind for item in value), where, target=target, optional=True))
+    return entries
+
+
 def _read_config_json(lines: _Lines) -> Spec:
     text, shown = lines.text, lines.shown
     too_deep = f"objects and lists are nested more than {MAX_DEPTH} levels deep"
@@ -189,18 +205,24 @@ def _read_config_json(lines: _Lines) -> Spec:
     for target, value in model_types[model_type].items():
         entries.append(Entry("model_type", value, where, target=target))
     bound = set(catalog.get("fixed", {}).get(model_type, ()))
+    renamed: Dict[str, str] = catalog.get("renamed", {}).get(model_type, {})
+    lists: Dict[str, dict] = catalog.get("lists", {})
     for key, value in tree.items():
-        if key not in keys or value is None:
+        if key in lists and value is not None:
+            entries.extend(_list_counts(key, value, lists[key], locate(key)))
             continue
-        target = keys[key]
-        if target in bound:
-            # The first of several config keys for one input wins (e.g. n_embd and hidden_size).
+        targets = renamed.get(key, keys.get(key))
+        if targets is None or value is None:
             continue
-        _check_text(key, value, locate(key))
-        if target in values and isinstance(value, str):
-            value = values[target].get(value, value)
-        entries.append(Entry(key, value, locate(key), target=target, optional=True))
-        bound.add(target)
+        # A key may feed several inputs (StarCoder2's use_bias: attention and MLP biases).
+        for target in [targets] if isinstance(targets, str) else targets:
+            if target in bound:
+                # The first of several config keys for one input wins (e.g. n_embd and hidden_size).
+                continue
+            _check_text(key, value, locate(key))
+            given = values[target].get(value, value) if target in values and isinstance(value, str) else value
+            entries.append(Entry(key, given, locate(key), target=target, optional=True))
+            bound.add(target)
     # A file named config.json is named by its directory (a Hub snapshot); any other by itself.
     path = Path(shown)
     name = tree.get("_name_or_path") or (path.parent.name if path.name == "config.json" else "") or path.stem
