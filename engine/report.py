@@ -167,6 +167,9 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     for label, name in (("arch", "arch"), ("weights", "weight_dtype"), ("b", "b"), ("s", "s")):
         if get(name) is not None:
             facts.append(f"{label} {format_value(get(name), None).strip(chr(34))}")
+    if get("s") is not None and "s" not in result.bindings and "default_context" in result.bindings \
+            and get("s") == get("default_context"):
+        facts[-1] += " (a config.json's default; --set s=N for another)"
     parallel = [f"{n} {format_value(get(n), None)}" for n in ("dp", "tp", "pp") if get(n) is not None and get(n) != 1]
     if get("zero_stage") not in (None, 0):
         parallel.append(f"ZeRO-{format_value(get('zero_stage'), None)}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from . import resources
-from .errors import Location, SpecError, suggest
+from .errors import Location, SpecError
 from .spec_file import MAX_DEPTH, MAX_ENTRIES, _BadNumber, _check_text, _describe, _finite_float, _Lines, _short
 from .spec_types import Entry, Spec
 from .units import MAX_DIGITS
@@ -24,9 +24,13 @@ else:  # pragma: no cover - exercised on Python 3.9/3.10 only
     import tomli as tomllib
 
 
+# The catalog, as messages and the report name it.
+CATALOG_SHOWN = "specs/catalog/huggingface.toml"
+
+
 @functools.lru_cache(maxsize=1)
 def _hf_catalog() -> dict:
-    path = resources.catalog_path("huggingface.toml")
+    path = resources.catalog_path(CATALOG_SHOWN.rsplit("/", 1)[-1])
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
@@ -194,14 +198,18 @@ def _read_config_json(lines: _Lines) -> Spec:
         raise SpecError(f'"model_type" must be a string such as "llama", not {_describe(model_type)}', where,
                         hint=known)
     if model_type not in model_types:
-        hint = suggest(model_type, model_types)
+        # No "did you mean": a family with a similar name (qwen3_moe, qwen3) often has other layers.
         raise SpecError(
             f"model_type \"{_short(model_type)}\" is not one vram-eval knows",
             where,
-            hint=(hint + " " if hint else "") + known + "; or write a TOML spec with arch = \"gpt\" or \"llama\"",
+            hint=known + ". To get an answer anyway, write a TOML spec with arch = \"llama\" or \"gpt\" and "
+            "the sizes (README, \"Specs\"), or add the family to specs/catalog/huggingface.toml "
+            "(README, \"Adding a model family\")",
         )
     # The model type's bindings come first; the config's own keys (later entries win)
     # override them, except those the catalog fixes for the type.
+    for target, value in catalog.get("every_config", {}).items():
+        entries.append(Entry("default_context", value, Location(CATALOG_SHOWN), target=target))
     for target, value in model_types[model_type].items():
         entries.append(Entry("model_type", value, where, target=target))
     bound = set(catalog.get("fixed", {}).get(model_type, ()))

@@ -14,8 +14,11 @@ For each ``<dir>/*.json`` (cases keyed by the file's stem):
    only when it is not the input-embedding tensor (identity, not a config flag).  MoE:
    ``active_params`` = all parameters - routed experts + experts_per_token x one routed expert
    (one routed expert = an experts container's parameters / its expert count, taken from the
-   module tree; shared experts count in full).  ``breakdown``: parameters by module kind;
-   ``by_path``: by parameter name with layer indices replaced by ``*``.
+   module tree; shared experts count in full).  ``breakdown``: parameters by module kind (embed,
+   lm_head, norms, attention, mlp (experts included), router, ssm (Mamba / recurrent / short-conv
+   mixers), multimodal (vision / audio towers and projectors), other); ``by_path``: by parameter
+   name with layer indices replaced by ``*``; ``buffers_numel``: non-parameter tensors (rotary
+   inv_freq ...).
 2. ``kv``: a shrunken copy of the config (what the cache depends on kept: layers, layer types,
    heads, KV heads, head_dim, sliding pattern; hidden/intermediate/vocab/expert sizes shrunk; a
    sliding window or attention chunk longer than the test sequence cut to ``WINDOW``) is built on
@@ -24,7 +27,12 @@ For each ``<dir>/*.json`` (cases keyed by the file's stem):
    back.  The cache is walked with validation.kv_cache's helpers (each storage counted once).  A
    shrink is accepted only if every attention / state projection of the shrunken model has the
    full-size model's output width and head attributes (``cache_signature``); otherwise a milder
-   shrink is tried (``kv.attempts`` lists the ones rejected or failed, with the reason).
+   shrink is tried (``kv.attempts`` lists the ones rejected or failed, with the reason).  Weights
+   are random; a shrunken model over CHEAP_WEIGHTS_ABOVE parameters (e.g. OPT-13B, which has no
+   head_dim key and so keeps hidden = 5120) gets stride-0 views of random rows for its big tensors,
+   so it fits in memory (the cache's bytes do not depend on weight values).
+
+With ``--only``, the named cases replace theirs in an existing ``--out`` file; the others stay.
 
 Nothing runs at import time; torch and transformers are imported inside the functions.
 """
@@ -33,9 +41,9 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import gc
 import glob
 import json
-import math
 import os
 import re
 import sys
@@ -54,13 +62,14 @@ WINDOW = 8
 HIDDEN_TARGET = 128          # shrunken hidden = num_heads * max(1, HIDDEN_TARGET // num_heads)
 CHEAP_WEIGHTS_ABOVE = 300e6  # shrunken models with more parameters get stride-0 weights (see _materialize)
 BIG_TENSOR = 1 << 22         # ... for their tensors with more elements than this
-MAX_SHRUNK_PARAMS = 20e9     # refuse to build anything bigger on the CPU
+MAX_SHRUNK_PARAMS = 12e9     # refuse to build anything bigger on the CPU
 
 HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
 FFN_KEYS = ("intermediate_size", "ffn_dim", "n_inner", "moe_intermediate_size", "shared_expert_intermediate_size",
-            "expert_intermediate_size", "intermediate_size_mlp", "ffn_hidden_size", "decoder_sparse_step_size")
+            "expert_intermediate_size", "intermediate_size_mlp", "ffn_hidden_size")
 EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts", "num_routed_experts")
-TOPK_KEYS = ("num_experts_per_tok", "experts_per_token", "moe_top_k", "num_selected_experts", "top_k", "moe_k")
+TOPK_KEYS = ("num_experts_per_tok", "num_experts_per_token", "experts_per_token", "moe_top_k", "num_selected_experts",
+             "moe_k", "top_k")  # read only where an expert count is found
 WINDOW_KEYS = ("sliding_window", "attention_chunk_size", "sliding_window_size")
 HEAD_KEYS = ("num_attention_heads", "n_head", "num_heads", "encoder_attention_heads")
 NESTED_TEXT = ("text_config", "language_config", "llm_config")
@@ -134,13 +143,27 @@ def model_classes(cfg, raw):
     add("architectures", (raw.get("architectures") or [None])[0])
     add("AutoModelForCausalLM", ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(mt))
     add("AutoModelForImageTextToText", ma.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES.get(mt))
+    tc = text_config(cfg)
+    if tc is not cfg and getattr(tc, "model_type", None):  # the language model alone, for comparison
+        add("AutoModelForCausalLM(text_config)", ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(tc.model_type))
     if not out:
         raise RuntimeError(f"no model class for model_type {mt!r} / architectures {raw.get('architectures')}")
     return out
 
 
+def config_for(cls, cfg):
+    """cfg, or its text sub-config when cls is a text-only class (e.g. Llama4ForCausalLM)."""
+    want = getattr(cls, "config_class", None)
+    if want is None or isinstance(cfg, want):
+        return cfg
+    tc = text_config(cfg)
+    return tc if isinstance(tc, want) else cfg
+
+
 def build(cls, cfg, device="meta", dtype=None, attn=None, init=True):
     import torch
+
+    cfg = config_for(cls, cfg)
 
     kw = {}
     if dtype is not None:
@@ -189,11 +212,18 @@ def _experts_containers(model):
 
 
 def _kind(name, mod_of, lm_head_ids, p):
+    """The module kind a parameter belongs to (see count_params), from its path and its modules' classes."""
+    import torch
+
     parts = name.split(".")
     mods = parts[:-1]
     leaf = mod_of(".".join(mods))
     leaf_cls = type(leaf).__name__.lower() if leaf is not None else ""
     path = ".".join(mods)
+    classes = [type(mod_of(".".join(parts[:i + 1]))).__name__ for i in range(len(mods))]
+    # below the decoder layer only (a "JambaMambaDecoderLayer" also holds the layer's MLP)
+    classes = [c for c in classes
+               if not re.search(r"(Layer|Model|ForCausalLM|ForConditionalGeneration|ModuleList)$", c)]
     if id(p) in lm_head_ids:
         return "lm_head"
     if MULTIMODAL_RE.search(path):
@@ -201,17 +231,24 @@ def _kind(name, mod_of, lm_head_ids, p):
     if "norm" in leaf_cls or (mods and ("norm" in mods[-1].lower() or re.match(r"ln(_|f|\d|$)", mods[-1]))) \
             or "norm" in parts[-1].lower():
         return "norms"
-    import torch
-
     if isinstance(leaf, torch.nn.Embedding) or (mods and "embed" in mods[-1].lower()):
         return "embed"
     if any(m in ("gate", "router", "shared_expert_gate", "gating") for m in mods) or "router" in leaf_cls:
         return "router"
+    # by module name first, then by class name ("mixer" can be a Mamba mixer, attention or an MLP)
     if any("attn" in m.lower() or "attention" in m.lower() for m in mods):
         return "attention"
     if any(re.search(r"mlp|ffn|feed_forward|experts?|moe", m, re.I) for m in mods) or \
             (mods and mods[-1] in ("fc1", "fc2", "c_fc", "dense_h_to_4h", "dense_4h_to_h")):
         return "mlp"
+    if any(m in ("mamba", "ssm", "conv", "short_conv") for m in mods):
+        return "ssm"
+    if any("Attention" in c for c in classes):
+        return "attention"
+    if any(re.search(r"MLP|Mlp|Experts|MoE|Moe", c) for c in classes):
+        return "mlp"
+    if any(re.search(r"Mamba|Mixer|SSM|Recurrent|ShortConv|RgLru|RGLRU", c) for c in classes):
+        return "ssm"
     return "other"
 
 
@@ -231,7 +268,8 @@ def count_params(model, experts_per_token):
     lm_head_weight = 0 if (out_w is None or tied) else out_w.numel()
 
     mods = dict(model.named_modules())
-    breakdown = {k: 0 for k in ("embed", "lm_head", "norms", "attention", "mlp", "router", "multimodal", "other")}
+    breakdown = {k: 0 for k in ("embed", "lm_head", "norms", "attention", "mlp", "router", "ssm", "multimodal",
+                                "other")}
     by_path = {}
     for n, p in named:
         k = _kind(n, mods.get, lm_head_ids, p)
@@ -251,6 +289,7 @@ def count_params(model, experts_per_token):
         lm_head_tied=bool(tied),
         input_embedding_params=emb_w.numel() if emb_w is not None else None,
         breakdown=breakdown,
+        by_path=by_path,
         buffers_numel=sum(b.numel() for _, b in buffers),
         buffers={collapse(n): dict(numel=b.numel(), dtype=str(b.dtype).replace("torch.", "")) for n, b in buffers},
     )
@@ -272,7 +311,9 @@ def count_params(model, experts_per_token):
             rec["active_params"] = active
             rec["active_params_without_lm_head"] = active - lm_head_weight
         else:
-            moe["note"] = "active_params not computed: expert count or experts_per_token unknown"
+            lead = sorted({p.shape[0] for c in cont for p in c[1].parameters() if p.dim() >= 2})
+            moe["note"] = ("active_params not computed: " + ("experts_per_token unknown" if not experts_per_token
+                           else f"an experts container's tensors disagree on the expert count (leading dims {lead})"))
         rec["moe"] = moe
     return rec
 
@@ -355,7 +396,7 @@ def _special_ids(d, out=None):
     return out
 
 
-def _shrink_text(d, level, changes, prefix, specials):
+def _shrink_text(d, level, changes, prefix, specials, read_only_head_dim=False):
     def put(k, v):
         if d.get(k) != v:
             changes[prefix + k] = [d.get(k), v]
@@ -369,7 +410,8 @@ def _shrink_text(d, level, changes, prefix, specials):
         new_h = heads * max(1, HIDDEN_TARGET // heads)
         if new_h < h:
             put(hk, new_h)
-            put("head_dim", hd)  # ignored by families without the key: the signature check then rejects
+            if not read_only_head_dim:  # many families read getattr(config, "head_dim", None) even when
+                put("head_dim", hd)     # it is no config field; the signature check catches the rest
             for k in ("hidden_size_per_layer_input",):
                 if isinstance(d.get(k), int) and d[k] > new_h:
                     put(k, min(d[k], new_h))
@@ -420,17 +462,23 @@ def _shrink_nested(d, changes, prefix):
             d[k] = SMALL_FFN
 
 
+def _head_dim_is_property(cfg):
+    import inspect
+
+    return isinstance(inspect.getattr_static(type(cfg), "head_dim", None), property)
+
+
 def shrink(cfg, level):
     """(shrunken config object, {key: [old, new]}) at a shrink level."""
     full = cfg.to_dict()
     d = copy.deepcopy(full)
     changes = {}
     specials = _special_ids(d)
-    _shrink_text(d, level, changes, "", specials)
+    _shrink_text(d, level, changes, "", specials, _head_dim_is_property(cfg))
     for k, v in list(d.items()):
         if isinstance(v, dict) and "model_type" in v:
             if k in NESTED_TEXT:
-                _shrink_text(v, level, changes, k + ".", specials)
+                _shrink_text(v, level, changes, k + ".", specials, _head_dim_is_property(getattr(cfg, k, None)))
             elif level["nested"]:
                 _shrink_nested(v, changes, k + ".")
     for k in ("transformers_version", "_name_or_path"):
@@ -457,7 +505,8 @@ def measure_cache(cache):
     try:
         rec["tokens_in_cache"] = int(cache.get_seq_length())
     except Exception as e:  # noqa: BLE001
-        rec["tokens_in_cache"] = f"error: {type(e).__name__}: {e}"
+        rec["tokens_in_cache"] = None
+        rec["tokens_in_cache_error"] = f"{type(e).__name__}: {e}"[:300]
     layers = getattr(cache, "layers", None)
     if isinstance(layers, (list, tuple)):
         per_kv, per_all, kept, seen, classes = [], [], [], [], []
@@ -477,9 +526,15 @@ def measure_cache(cache):
             key = json.dumps([type(lay).__name__] + [[p, str(t.dtype).replace("torch.", ""), list(t.shape)]
                                                      for p, t in cache_tensors(lay, "layer")])
             groups[key] = groups.get(key, 0) + 1
-        rec.update(layer_classes=sorted(set(classes)), per_layer_class=classes, per_layer_kv_bytes=per_kv,
-                   per_layer_all_tensor_bytes=per_all, per_layer_tokens_kept=kept, per_layer_seq_length=seen,
-                   layer_groups=[dict(count=n, layer_class=json.loads(k)[0],
+        rec.update(layer_classes=sorted(set(classes)), per_layer_kv_bytes=per_kv, per_layer_tokens_kept=kept)
+        # the rest per layer only where it says something the above does not
+        if len(set(classes)) > 1:
+            rec["per_layer_class"] = classes
+        if any(a - k > 8 for a, k in zip(per_all, per_kv)):
+            rec["per_layer_all_tensor_bytes"] = per_all
+        if any(x != rec["tokens_in_cache"] for x in seen):
+            rec["per_layer_seq_length"] = seen
+        rec.update(layer_groups=[dict(count=n, layer_class=json.loads(k)[0],
                                       tensors=[dict(path=x[0], dtype=x[1], shape=x[2]) for x in json.loads(k)[1:]])
                                  for k, n in groups.items()])
     og = {}
@@ -522,10 +577,14 @@ def _materialize(model, cheap):
     return n_cheap
 
 
-def _forward(model, ids, cache=None):
+def _forward(model, ids, cache=None, pos=None):
+    import torch
+
     kw = dict(use_cache=True)
     if cache is not None:
         kw["cache"] = cache
+    if pos is not None:  # some hybrid (linear-attention-only) caches cannot say their length
+        kw["cache_position"] = torch.arange(pos, pos + ids.shape[1])
     try:
         return model(input_ids=ids, **kw)
     except TypeError as e:
@@ -547,7 +606,7 @@ def _out_cache(out):
     return None
 
 
-def run_cache(model, vocab, specials):
+def run_cache(model, vocab, specials, with_pos=False):
     """Prefill (B, S) + DECODE_STEPS single-token steps; the cache measured after each phase."""
     import torch
 
@@ -557,14 +616,14 @@ def run_cache(model, vocab, specials):
     ids = pick((B, S))
     rec = dict(b=B, s=S, decode_steps=DECODE_STEPS)
     with torch.no_grad():
-        out = _forward(model, ids)
+        out = _forward(model, ids, pos=0 if with_pos else None)
         cache = _out_cache(out)
         if cache is None:
-            raise RuntimeError("the model returned no cache")
+            raise RuntimeError("the model returned no cache object (its state, if any, lives in the modules)")
         rec["prefill"] = measure_cache(cache)
         growth, prev = [], rec["prefill"]["kv_bytes"]
-        for _ in range(DECODE_STEPS):
-            out = _forward(model, pick((B, 1)), cache=cache)
+        for i in range(DECODE_STEPS):
+            out = _forward(model, pick((B, 1)), cache=cache, pos=S + i if with_pos else None)
             new = _out_cache(out)
             if new is not cache:
                 rec.setdefault("notes", []).append("decode returned a new cache object")
@@ -577,7 +636,7 @@ def run_cache(model, vocab, specials):
     return rec
 
 
-def measure_kv(cls, cfg, full_sig, full_dims):
+def measure_kv(cls, cfg, full_sig):
     """The kv record: the first shrink level whose model keeps the cache signature and runs."""
     import torch
 
@@ -622,7 +681,16 @@ def measure_kv(cls, cfg, full_sig, full_dims):
             model.eval()
             tc = text_config(small)
             specials = _special_ids(small.to_dict())
-            r = run_cache(model, int(getattr(tc, "vocab_size", SMALL_VOCAB) or SMALL_VOCAB), specials)
+            vocab = int(getattr(tc, "vocab_size", SMALL_VOCAB) or SMALL_VOCAB)
+            try:
+                r = run_cache(model, vocab, specials)
+            except Exception as e:  # noqa: BLE001
+                try:
+                    r = run_cache(model, vocab, specials, with_pos=True)
+                except Exception:  # noqa: BLE001
+                    raise e from None
+                r["notes"] = r.get("notes", []) + [
+                    f"ran with cache_position passed explicitly; without it: {type(e).__name__}: {e}"[:300]]
             r["model_class"] = type(model).__name__
             r["shrink_level"] = level["name"]
             r["changes"] = changes
@@ -636,6 +704,7 @@ def measure_kv(cls, cfg, full_sig, full_dims):
             r["elapsed_s"] = round(time.time() - t0, 2)
             r["attempts"] = attempts[:-1]
             del model
+            gc.collect()
             return r
         except Exception as e:  # noqa: BLE001
             att["error"] = f"{type(e).__name__}: {e}"[:600]
@@ -682,13 +751,12 @@ def measure_file(path, log=sys.stderr):
         case["full_config"]["experts_per_token"] = k
     case["full_layer_types"] = _layer_types(tc)
 
-    builds, primary, kv_cls, full_sig, full_dims = {}, None, None, None, None
+    builds, primary, kv_tries = {}, None, []
     for label, cls in model_classes(cfg, raw):
         try:
             m = build(cls, cfg)
             rec = count_params(m, k if e else None)
-            if full_sig is None:
-                full_sig, full_dims, kv_cls = cache_signature(m), attention_dims(m), cls
+            kv_tries.append((cls, cache_signature(m), attention_dims(m)))
             builds[label] = rec
             primary = primary or label
             del m
@@ -704,12 +772,21 @@ def measure_file(path, log=sys.stderr):
                "breakdown", "buffers_numel"):
         if kk in p:
             case[kk] = p[kk]
-    case["full_attention_dims"] = full_dims
-    case["kv"] = measure_kv(kv_cls, cfg, full_sig, full_dims)
+    case["full_attention_dims"] = kv_tries[0][2]
+    failed = {}
+    for cls, sig, dims in kv_tries:  # the primary class first; the others if it cannot be measured
+        kv = measure_kv(cls, cfg, sig)
+        if "error" not in kv:
+            break
+        failed[cls.__name__] = kv
+    if failed and "error" not in kv:
+        kv["classes_that_failed"] = failed
+    case["kv"] = kv
     case["elapsed_s"] = round(time.time() - t0, 2)
     kv = case["kv"]
     print(f"{os.path.basename(path)}: params={case['params']:,} "
-          f"active={case.get('active_params', '-')} kv_prefill={kv.get('prefill', {}).get('kv_bytes', kv.get('error'))} "
+          f"active={case.get('active_params', '-')} "
+          f"kv_prefill={kv.get('prefill', {}).get('kv_bytes', kv.get('error'))} "
           f"level={kv.get('shrink_level')} ({case['elapsed_s']}s)", file=log)
     return case
 
@@ -758,9 +835,12 @@ def main(argv=None):
             "(tied tensors once); params_without_lm_head subtracts the output-embedding weight when it is not "
             "the input-embedding tensor; active_params (MoE) = params - routed experts + experts_per_token x one "
             "routed expert (from the module tree); builds holds every model class built (architectures, "
-            "AutoModelForCausalLM, AutoModelForImageTextToText). kv: a shrunken copy of the config (changes "
+            "AutoModelForCausalLM, AutoModelForImageTextToText, the text model alone for composite configs) with "
+            "a per-kind breakdown and by_path. kv: a shrunken copy of the config (changes "
             "listed; layers, layer types, heads, KV heads, head_dim kept; windows longer than the sequence cut "
-            f"to {WINDOW}) built in bf16 with random weights, one eval forward of input_ids ({B}, {S}) with "
+            f"to {WINDOW}; the first of the shrink levels {[lv['name'] for lv in LEVELS]} whose model keeps every "
+            "attention / state projection width of the full model and runs) built in bf16 with random weights, "
+            f"one eval forward of input_ids ({B}, {S}) with "
             f"use_cache=True (prefill), then {DECODE_STEPS} single-token forwards feeding the cache back "
             "(decode). kv_bytes = bytes of the distinct storages behind every keys/values tensor of the cache; "
             "cache_all_tensor_bytes = the same over every tensor reachable from the cache object "

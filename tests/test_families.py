@@ -1,0 +1,124 @@
+"""Every model family read from its published config.json, against measurement
+(tests/data/measured/families.json, made by `python -m validation.families`):
+
+* the parameter count of the transformers model built on the meta device, exactly;
+* the KV cache after a real prefill, and after two decode steps, of a shrunken copy of the
+  config that keeps everything the cache depends on (layers and their kinds, KV heads, head
+  dims, the sliding window — shrunk below the sequence so that it matters), exactly.
+"""
+
+import json
+
+import pytest
+
+from conftest import DATA, ROOT, evaluate, value
+
+MEASURED = json.loads((DATA / "measured" / "families.json").read_text())
+CASES = MEASURED["cases"]
+WITH_KV = {name: case for name, case in CASES.items() if case.get("kv", {}).get("decode")}
+
+
+def test_every_config_in_the_data_was_measured():
+    configs = {p.stem for p in (DATA / "hf_configs").glob("*.json")}
+    assert configs <= set(CASES), sorted(configs - set(CASES))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_parameter_count_is_the_meta_device_models(name):
+    case = CASES[name]
+    result = evaluate(ROOT / case["file"])
+    assert value(result, "params") == case["params"]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_count_without_the_lm_head_is_the_meta_device_models(name):
+    case = CASES[name]
+    result = evaluate(ROOT / case["file"])
+    assert value(result, "params") - value(result, "lm_head_params") == case["params_without_lm_head"]
+
+
+def _shrunken(case, tmp_path):
+    config = json.loads((ROOT / case["file"]).read_text())
+    for key, (_, used) in case["kv"]["changes"].items():
+        config[key] = used
+    # the heads keep their width: the harness states head_dim when the config leaves it to h / a
+    config.setdefault("head_dim", case["kv"]["shrunk_attention_dims"][0]["head_dim"])
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(WITH_KV))
+def test_the_kv_cache_after_decoding_is_what_the_cache_holds(name, tmp_path):
+    kv = WITH_KV[name]["kv"]
+    tokens = kv["s"] + kv["decode_steps"]
+    result = evaluate(_shrunken(WITH_KV[name], tmp_path), f"b={kv['b']}", f"s={tokens}", "kv_dtype=bf16")
+    assert value(result, "kv_cache") == kv["decode"]["kv_bytes"]
+
+
+@pytest.mark.parametrize("name", sorted(WITH_KV))
+def test_the_kv_cache_after_the_prefill_is_what_the_cache_holds(name, tmp_path):
+    kv = WITH_KV[name]["kv"]
+    result = evaluate(_shrunken(WITH_KV[name], tmp_path), f"b={kv['b']}", f"s={kv['s']}", "kv_dtype=bf16")
+    assert value(result, "kv_cache_prompt") == kv["prefill"]["kv_bytes"]
+
+
+def test_gemma2_slides_every_other_layer_not_every_layer():
+    """Gemma-2-9B at 8k in bf16: 21 full layers of 8,192 tokens and 21 sliding ones of 4,096
+    (read as `gemma` with every layer sliding it was 1,409,286,144: 33 % too small)."""
+    result = evaluate(DATA / "hf_configs" / "gemma-2-9b.json", "s=8192", "inference_dtype=bf16")
+    assert value(result, "kv_cache") == (21 * 8192 + 21 * 4096) * 2 * 8 * 256 * 2
+
+
+def test_a_layer_types_list_is_counted(tmp_path):
+    config = json.loads((DATA / "hf_configs" / "gemma-3-1b-it.json").read_text())
+    config["layer_types"] = ["sliding_attention"] * 20 + ["full_attention"] * 6
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert value(evaluate(path), "sliding_layers") == 20
+
+
+# A config.json that contradicts itself: a located error, never a number.
+CONTRADICTIONS = [
+    ("layer_types of the wrong length", {"layer_types": ["full_attention"] * 3},
+     "layer_types list must have one entry per layer"),
+    ("a layer kind not modelled", {"layer_types": ["linear_attention"] * 26}, "does not model"),
+    ("heads not dividing", {"num_key_value_heads": 3}, "kv_heads must divide a"),
+    ("more experts per token than experts", {"num_local_experts": 2, "num_experts_per_tok": 4},
+     "experts_per_token <= experts"),
+]
+
+
+@pytest.mark.parametrize("case,change,phrase", CONTRADICTIONS, ids=[c[0] for c in CONTRADICTIONS])
+def test_a_contradicting_config_is_a_located_error(cli, tmp_path, case, change, phrase):
+    config = json.loads((DATA / "hf_configs" / "gemma-3-1b-it.json").read_text())
+    config.update(change)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    status, _, err = cli(path)
+    assert status == 2
+    assert err.startswith(f"{path}:") and phrase in err
+
+
+def test_an_unknown_model_type_says_how_to_get_an_answer(cli, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "qwen3_moe", "hidden_size": 64, "num_hidden_layers": 2}, indent=2))
+    status, _, err = cli(path)
+    assert status == 2 and 'model_type "qwen3_moe" is not one vram-eval knows' in err
+    assert "did you mean" not in err and "TOML spec" in err
+
+
+def test_a_config_json_runs_at_the_default_context_and_says_so(cli):
+    status, out, _ = cli(DATA / "hf_configs" / "qwen3-8b.json")
+    assert status == 0
+    assert "s 4,096 (a config.json's default; --set s=N for another)" in out
+
+
+def test_a_family_not_measured_says_what_is_not(cli):
+    status, out, _ = cli(DATA / "hf_configs" / "qwen3-8b.json")
+    assert status == 0 and "not measured for this block: q/k norms" in out
+
+
+def test_the_kv_cache_follows_the_inference_dtype_of_an_fp32_checkpoint():
+    result = evaluate(DATA / "hf_configs" / "olmo-2-1124-13b.json", "inference_dtype=bf16")
+    assert str(result["kv_dtype"]) == '"bf16"'
