@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import DATA, ROOT, evaluate, value
+from conftest import DATA, ROOT, evaluate, load_toml, value
 
 MEASURED = json.loads((DATA / "measured" / "families.json").read_text())
 CASES = MEASURED["cases"]
@@ -122,3 +122,13 @@ def test_a_family_not_measured_says_what_is_not(cli):
 def test_the_kv_cache_follows_the_inference_dtype_of_an_fp32_checkpoint():
     result = evaluate(DATA / "hf_configs" / "olmo-2-1124-13b.json", "inference_dtype=bf16")
     assert str(result["kv_dtype"]) == '"bf16"'
+
+
+SHAPES = load_toml(DATA / "family_shapes.toml")
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_a_constructed_config_counts_as_the_meta_device_model(name, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(SHAPES[name]["config"], indent=2) + "\n")
+    assert value(evaluate(path), "params") == SHAPES[name]["params"]
