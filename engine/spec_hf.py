@@ -110,10 +110,12 @@ def _json_too_deep(value) -> bool:
 def _list_counts(key: str, value, rule: dict, where: Location) -> List[Entry]:
     """A per-layer list such as ``layer_types`` → how many entries it has and how many of each
     kind the formulas count (the catalog's [lists.KEY]: which input gets which count)."""
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise SpecError(f'"{key}" must be a list of strings, one per layer, not {_describe(value)}', where)
-    known = rule.get("known", [])
-    for item in value:
+    if not isinstance(value, list):
+        raise SpecError(f'"{key}" must be a list, not {_describe(value)}', where)
+    if "counts" in rule and not all(isinstance(item, str) for item in value):
+        raise SpecError(f'"{key}" must be a list of strings, one per layer', where)
+    known = rule.get("known")
+    for item in value if known is not None else ():
         if item not in known:
             raise SpecError(f'"{key}" lists the layer kind "{_short(item)}", which vram-eval does not model',
                             where, hint="modelled kinds: " + ", ".join(known))

@@ -102,9 +102,9 @@ def test_a_contradicting_config_is_a_located_error(cli, tmp_path, case, change, 
 
 def test_an_unknown_model_type_says_how_to_get_an_answer(cli, tmp_path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"model_type": "qwen3_moe", "hidden_size": 64, "num_hidden_layers": 2}, indent=2))
+    path.write_text(json.dumps({"model_type": "deepseek_v3", "hidden_size": 64, "num_hidden_layers": 2}, indent=2))
     status, _, err = cli(path)
-    assert status == 2 and 'model_type "qwen3_moe" is not one vram-eval knows' in err
+    assert status == 2 and 'model_type "deepseek_v3" is not one vram-eval knows' in err
     assert "did you mean" not in err and "TOML spec" in err
 
 
@@ -132,3 +132,14 @@ def test_a_constructed_config_counts_as_the_meta_device_model(name, tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(SHAPES[name]["config"], indent=2) + "\n")
     assert value(evaluate(path), "params") == SHAPES[name]["params"]
+
+
+@pytest.mark.parametrize("change,phrase", [
+    ({"mlp_only_layers": [0]}, "mlp_only_layers (dense MLP layers in a MoE model) is not modelled yet"),
+    ({"decoder_sparse_step": 2}, "decoder_sparse_step > 1"),
+], ids=["mlp_only_layers", "decoder_sparse_step"])
+def test_a_moe_config_with_dense_layers_is_refused_not_miscounted(cli, tmp_path, change, phrase):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dict(SHAPES["qwen3-moe"]["config"], **change), indent=2) + "\n")
+    status, _, err = cli(path)
+    assert status == 2 and err.startswith(f"{path}:") and phrase in err
