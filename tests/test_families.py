@@ -143,3 +143,27 @@ def test_a_moe_config_with_dense_layers_is_refused_not_miscounted(cli, tmp_path,
     path.write_text(json.dumps(dict(SHAPES["qwen3-moe"]["config"], **change), indent=2) + "\n")
     status, _, err = cli(path)
     assert status == 2 and err.startswith(f"{path}:") and phrase in err
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.get("active_params")))
+def test_active_parameters_per_token_are_the_measured_ones(name):
+    assert value(evaluate(ROOT / CASES[name]["file"]), "active_params") == CASES[name]["active_params"]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in SHAPES.items() if "kv" in c))
+def test_a_constructed_configs_kv_cache_is_what_the_cache_holds(name, tmp_path):
+    shape = SHAPES[name]
+    kv = shape["kv"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dict(shape["config"], **kv["changes"]), indent=2) + "\n")
+    prefill = evaluate(path, f"b={kv['b']}", f"s={kv['prefill_tokens']}", "kv_dtype=bf16")
+    decode = evaluate(path, f"b={kv['b']}", f"s={kv['decode_tokens']}", "kv_dtype=bf16")
+    assert value(prefill, "kv_cache_prompt") == kv["prefill_bytes"]
+    assert value(decode, "kv_cache") == kv["decode_bytes"]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in SHAPES.items() if "active_params" in c))
+def test_a_constructed_configs_active_parameters(name, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(SHAPES[name]["config"], indent=2) + "\n")
+    assert value(evaluate(path), "active_params") == SHAPES[name]["active_params"]
