@@ -217,7 +217,10 @@ def _read_config_json(lines: _Lines) -> Spec:
     bound = set(catalog.get("fixed", {}).get(model_type, ()))
     renamed: Dict[str, str] = catalog.get("renamed", {}).get(model_type, {})
     lists: Dict[str, dict] = catalog.get("lists", {})
+    null_as: Dict[str, object] = catalog.get("null_as", {})
     for key, value in tree.items():
+        if value is None and key in null_as:
+            value = null_as[key]  # a null that means something (DeepSeek-V2-Lite's q_lora_rank: no latent)
         if key in lists and value is not None:
             entries.extend(_list_counts(key, value, lists[key], locate(key)))
             continue

@@ -102,9 +102,9 @@ def test_a_contradicting_config_is_a_located_error(cli, tmp_path, case, change, 
 
 def test_an_unknown_model_type_says_how_to_get_an_answer(cli, tmp_path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"model_type": "deepseek_v3", "hidden_size": 64, "num_hidden_layers": 2}, indent=2))
+    path.write_text(json.dumps({"model_type": "llama4_text", "hidden_size": 64, "num_hidden_layers": 2}, indent=2))
     status, _, err = cli(path)
-    assert status == 2 and 'model_type "deepseek_v3" is not one vram-eval knows' in err
+    assert status == 2 and 'model_type "llama4_text" is not one vram-eval knows' in err
     assert "did you mean" not in err and "TOML spec" in err
 
 
@@ -127,11 +127,18 @@ def test_the_kv_cache_follows_the_inference_dtype_of_an_fp32_checkpoint():
 SHAPES = load_toml(DATA / "family_shapes.toml")
 
 
+def _shape_config(name, tmp_path, **changes):
+    """A constructed config written as a config.json (its `nulls` as JSON null)."""
+    config = dict(SHAPES[name]["config"], **changes)
+    config.update({key: None for key in SHAPES[name].get("nulls", [])})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_a_constructed_config_counts_as_the_meta_device_model(name, tmp_path):
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(SHAPES[name]["config"], indent=2) + "\n")
-    assert value(evaluate(path), "params") == SHAPES[name]["params"]
+    assert value(evaluate(_shape_config(name, tmp_path)), "params") == SHAPES[name]["params"]
 
 
 @pytest.mark.parametrize("change,phrase", [
@@ -139,8 +146,7 @@ def test_a_constructed_config_counts_as_the_meta_device_model(name, tmp_path):
     ({"decoder_sparse_step": 2}, "decoder_sparse_step > 1"),
 ], ids=["mlp_only_layers", "decoder_sparse_step"])
 def test_a_moe_config_with_dense_layers_is_refused_not_miscounted(cli, tmp_path, change, phrase):
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(dict(SHAPES["qwen3-moe"]["config"], **change), indent=2) + "\n")
+    path = _shape_config("qwen3-moe", tmp_path, **change)
     status, _, err = cli(path)
     assert status == 2 and err.startswith(f"{path}:") and phrase in err
 
@@ -152,10 +158,8 @@ def test_active_parameters_per_token_are_the_measured_ones(name):
 
 @pytest.mark.parametrize("name", sorted(n for n, c in SHAPES.items() if "kv" in c))
 def test_a_constructed_configs_kv_cache_is_what_the_cache_holds(name, tmp_path):
-    shape = SHAPES[name]
-    kv = shape["kv"]
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(dict(shape["config"], **kv["changes"]), indent=2) + "\n")
+    kv = SHAPES[name]["kv"]
+    path = _shape_config(name, tmp_path, **kv["changes"])
     prefill = evaluate(path, f"b={kv['b']}", f"s={kv['prefill_tokens']}", "kv_dtype=bf16")
     decode = evaluate(path, f"b={kv['b']}", f"s={kv['decode_tokens']}", "kv_dtype=bf16")
     assert value(prefill, "kv_cache_prompt") == kv["prefill_bytes"]
@@ -164,6 +168,14 @@ def test_a_constructed_configs_kv_cache_is_what_the_cache_holds(name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(n for n, c in SHAPES.items() if "active_params" in c))
 def test_a_constructed_configs_active_parameters(name, tmp_path):
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(SHAPES[name]["config"], indent=2) + "\n")
-    assert value(evaluate(path), "active_params") == SHAPES[name]["active_params"]
+    assert value(evaluate(_shape_config(name, tmp_path)), "active_params") == SHAPES[name]["active_params"]
+
+
+def test_latent_attention_caches_its_latent_or_on_request_every_head(tmp_path):
+    """transformers 5.24, vLLM and SGLang cache kv_lora_rank + qk_rope_head_dim per token and
+    layer; mla_cache=expanded counts keys (qk_nope + qk_rope) and values (v_head_dim) per head."""
+    path = _shape_config("deepseek-v3", tmp_path)
+    latent = evaluate(path, "b=1", "s=10", "kv_dtype=bf16")
+    expanded = evaluate(path, "b=1", "s=10", "kv_dtype=bf16", "mla_cache=expanded")
+    assert value(latent, "kv_cache") == 4 * 10 * (32 + 16) * 2
+    assert value(expanded, "kv_cache") == 4 * 10 * 8 * ((24 + 16) + 40) * 2
