@@ -14,7 +14,7 @@ from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Sequence
 
 import warnings
 
-from sympy import Basic, Symbol, log, nan, zoo
+from sympy import Basic, Piecewise, Symbol, log, nan, zoo
 from sympy.logic.boolalg import BooleanAtom
 from sympy.utilities.exceptions import SymPyDeprecationWarning
 
@@ -129,9 +129,11 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, fre
             continue
         else:
             lacking = frozenset().union(*(missing[d] for d in rule.deps if d in missing)) if rule.deps else frozenset()
-            if lacking:
+            if lacking and not _decided_without(rule, plain, values, symbols, name):
                 missing[name] = lacking
                 continue
+            if lacking:
+                continue  # _decided_without stored the value: a branch not taken needed the unset input
             try:
                 value = _fast_value(rule, plain)  # None when a dependency is symbolic, or on any doubt
                 if value is None:
@@ -152,6 +154,25 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, fre
         except Unsupported:
             pass
     return values, missing
+
+
+def _decided_without(rule: Rule, plain, values, symbols, name: str) -> bool:
+    """A rule with an unset dependency may still have a value when that dependency sits only in
+    a branch not taken (a learned position table's s_max, when the model has none): exact.py
+    evaluates the branches it takes and raises on an unset name it reaches."""
+    if not rule.expr.has(Piecewise):
+        return False
+    try:
+        value = to_sympy_value(evaluate_exact(rule.expr, plain))
+    except (Unsupported, ArithmeticError, TypeError, ValueError, UnknownKey, RecursionError, TooLarge):
+        return False
+    values[name] = value
+    symbols[Symbol(name)] = value
+    try:
+        plain[name] = to_python_value(value)
+    except Unsupported:
+        pass
+    return True
 
 
 def _fast_value(rule: Rule, plain: Mapping[str, object]) -> Optional[Basic]:
