@@ -67,7 +67,7 @@ from sympy import (
 )
 from sympy.core.symbol import Str
 from sympy.functions.elementary.piecewise import ExprCondPair
-from sympy.logic.boolalg import Boolean, BooleanFalse, BooleanTrue, false, true
+from sympy.logic.boolalg import Boolean, false, true
 
 from .errors import Location
 from .rules import FormulaFile, Rule

@@ -129,15 +129,19 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, fre
             continue
         else:
             lacking = frozenset().union(*(missing[d] for d in rule.deps if d in missing)) if rule.deps else frozenset()
-            if lacking and not _decided_without(rule, plain, values, symbols, name):
-                missing[name] = lacking
-                continue
-            if lacking:
-                continue  # _decided_without stored the value: a branch not taken needed the unset input
             try:
-                value = _fast_value(rule, plain)  # None when a dependency is symbolic, or on any doubt
-                if value is None:
-                    value = _value_of(rule, symbols, free)
+                if lacking:
+                    # An unset input only in a branch not taken (a learned position table's s_max, when
+                    # the model has none) leaves the value decided: exact.py evaluates the branches it
+                    # takes and gives up (None) on an unset name it reaches.
+                    value = _fast_value(rule, plain) if rule.expr.has(Piecewise) else None
+                    if value is None:
+                        missing[name] = lacking
+                        continue
+                else:
+                    value = _fast_value(rule, plain)  # None when a dependency is symbolic, or on any doubt
+                    if value is None:
+                        value = _value_of(rule, symbols, free)
             except TooLarge as exc:
                 raise ValueTooLarge(
                     f"'{name}' is too large to work out exactly at these values ({exc})", rule.location,
@@ -156,33 +160,12 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, fre
     return values, missing
 
 
-def _decided_without(rule: Rule, plain, values, symbols, name: str) -> bool:
-    """A rule with an unset dependency may still have a value when that dependency sits only in
-    a branch not taken (a learned position table's s_max, when the model has none): exact.py
-    evaluates the branches it takes and raises on an unset name it reaches."""
-    if not rule.expr.has(Piecewise):
-        return False
-    try:
-        value = to_sympy_value(evaluate_exact(rule.expr, plain))
-    except (Unsupported, ArithmeticError, TypeError, ValueError, UnknownKey, RecursionError, TooLarge):
-        return False
-    values[name] = value
-    symbols[Symbol(name)] = value
-    try:
-        plain[name] = to_python_value(value)
-    except Unsupported:
-        pass
-    return True
-
-
 def _fast_value(rule: Rule, plain: Mapping[str, object]) -> Optional[Basic]:
     """The rule's value by exact.py, or None to let SymPy do it (irrational results, errors)."""
     try:
         return to_sympy_value(evaluate_exact(rule.expr, plain))
-    except (Unsupported, ArithmeticError, TypeError, ValueError, UnknownKey):
+    except (Unsupported, ArithmeticError, TypeError, ValueError, UnknownKey, RecursionError):
         return None  # SymPy recomputes it and reports any error in its own words
-    except RecursionError:
-        return None
 
 
 def _value_of(rule: Rule, symbols: Mapping[Symbol, Basic], free=frozenset()) -> Basic:

@@ -21,8 +21,7 @@ from sympy.logic.boolalg import And, BooleanFalse, BooleanTrue, Not, Or
 
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet, UnknownKey
 
-__all__ = ["evaluate_exact", "to_python_value", "to_sympy_value", "Unsupported", "TooLarge", "MAX_BITS",
-           "too_large"]
+__all__ = ["evaluate_exact", "to_python_value", "to_sympy_value", "Unsupported", "TooLarge", "MAX_BITS"]
 
 # No exact value is worked out beyond 2^MAX_BITS (about 10^1233): a memory model never
 # needs one, and 2^(2^40) would take the machine's memory and hours to compute.
@@ -35,10 +34,6 @@ class Unsupported(Exception):
 
 class TooLarge(Exception):
     """A value (or a power about to be worked out) beyond 2^MAX_BITS: reported, never computed."""
-
-
-def too_large(value: Fraction) -> bool:
-    return value.numerator.bit_length() > MAX_BITS or value.denominator.bit_length() > MAX_BITS
 
 
 def to_python_value(value) -> Any:

@@ -67,15 +67,19 @@ class Focus:
 
     def feasible(self, x) -> bool:
         """Do the formulas' requirements that involve the input hold at ``x``?"""
+        return self.failing(x) is None
+
+    def failing(self, x) -> Optional[Rule]:
+        """The first requirement that involves the input and does not hold at ``x``, or None."""
         value = _exact(x)
-        for _, condition in self.requirements:
+        for rule, condition in self.requirements:
             try:
                 decided = condition.xreplace({self.symbol: value})
             except (ZeroDivisionError, TypeError, ValueError):
-                return False
+                return rule
             if not (isinstance(decided, BooleanAtom) and bool(decided)):
-                return False
-        return True
+                return rule
+        return None
 
     def with_values(self, names: List[str]) -> Dict[str, Basic]:
         """Other outputs (components of the target) as expressions of the input."""

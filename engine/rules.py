@@ -119,14 +119,17 @@ class RuleSet:
         from .errors import suggest
 
         known = sorted((set(self.rules) | set(self.alias_of)) - self.free)
+        first_use: Dict[str, Rule] = {}  # the first statement, in evaluation order, that uses each name
+        for rule in [self.rules[n] for n in self.order if n in self.rules] + self.requirements:
+            for name in rule.deps & self.free:
+                first_use.setdefault(name, rule)
         errors = []
         for name in sorted(self.free):
-            rule = next(r for r in [self.rules[n] for n in self.order if n in self.rules] + self.requirements
-                        if name in r.deps)
+            guess = suggest(name, known)
             errors.append((name, FormulaError(
                 f"'{name}' is not defined: no formula defines it and no input declares it",
-                _name_location(rule, name),
-                hint=(suggest(name, known) or "") + (" " if suggest(name, known) else "")
+                _name_location(first_use[name], name),
+                hint=(guess + " " if guess else "")
                 + f"(a new input must be declared: input {name} [count] = 1 \"what it is\")",
             )))
         return errors

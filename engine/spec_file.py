@@ -8,14 +8,13 @@ Also the helpers the format modules share: numbers no input can take, values in 
 from __future__ import annotations
 
 import math
-import os
 import re
-import stat
 from pathlib import Path
 from typing import List, Optional
 
 from . import resources
 from .errors import Location, SpecError, suggest
+from .safe_read import FileTooLarge, NotRegular, read_regular
 from .units import MAX_DIGITS, MAX_MAGNITUDE_TEXT
 
 __all__ = ["MAX_BYTES", "MAX_LINE", "MAX_LINES", "MAX_ENTRIES", "MAX_DEPTH", "MAX_STRING"]
@@ -156,63 +155,27 @@ def _read_text(p: Path, shown: str) -> str:
     return text
 
 
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def _read_bytes(p: Path, shown: str) -> bytes:
     """The bytes of a regular file of at most MAX_BYTES; anything else is refused before it is read."""
-    not_regular_hint = "vram-eval reads a spec only from a regular file: save it as a .toml, .yaml or config.json file"
     too_large = SpecError(f"the file is larger than {_kib(MAX_BYTES)}, the most vram-eval reads as a spec",
                           Location(shown), hint="a spec is a few KiB: give the model's own .toml, .yaml or config.json")
     try:
-        st = os.stat(p)
+        return read_regular(p, MAX_BYTES)
     except FileNotFoundError:
         raise SpecError("no such file", Location(shown), hint=_nearby_specs_hint(p)) from None
+    except IsADirectoryError:
+        raise SpecError("this is a directory, not a spec file", Location(shown),
+                        hint="give a .toml, .yaml or config.json file") from None
+    except NotRegular as exc:
+        raise SpecError(f"this is {exc.kind}, not a spec file", Location(shown),
+                        hint="vram-eval reads a spec only from a regular file: save it as a .toml, .yaml or "
+                        "config.json file") from None
+    except FileTooLarge:
+        raise too_large from None
     except ValueError:  # an embedded NUL byte
         raise SpecError("this is not a usable file name", Location(shown)) from None
     except OSError as exc:
         raise SpecError(f"cannot read the file: {exc.strerror}", Location(shown)) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise SpecError("this is a directory, not a spec file", Location(shown),
-                        hint="give a .toml, .yaml or config.json file")
-    if not stat.S_ISREG(st.st_mode):
-        raise SpecError(f"this is {_file_kind(st.st_mode)}, not a spec file", Location(shown), hint=not_regular_hint)
-    if st.st_size > MAX_BYTES:
-        raise too_large
-    # O_NONBLOCK: should the path have become a FIFO since the stat, opening it cannot block.
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(p, flags)
-    except OSError as exc:
-        raise SpecError(f"cannot read the file: {exc.strerror}", Location(shown)) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise SpecError(f"this is {_file_kind(st.st_mode)}, not a spec file", Location(shown),
-                            hint=not_regular_hint)
-        chunks, size = [], 0
-        while size <= MAX_BYTES:  # at most MAX_BYTES + 1 bytes, whatever the file claims
-            chunk = os.read(fd, min(1 << 16, MAX_BYTES + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise SpecError(f"cannot read the file: {exc.strerror}", Location(shown)) from None
-    finally:
-        os.close(fd)
-    if size > MAX_BYTES:
-        raise too_large
-    return b"".join(chunks)
 
 
 def _check_lines(lines: _Lines) -> None:

@@ -24,7 +24,6 @@ from fractions import Fraction
 from typing import Dict, Optional, Sequence, Tuple
 
 from sympy import Integer, Rational
-from sympy.logic.boolalg import BooleanAtom
 
 from .errors import EvaluationError, Location, SolveError
 from .focus import Focus, focus
@@ -356,20 +355,9 @@ def _check_requirements(fx: Focus, rng: Range, xs, grid=None) -> None:
             _requirement_error(fx, rng, int(k), ok)
 
 
-def _failing_rule(fx: Focus, x):
-    for rule, condition in fx.requirements:
-        try:
-            decided = condition.xreplace({fx.symbol: x})
-        except (ZeroDivisionError, TypeError, ValueError):
-            return rule
-        if not (isinstance(decided, BooleanAtom) and bool(decided)):
-            return rule
-    return fx.requirements[0][0]  # pragma: no cover - called only where feasible() said no
-
-
 def _requirement_error(fx: Focus, rng: Range, k: int, ok) -> None:
     x = rng.point(k)
-    rule = _failing_rule(fx, x)
+    rule = fx.failing(x) or fx.requirements[0][0]  # called only where feasible() said no
     n = len(ok) if ok is not None else rng.count()
     notes = [f"{rule.where}: {_one_line(rule.text)}"]
     hint = "sweep only values the formulas accept"

@@ -45,6 +45,7 @@ from sympy.logic.boolalg import Boolean, false, true
 from .errors import FormulaError, Location, suggest
 from .parse import parse_text
 from .rules import FormulaFile, Rule
+from .safe_read import FileTooLarge, NotRegular, read_regular
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
 from .units import BYTE_UNITS, UNIT_NAMES, NumberTooLarge, parse_number
 
@@ -425,36 +426,21 @@ def _comment_above(lines: List[str], line: int) -> str:
     return "\n".join(reversed(out))
 
 
-def _read_regular(path: Path, shown: str) -> bytes:
-    """The bytes of a regular file of at most MAX_FILE_BYTES: a FIFO, a device (/dev/zero)
-    or a socket is refused before it is read, so nothing can block or fill the memory."""
-    import os
-    import stat
-
-    info = os.stat(path)
-    if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(str(path))
-    if not stat.S_ISREG(info.st_mode):
-        raise FormulaError("this is not a regular file (a pipe, a device or a socket)", Location(shown),
-                           hint="give a .formula text file")
-    if info.st_size > MAX_FILE_BYTES:
-        raise FormulaError(f"the file is {info.st_size:,} bytes, more than the limit of {MAX_FILE_BYTES:,} "
-                           "for one formula file", Location(shown), hint="split it into several files")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as fh:
-        data = fh.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise FormulaError(f"the file is more than the limit of {MAX_FILE_BYTES:,} bytes for one formula file",
-                           Location(shown), hint="split it into several files")
-    return data
-
-
 def read_formula_file(path: Path, builtin: bool = False, shown: Optional[str] = None) -> FormulaFile:
     """Read and parse one file; missing, unreadable or non-UTF-8 files are located errors.
     ``shown`` is the path errors name (default: ``path`` as given)."""
     shown = shown or str(path)
     try:
-        data = _read_regular(Path(path), shown)
+        data = read_regular(Path(path), MAX_FILE_BYTES)
+    except NotRegular as exc:
+        raise FormulaError(f"this is not a regular file ({exc.kind})", Location(shown),
+                           hint="give a .formula text file") from None
+    except FileTooLarge as exc:
+        size = f"{exc.size:,} bytes, " if exc.size is not None else ""
+        raise FormulaError(f"the file is {size}more than the limit of {MAX_FILE_BYTES:,} for one formula file",
+                           Location(shown), hint="split it into several files") from None
+    except ValueError:  # an embedded NUL byte
+        raise FormulaError("this is not a usable file name", Location(shown)) from None
     except IsADirectoryError:
         raise FormulaError("this is a directory, not a formula file", Location(shown),
                            hint="pass the directory itself to --formulas to load every *.formula in it") from None
