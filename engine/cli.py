@@ -200,12 +200,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
 
 
+def _load(*args, **kwargs):
+    """engine.load, its warnings said on stderr."""
+    from .load import load
+
+    problem = load(*args, **kwargs)
+    for warning in problem.warnings:
+        sys.stderr.write(f"vram-eval: warning: {warning}\n")
+    return problem
+
+
 def _eval(args) -> int:
     from .evaluate import evaluate
-    from .load import load
     from .report import render
 
-    problem = load(args.spec, args.sets, args.formulas, gpu=args.gpu)
+    problem = _load(args.spec, args.sets, args.formulas, gpu=args.gpu)
     result = evaluate(problem.ruleset, problem.bindings, wanted=args.outputs,
                       spec=problem.spec_path, title=problem.title)
     if args.outputs:
@@ -228,10 +237,9 @@ def _check(args) -> int:
 
 def _explain(args) -> int:
     from .explain import explain, list_names
-    from .load import load
     from .report import render_explanation, render_names
 
-    problem = load(args.spec, args.sets, args.formulas)
+    problem = _load(args.spec, args.sets, args.formulas)
     if args.list or not args.name:
         sys.stdout.write(render_names(list_names(problem.ruleset), args.format))
         return 0
@@ -261,11 +269,10 @@ def _budgets(args, problem):
 
 
 def _solve(args) -> int:
-    from .load import load
     from .report import render_solutions
     from .solve import solve
 
-    problem = load(args.spec, args.sets, args.formulas)
+    problem = _load(args.spec, args.sets, args.formulas)
     solutions = [solve(problem, args.name, value, _target(problem, args.target, args.peak), budget_text=label)
                  for label, value in _budgets(args, problem)]
     sys.stdout.write(render_solutions(solutions, args.format))
@@ -273,22 +280,20 @@ def _solve(args) -> int:
 
 
 def _sensitivity(args) -> int:
-    from .load import load
     from .report import render_sensitivity
     from .sensitivity import sensitivity
 
-    problem = load(args.spec, args.sets, args.formulas)
+    problem = _load(args.spec, args.sets, args.formulas)
     sys.stdout.write(render_sensitivity(sensitivity(problem, _target(problem, args.target, args.peak)), args.format))
     return 0
 
 
 def _sweep(args) -> int:
-    from .load import load
     from .report import render_sweep
     from .sweep import parse_range, sweep
 
     rng = parse_range(args.range)
-    problem = load(args.spec, args.sets, args.formulas)
+    problem = _load(args.spec, args.sets, args.formulas)
     result = sweep(problem, rng, args.targets or [_target(problem, None, args.peak)])
     if args.plot:
         _plot(args, problem, result)
@@ -328,11 +333,10 @@ def _in_range(result, value) -> bool:
 
 
 def _validate(args) -> int:
-    from .load import load
     from .report import render_validation
     from .validate import validate
 
-    problem = load(args.spec, args.sets)
+    problem = _load(args.spec, args.sets)
     sys.stdout.write(render_validation(validate(problem, args.scale), args.format))
     return 0
 

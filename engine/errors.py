@@ -22,6 +22,7 @@ __all__ = [
     "FormulaError",
     "FormulaSyntaxError",
     "SpecError",
+    "UnknownModelType",
     "BindingError",
     "EvaluationError",
     "ValueTooLarge",
@@ -140,6 +141,16 @@ class FormulaSyntaxError(FormulaError):
 
 class SpecError(EngineError):
     """A spec file or a --set value is wrong: syntax, unknown key, invalid value."""
+
+
+class UnknownModelType(SpecError):
+    """A config.json's model_type is not in the catalog. Raised when the spec is bound unless
+    ``--set arch=...`` says which block to read it with; ``model_type`` is the type as written."""
+
+    def __init__(self, message: str, location: Optional[Location] = None, hint: Optional[str] = None,
+                 model_type: str = "") -> None:
+        super().__init__(message, location, hint)
+        self.model_type = model_type
 
 
 class BindingError(EngineError):

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Mapping
 import sympy
 from sympy import Abs, Add, Max, Min, Mod, Mul, Piecewise, Pow, Symbol, ceiling, floor
 from sympy.core.relational import Equality, GreaterThan, LessThan, StrictGreaterThan, StrictLessThan, Unequality
-from sympy.logic.boolalg import And, BooleanFalse, BooleanTrue, Not, Or
+from sympy.logic.boolalg import ITE, And, BooleanFalse, BooleanTrue, Not, Or
 
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet, UnknownKey
 
@@ -182,6 +182,8 @@ _HANDLERS: Dict[type, Callable] = {
     And: lambda e, env: all(_cond(evaluate_exact(a, env)) for a in e.args),
     Or: lambda e, env: any(_cond(evaluate_exact(a, env)) for a in e.args),
     Not: lambda e, env: not _cond(evaluate_exact(e.args[0], env)),
+    # if-then-else of conditions (SymPy folds nested Piecewise conditions into it): lazy, as Piecewise
+    ITE: lambda e, env: _cond(evaluate_exact(e.args[1] if _cond(evaluate_exact(e.args[0], env)) else e.args[2], env)),
     Member: lambda e, env: evaluate_exact(e.args[0], env) in evaluate_exact(e.args[1], env),
     Lookup: _lookup,
     BooleanTrue: lambda e, env: True,

@@ -90,14 +90,22 @@ def explain(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None) -> 
 def specialise(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None, full=None):
     """(expression of ``name`` down to inputs with the string/boolean choices and tables
     fixed at their bound or default values, the choices used)."""
-    full = ruleset.expand(name) if full is None else full
-    fixed = _choices(ruleset, {n: b.value for n, b in (bindings or {}).items()})
-    return full.xreplace({Symbol(n): v for n, v in fixed.items()}), fixed
+    bound = {n: b.value for n, b in (bindings or {}).items()}
+    if full is not None:
+        fixed = _choices(ruleset, bound, name)
+        return full.xreplace({Symbol(n): v for n, v in fixed.items()}), fixed
+    # The same question asked again (solve for another budget, sensitivity then solve) reuses it.
+    key = (name, tuple(sorted(bound.items(), key=lambda item: item[0])))
+    cache = ruleset.__dict__.setdefault("_specialised", {})
+    if key not in cache:
+        fixed = _choices(ruleset, bound, name)
+        cache[key] = (ruleset.expand(name).xreplace({Symbol(n): v for n, v in fixed.items()}), fixed)
+    return cache[key]
 
 
-def _choices(ruleset: RuleSet, bound: Mapping) -> Dict[str, object]:
-    """Values of the string, boolean and list inputs, and of the tables."""
-    values, _ = evaluate_values(ruleset, bound)
+def _choices(ruleset: RuleSet, bound: Mapping, name: str) -> Dict[str, object]:
+    """Values of the string, boolean and list inputs, and of the tables, that ``name`` depends on."""
+    values, _ = evaluate_values(ruleset, bound, only=ruleset.closure([name]))
     return {
         n: v for n, v in values.items()
         if isinstance(v, (Text, TextSet, Table, BooleanAtom))

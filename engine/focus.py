@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Dict, List, Optional, Tuple
 
 from sympy import Basic, Integer, Symbol
-from sympy.logic.boolalg import BooleanAtom
+from sympy.logic.boolalg import And, BooleanAtom, Or, false, true
 
 from .errors import BindingError, EvaluationError, Location, SolveError, ValueTooLarge, suggest
 from .evaluate import evaluate_values
@@ -136,11 +136,12 @@ def focus(problem: Problem, name: str, target: Optional[str] = None, where: str 
             hint=f"{target} depends on: " + ", ".join(i for i in rs.inputs_of(target) if rs.unit(i) in NUMERIC_UNITS),
         )
     _check_users_memory(problem, target)
-    values, at = _evaluate(problem, canonical, [target])
-    symbol = Symbol(canonical)
     involved = [req for req in rs.requirements if canonical in rs.closure(req.deps)]
+    deps = set().union(*(req.deps for req in involved)) if involved else set()
+    values, at, missing = _evaluate(problem, canonical, [target], also=deps)  # one pass for both
+    symbol = Symbol(canonical)
     return Focus(problem, canonical, target, symbol, values[target], at,
-                 _requirements_in(problem, canonical, involved))
+                 _requirements_in(involved, values, missing))
 
 
 def _check_users_memory(problem: Problem, target: str) -> None:
@@ -161,7 +162,9 @@ def _check_users_memory(problem: Problem, target: str) -> None:
     check_memory(rs, problem.bindings, {n: values[n] for n in mine if n in values})
 
 
-def _evaluate(problem: Problem, name: str, outputs: List[str]):
+def _evaluate(problem: Problem, name: str, outputs: List[str], also=()):
+    """(values as expressions of the input, its value at the spec's point, what could not be
+    computed) for ``outputs`` and whatever ``also`` names need (requirements' dependencies)."""
     rs = problem.ruleset
     bound = {n: b.value for n, b in problem.bindings.items()}
     at = bound.get(name)
@@ -170,7 +173,7 @@ def _evaluate(problem: Problem, name: str, outputs: List[str]):
             plain, _ = evaluate_values(rs, bound, only=rs.closure([name]))
             at = plain.get(name)
         bound[name] = Symbol(name)
-        needed = rs.closure(outputs)
+        needed = rs.closure(list(outputs) + sorted(also))
         values, missing = evaluate_values(rs, bound, only=needed, free={name})
     except EvaluationError as exc:
         raise blame(exc, rs, problem.bindings) from None
@@ -180,18 +183,32 @@ def _evaluate(problem: Problem, name: str, outputs: List[str]):
             raise BindingError(
                 f"'{out}' cannot be computed: " + ", ".join(f"'{m}'" for m in lacking) + " not set",
                 rs.rules[out].location, hint="set " + " and ".join(lacking) + " in the spec or with --set NAME=VALUE")
-    return values, at
+    return values, at, missing
 
 
-def _requirements_in(problem: Problem, name: str, requirements: List[Rule]) -> Tuple[Tuple[Rule, Basic], ...]:
-    """Each requirement's condition as an expression of the input (one evaluation for all)."""
-    rs = problem.ruleset
-    bound = {n: b.value for n, b in problem.bindings.items()}
-    bound[name] = Symbol(name)
-    deps = set().union(*(req.deps for req in requirements)) if requirements else set()
-    values, missing = evaluate_values(rs, bound, only=rs.closure(deps), free={name})
+def _requirements_in(requirements: List[Rule], values, missing) -> Tuple[Tuple[Rule, Basic], ...]:
+    """Each requirement's condition as an expression of the input, from the values focus computed."""
     return tuple(
-        (req, req.expr.xreplace({Symbol(d): values[d] for d in req.deps}))
+        (req, _substituted(req.expr, {Symbol(d): values[d] for d in req.deps}))
         for req in requirements
         if not any(d in missing for d in req.deps)
     )
+
+
+def _substituted(expr: Basic, mapping: Dict[Symbol, Basic]) -> Basic:
+    """expr with the point's values, ``or`` and ``and`` short-circuited as the evaluator does:
+    `layers == 0 or heads % k == 0` with layers = 0 holds even where k = 0. A part that has no
+    value (x % 0) is false, as an unmet requirement is everywhere else."""
+    if isinstance(expr, (Or, And)):
+        decides, parts = (true, []) if isinstance(expr, Or) else (false, [])
+        for arg in expr.args:
+            part = _substituted(arg, mapping)
+            if part == decides:
+                return decides
+            if not isinstance(part, BooleanAtom):
+                parts.append(part)
+        return type(expr)(*parts) if parts else (false if decides == true else true)
+    try:
+        return expr.xreplace(mapping)
+    except (ArithmeticError, TypeError, ValueError):
+        return false

@@ -9,7 +9,7 @@ then the RuleSet is composed and every entry is checked against it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from .hardware import GPU, GPU_KEY, find_gpu
 from .library import Library
@@ -28,6 +28,8 @@ class Problem:
     bindings: Mapping[str, Binding]
     spec: Optional[Spec] = None
     gpu: Optional[GPU] = None
+    # Said on stderr by the CLI before any answer (a config.json read with a --set arch block).
+    warnings: Tuple[str, ...] = ()
 
     @property
     def spec_path(self) -> Optional[str]:
@@ -50,7 +52,9 @@ def load(
     ``extra`` entries (already located) go between the spec and the sets;
     ``gpu`` (a catalog id, as ``--gpu``) overrides the spec's ``gpu``."""
     loaded = load_spec(spec) if spec is not None else None
-    entries = list(loaded.entries if loaded else ()) + list(extra) + [parse_set(s) for s in sets]
+    set_entries = [parse_set(s) for s in sets]
+    warnings = _unknown_model_type(loaded, set_entries)
+    entries = list(loaded.entries if loaded else ()) + list(extra) + set_entries
     if gpu is not None:
         entries.append(Entry(GPU_KEY, gpu, Location("--gpu", None, 1, gpu, len(gpu))))
     entries, chosen_gpu = _resolve_gpus(entries)
@@ -60,7 +64,21 @@ def load(
             chosen[entry.name] = (entry.value, entry.location)
     ruleset = Library(formulas).ruleset(chosen)
     _check_undeclared(ruleset, entries)
-    return Problem(ruleset, bind(ruleset, entries), loaded, chosen_gpu)
+    return Problem(ruleset, bind(ruleset, entries), loaded, chosen_gpu, warnings)
+
+
+def _unknown_model_type(loaded: Optional[Spec], sets: Sequence[Entry]) -> Tuple[str, ...]:
+    """A config.json whose model_type the catalog does not know stops here, unless --set arch
+    names the block to read it with; then the answer comes with a warning."""
+    error = loaded.unknown_model_type if loaded else None
+    if error is None:
+        return ()
+    arch = [e for e in sets if e.name == "arch"]
+    if not arch:
+        raise error
+    return (f"{error.location}: model_type \"{error.model_type}\" is not in the catalog; its config.json is "
+            f"read as an arch={arch[-1].value} block with the config's own keys only. Nothing of this "
+            "family was checked against a real model: its numbers may be wrong.",)
 
 
 def _check_undeclared(ruleset: RuleSet, entries) -> None:

@@ -23,10 +23,11 @@ REGIMES: Tuple[Tuple[str, str, Dict[str, str]], ...] = (
         "activations": "lora_activations", "recompute workspace": "lora_recompute_workspace",
         "I/O buffers": "io_buffers", "overhead": "overhead"}),
     ("inference", "total_inference", {
-        "weights": "inference_weights", "KV cache": "kv_cache", "I/O buffers": "io_buffers", "overhead": "overhead"}),
+        "weights": "inference_weights", "KV cache": "kv_cache", "recurrent state": "recurrent_state",
+        "I/O buffers": "io_buffers", "overhead": "overhead"}),
 )
 ROWS = ("weights", "gradients", "optimizer states", "activations", "recompute workspace", "KV cache",
-        "I/O buffers", "overhead")
+        "recurrent state", "I/O buffers", "overhead")
 HEADROOM = {"total_training": "headroom_training", "total_lora": "headroom_lora",
             "total_qlora": "headroom_qlora", "total_inference": "headroom_inference"}
 

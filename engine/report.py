@@ -178,10 +178,15 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     lines.append("  " + ", ".join(facts + parallel) + (f"   ({result.spec})" if result.spec else ""))
     lines.append("  " + _settings_line(result))
     unmeasured = to_python(get("unmeasured")) if get("unmeasured") is not None else ()
-    if unmeasured:
-        block = to_python(get("arch")) if get("arch") is not None else "the arch's"
-        lines.append(f"  not measured for this block: {', '.join(unmeasured)} — parameters and KV cache are "
-                     f"exact, activations and peaks those of a {block} block")
+    block = to_python(get("arch")) if get("arch") is not None else "the arch's"
+    if get("block_checked") is not None and not get("block_checked"):
+        lines.append(f"  unchecked: {', '.join(unmeasured)} is not in the catalog — every figure is that of a {block} "
+                     "block of these sizes, not checked against this model")
+    elif unmeasured:
+        exact = "parameters, KV cache and recurrent state are" if get("recurrent_state") else "parameters and KV cache are"
+        rest = (f"for these, activations and peaks are estimated as a {block} block's" if get("activations") is not None
+                else "activations and peaks not computed")
+        lines.append(f"  not measured for this block: {', '.join(unmeasured)} — {exact} exact; {rest}")
     if get("gpu_memory") is not None:
         name = f"{gpu.name}, " if gpu is not None else ""
         lines.append(f"  GPU: {name}{_mem(get('gpu_memory'), memory_unit)} each")

@@ -155,48 +155,48 @@ class RuleSet:
         the keys of every table it indexes, else the strings it is compared with."""
         if name in self.choices:
             return frozenset(self.choices[name])
-        return self._string_uses()[0].get(name)
+        rule = self.rules.get(name)
+        if rule is not None and rule.unit not in (None, "text", "list"):
+            return None  # a number or a bool takes no strings: no need to walk the formulas
+        return self._string_uses(name)[0]
 
-    def _string_uses(self):
-        """(name → allowed strings, names used as lists), from one walk of every expression."""
-        cached = getattr(self, "_string_cache", None)
-        if cached is not None:
-            return cached
-        lists = set()
-        keys: Dict[str, List[FrozenSet[str]]] = {}
-        literals: Dict[str, set] = {}
+    def _string_uses(self, name: str):
+        """(the strings ``name`` may take or None, whether it is used as a list), from a walk of
+        the expressions that use it (each name's answer kept)."""
+        cache = self.__dict__.setdefault("_string_cache", {})
+        if name in cache:
+            return cache[name]
+        is_list = False
+        keys: List[FrozenSet[str]] = []
+        literals: set = set()
         for rule in list(self.rules.values()) + self.requirements:
-            if rule.expr is None:
+            if rule.expr is None or name not in rule.deps:
                 continue
             for node in rule.expr.atoms(Lookup, TextEq, Member):
                 if isinstance(node, Lookup):
                     table, key = node.args
                     target = self.rules.get(getattr(table, "name", None))
-                    if isinstance(key, Symbol) and not isinstance(key, Text) and target and target.kind == "table":
-                        keys.setdefault(key.name, []).append(frozenset(target.expr.entries))
+                    if _names(key, name) and target and target.kind == "table":
+                        keys.append(frozenset(target.expr.entries))
                 elif isinstance(node, TextEq):
                     a, b = node.args
                     for x, y in ((a, b), (b, a)):
-                        if isinstance(x, Symbol) and not isinstance(x, Text) and isinstance(y, Text):
-                            literals.setdefault(x.name, set()).add(y.value)
+                        if _names(x, name) and isinstance(y, Text):
+                            literals.add(y.value)
                 else:
                     item, collection = node.args
-                    if isinstance(collection, Symbol):
-                        literals.setdefault(collection.name, set()).add(item.value)
-                        lists.add(collection.name)
-        out: Dict[str, FrozenSet[str]] = {}
-        for name in set(keys) | set(literals):
-            if name in keys:
-                allowed = frozenset.intersection(*keys[name])
-            else:
-                allowed = frozenset(literals[name])
-            out[name] = allowed
-        self._string_cache = (out, frozenset(lists))
-        return self._string_cache
+                    if _names(collection, name):
+                        literals.add(item.value)
+                        is_list = True
+        allowed = frozenset.intersection(*keys) if keys else (frozenset(literals) if literals else None)
+        cache[name] = (allowed, is_list)
+        return cache[name]
 
     def is_list_input(self, name: str) -> bool:
         rule = self.rules.get(name)
-        return (rule is not None and rule.unit == "list") or name in self._string_uses()[1]
+        if rule is not None and rule.unit is not None:
+            return rule.unit == "list"  # a declared unit says it (a [count] is never a list): no walk
+        return self._string_uses(name)[1]
 
     def closure(self, names: Iterable[str]) -> FrozenSet[str]:
         """The names and everything they depend on, definitions and inputs alike."""
@@ -346,3 +346,8 @@ def _cycle_error(cycle: List[str], rules: Dict[str, Rule]) -> FormulaError:
         notes=notes,
         hint="one of them must be given a value that does not depend on the others",
     )
+
+
+def _names(x, name: str) -> bool:
+    """Is ``x`` the plain symbol ``name`` (not a string literal)?"""
+    return isinstance(x, Symbol) and not isinstance(x, Text) and x.name == name

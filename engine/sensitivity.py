@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from sympy import Basic, Integer, diff
+from sympy import Basic, Derivative, Integer, diff
 
 from .errors import EngineError
 from .explain import specialise
@@ -80,7 +80,9 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
         f0 = fx.at_value(x0)
         value = f0
         at[name] = x0
-        slope = diff(fx.expr, fx.symbol).xreplace({fx.symbol: x0})
+        derivative = diff(fx.expr, fx.symbol)
+        # an unevaluated Derivative (of a count's floor, say) has no value at a number: step instead
+        slope = derivative.xreplace({fx.symbol: x0}) if not derivative.has(Derivative) else derivative
         if not slope.is_number:
             slope = fx.at_value(x0 + 1) - f0  # a step where the derivative is not defined (ceil, Piecewise)
         elasticity = float(x0 * slope / f0) if f0 != 0 else None

@@ -14,7 +14,7 @@ which change would fit, found by solving again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from sympy import Basic, Integer, Piecewise, Poly, Rational, Symbol, ceiling, fraction, together
 
@@ -370,20 +370,8 @@ def _roots(poly: Poly) -> List[Basic]:
 
 def _symbolic_solution(fx: Focus, degree: int, direction: str) -> Optional[str]:
     """x = ... in terms of the other inputs and the budget M (None if not rational there)."""
-    from .explain import specialise
-
-    expr, _ = specialise(fx.problem.ruleset, fx.target, fx.problem.bindings)
+    expr = _sizes_expression(fx)
     x, M = fx.symbol, Symbol("M")
-    # Inputs that only choose a branch (pp == 1, zero_stage >= 3, b > 1) are fixed at their
-    # values, so the closed form reads as arithmetic in the sizes.
-    structural = set()
-    for node in expr.atoms(Piecewise):
-        for _, cond in node.args:
-            structural |= {str(sym) for sym in getattr(cond, "free_symbols", ())}
-    structural.discard(str(x))
-    if structural:
-        values = _values_at_point(fx, structural)
-        expr = expr.xreplace({Symbol(n): v for n, v in values.items()})
     poly = _equation(expr, x, M)
     if poly is None or poly.degree() != degree:
         return None
@@ -398,6 +386,38 @@ def _symbolic_solution(fx: Focus, degree: int, direction: str) -> Optional[str]:
         solution = (-c1 + sqrt(c1**2 - 4 * c2 * c0)) / (2 * c2)
     rounding = ("floor" if direction == "largest" else "ceiling") if fx.integer else ""
     return f"{x} = {rounding}({solution})" if rounding else f"{x} = {solution}"
+
+
+def _sizes_expression(fx: Focus) -> Basic:
+    """The target down to the inputs, with what only chooses a branch fixed at the spec's values
+    (the strings, booleans and tables; then every name a remaining condition tests but the input:
+    pp == 1, zero_stage >= 3, b > 1), so the closed form reads as arithmetic in the sizes. The
+    choices are fixed rule by rule while expanding, so the branches they rule out are never built."""
+    from .explain import _choices
+
+    rs = fx.problem.ruleset
+    bound = {n: b.value for n, b in fx.problem.bindings.items()}
+    needed = rs.closure([fx.target])
+    fixed = {Symbol(n): v for n, v in _choices(rs, bound, fx.target).items()}
+    memo: Dict[str, Basic] = {}
+    for name in rs.order:
+        rule = rs.rules.get(name)
+        if name not in needed or rule is None or rule.kind != "definition":
+            continue
+        subs = {Symbol(d): memo[d] if d in memo else fixed[Symbol(d)] for d in rule.deps
+                if d in memo or Symbol(d) in fixed}
+        memo[name] = rule.expr.xreplace(subs) if subs else rule.expr
+        if name == fx.target:
+            break
+    expr = memo.get(fx.target, Symbol(fx.target))
+    structural = set()
+    for node in expr.atoms(Piecewise):
+        for _, cond in node.args:
+            structural |= {str(sym) for sym in getattr(cond, "free_symbols", ())}
+    structural.discard(fx.name)
+    if structural:
+        expr = expr.xreplace({Symbol(n): v for n, v in _values_at_point(fx, structural).items()})
+    return expr
 
 
 def _values_at_point(fx: Focus, names) -> dict:

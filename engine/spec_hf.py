@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from . import resources
-from .errors import Location, SpecError
+from .errors import Location, SpecError, UnknownModelType
 from .spec_file import MAX_DEPTH, MAX_ENTRIES, _BadNumber, _check_text, _describe, _finite_float, _Lines, _short
 from .spec_types import Entry, Spec
 from .units import MAX_DIGITS
@@ -74,7 +74,7 @@ def _json_scan(text: str):
                 serial += 1
                 objects.append(serial)
             expect_key = token == "{"
-            yield "open", len(stack), None, m.start(), None
+            yield "open", len(stack), None, m.start(), objects[-1] if token == "{" else None
         elif token in "}]":
             if stack:
                 if stack.pop() == "{":
@@ -107,21 +107,38 @@ def _json_too_deep(value) -> bool:
     return False
 
 
-def _list_counts(key: str, value, rule: dict, where: Location) -> List[Entry]:
+def _list_counts(key: str, value, rule: dict, where: Location, layers=None) -> List[Entry]:
     """A per-layer list such as ``layer_types`` → how many entries it has and how many of each
-    kind the formulas count (the catalog's [lists.KEY]: which input gets which count)."""
+    kind the formulas count (the catalog's [lists.KEY]: which input gets which count). Kinds are
+    strings, or whole numbers where `known` lists numbers (Llama-4's no_rope_layers: 1 and 0);
+    several kinds may count into one input; with `empty_is_default` an empty list states nothing.
+    With `indices` the list names layers (Bamba's attn_layer_indices): distinct whole numbers
+    below the config's num_hidden_layers (`layers`), since transformers ignores any other."""
     if not isinstance(value, list):
         raise SpecError(f'"{key}" must be a list, not {_describe(value)}', where)
-    if "counts" in rule and not all(isinstance(item, str) for item in value):
-        raise SpecError(f'"{key}" must be a list of strings, one per layer', where)
+    if rule.get("indices"):
+        whole = all(isinstance(item, int) and not isinstance(item, bool) and item >= 0 for item in value)
+        if not whole or len(set(value)) != len(value) or (
+                isinstance(layers, int) and not isinstance(layers, bool) and any(item >= layers for item in value)):
+            raise SpecError(f'"{key}" must list distinct layer indices from 0 to num_hidden_layers - 1', where,
+                            hint="transformers skips a repeated or out-of-range index, so the count would be wrong")
+    if not value and rule.get("empty_is_default"):
+        return []
     known = rule.get("known")
+    numbers = known is not None and all(isinstance(k, int) and not isinstance(k, bool) for k in known)
+    if "counts" in rule and not all(isinstance(item, int) and not isinstance(item, bool) if numbers
+                                    else isinstance(item, str) for item in value):
+        raise SpecError(f'"{key}" must be a list of {"whole numbers" if numbers else "strings"}, one per layer', where)
     for item in value if known is not None else ():
         if item not in known:
-            raise SpecError(f'"{key}" lists the layer kind "{_short(item)}", which vram-eval does not model',
-                            where, hint="modelled kinds: " + ", ".join(known))
+            raise SpecError(f'"{key}" lists the layer kind "{_short(str(item))}", which vram-eval does not model',
+                            where, hint="modelled kinds: " + ", ".join(str(k) for k in known))
     entries = [Entry(key, len(value), where, target=rule["length"], optional=True)]
+    totals: Dict[str, int] = {}
     for kind, target in rule.get("counts", {}).items():
-        entries.append(Entry(key, sum(item == kind for item in value), where, target=target, optional=True))
+        totals[target] = totals.get(target, 0) + sum(str(item) == kind for item in value)
+    for target, count in totals.items():
+        entries.append(Entry(key, count, where, target=target, optional=True))
     return entries
 
 
@@ -186,7 +203,10 @@ def _read_config_json(lines: _Lines) -> Spec:
     values: Dict[str, Dict[str, str]] = catalog.get("values", {})
     model_types: Dict[str, dict] = catalog.get("model_types", {})
     known = "known: " + ", ".join(sorted(model_types))
-    if not any(key in keys and value is not None for key, value in tree.items()):
+    nested: Dict[str, dict] = catalog.get("nested", {})
+    text_trees = [tree] + [tree[k] for k, rule in nested.items()
+                           if rule.get("bind") == "text" and isinstance(tree.get(k), dict)]
+    if not any(key in keys and value is not None for t in text_trees for key, value in t.items()):
         raise SpecError("this config.json has none of the fields vram-eval reads", lines.at(1, 1),
                         hint="expected keys such as hidden_size, num_hidden_layers, num_attention_heads, vocab_size")
     entries: List[Entry] = []
@@ -199,45 +219,143 @@ def _read_config_json(lines: _Lines) -> Spec:
     if not isinstance(model_type, str):
         raise SpecError(f'"model_type" must be a string such as "llama", not {_describe(model_type)}', where,
                         hint=known)
+    unknown = None
     if model_type not in model_types:
-        # No "did you mean": a family with a similar name (qwen3_moe, qwen3) often has other layers.
-        raise SpecError(
+        # No "did you mean" from the name: a family with a similar name (qwen3_moe, qwen3) often has
+        # other layers. Only a model type the catalog's [near] lists, checked to share a family's
+        # layers, is named.
+        near = catalog.get("near", {}).get(model_type)
+        unknown = UnknownModelType(
             f"model_type \"{_short(model_type)}\" is not one vram-eval knows",
             where,
-            hint=known + ". To get an answer anyway, write a TOML spec with arch = \"llama\" or \"gpt\" and "
+            hint=(f"its parameters are {near}. " if near else "")
+            + known + ". To get an answer anyway, give its block with --set arch=llama (or gpt): the "
+            "config's sizes are read as that block's, with a warning; or write a TOML spec with arch and "
             "the sizes (README, \"Specs\"), or add the family to specs/catalog/huggingface.toml "
             "(README, \"Adding a model family\")",
+            model_type=str(model_type),
         )
     # The model type's bindings come first; the config's own keys (later entries win)
     # override them, except those the catalog fixes for the type.
     for target, value in catalog.get("every_config", {}).items():
         entries.append(Entry("default_context", value, Location(CATALOG_SHOWN), target=target))
-    for target, value in model_types[model_type].items():
+    for target, value in (model_types[model_type] if unknown is None else _unknown_bindings(model_type)).items():
         entries.append(Entry("model_type", value, where, target=target))
-    bound = set(catalog.get("fixed", {}).get(model_type, ()))
-    renamed: Dict[str, str] = catalog.get("renamed", {}).get(model_type, {})
     lists: Dict[str, dict] = catalog.get("lists", {})
     null_as: Dict[str, object] = catalog.get("null_as", {})
-    for key, value in tree.items():
-        if value is None and key in null_as:
-            value = null_as[key]  # a null that means something (DeepSeek-V2-Lite's q_lora_rank: no latent)
-        if key in lists and value is not None:
-            entries.extend(_list_counts(key, value, lists[key], locate(key)))
-            continue
-        targets = renamed.get(key, keys.get(key))
-        if targets is None or value is None:
-            continue
-        # A key may feed several inputs (StarCoder2's use_bias: attention and MLP biases).
-        for target in [targets] if isinstance(targets, str) else targets:
-            if target in bound:
-                # The first of several config keys for one input wins (e.g. n_embd and hidden_size).
+
+    def bind(obj: dict, where_is, prefix: str, of_type: str, key_map: Dict[str, object], bound: set) -> None:
+        """The entries of one JSON object's keys, through key_map and of_type's [renamed];
+        the first of several keys for one input wins (e.g. n_embd and hidden_size)."""
+        renamed: Dict[str, str] = catalog.get("renamed", {}).get(of_type, {})
+        unsupported: Dict[str, str] = catalog.get("unsupported", {}).get(of_type, {})
+        for key, value in obj.items():
+            if value is None and key in null_as:
+                value = null_as[key]  # a null that means something (DeepSeek-V2-Lite's q_lora_rank: no latent)
+            if key in unsupported and value not in (None, False, 0, "", []):
+                raise SpecError(f'"{prefix + key}" is set: {unsupported[key]} for model_type "{of_type}"',
+                                where_is(key), hint="a wrong count is worse than none: vram-eval refuses this "
+                                "config.json rather than guess (README, \"Model families read from a config.json\")")
+            if key in nested and prefix == "":
+                continue  # a sub-config: bound below, by its own rule
+            if key in lists and value is not None and key_map is keys:
+                entries.extend(_list_counts(prefix + key, value, lists[key], where_is(key),
+                                            obj.get("num_hidden_layers")))
                 continue
-            _check_text(key, value, locate(key))
-            given = values[target].get(value, value) if target in values and isinstance(value, str) else value
-            entries.append(Entry(key, given, locate(key), target=target, optional=True))
-            bound.add(target)
+            targets = renamed.get(key, key_map.get(key))
+            if targets is None or value is None:
+                continue
+            # A key may feed several inputs (StarCoder2's use_bias: attention and MLP biases).
+            for target in [targets] if isinstance(targets, str) else targets:
+                if target in bound:
+                    continue
+                _check_text(prefix + key, value, where_is(key))
+                given = values[target].get(value, value) if target in values and isinstance(value, str) else value
+                entries.append(Entry(prefix + key, given, where_is(key), target=target, optional=True))
+                bound.add(target)
+
+    # A composite (image-text) config.json: its language model's keys in text_config, its vision
+    # tower's in vision_config (the catalog's [nested]); each sub-config is read by its own
+    # model_type's bindings, or by the one transformers gives it when it names none.
+    subs, sub_entries = [], []
+    for sub_key, rule in nested.items() if unknown is None else ():
+        sub, sub_where = tree.get(sub_key), locate(sub_key)
+        if sub is None:
+            # transformers builds an absent sub-config from its class's defaults (sub_configs_defaults)
+            if model_type not in rule.get("model_types", {}):
+                continue
+            sub, sub_where = {}, where
+        if not isinstance(sub, dict):
+            raise SpecError(f'"{sub_key}" must be an object of config keys, not {_describe(sub)}', sub_where)
+        if len(sub) > MAX_ENTRIES:
+            raise SpecError(f"\"{sub_key}\" has more than {MAX_ENTRIES:,} keys, the most a config.json may have",
+                            sub_where, hint="is this a model's config.json?")
+        types: Dict[str, dict] = catalog.get(rule.get("types", "model_types"), {})
+        sub_type = sub.get("model_type", rule.get("model_types", {}).get(model_type))
+        type_where = _nested_keys(text, lines, sub_key).get("model_type") or sub_where
+        if not isinstance(sub_type, str) or sub_type not in types:
+            shown_type = f'"{_short(sub_type)}"' if isinstance(sub_type, str) else _describe(sub_type)
+            raise SpecError(f"{sub_key}'s model_type {shown_type} is not one vram-eval knows", type_where,
+                            hint="known: " + ", ".join(sorted(types)))
+        for target, value in types[sub_type].items():
+            sub_entries.append(Entry(f"{sub_key}.model_type", value, type_where, target=target))
+        subs.append((sub_key, rule, sub, sub_type))
+    # before the outer model type's bindings: the composite type's own (its `unmeasured`) win
+    first = len(catalog.get("every_config", {}))
+    entries[first:first] = sub_entries
+
+    bound = set(catalog.get("fixed", {}).get(model_type, ()))
+    bind(tree, locate, "", model_type, keys, bound)
+    for sub_key, rule, sub, sub_type in subs:
+        text_like = rule.get("bind") == "text"
+
+        def where_is(key: str, _sub_key=sub_key) -> Location:
+            return _nested_keys(text, lines, _sub_key).get(key) or locate(_sub_key)
+
+        # The top-level keys come first (a composite class reads its own tie_word_embeddings and
+        # dtype); the text config's fixed inputs are its model type's.
+        sub_bound = (bound | set(catalog.get("fixed", {}).get(sub_type, ()))) if text_like else set()
+        bind(sub, where_is, sub_key + ".", sub_type, keys if text_like else catalog.get(rule["keys"], {}),
+             sub_bound)
+        if text_like:
+            bound |= sub_bound
     # A file named config.json is named by its directory (a Hub snapshot); any other by itself.
     path = Path(shown)
     name = tree.get("_name_or_path") or (path.parent.name if path.name == "config.json" else "") or path.stem
     _check_text("_name_or_path", str(name), locate("_name_or_path"), metadata=True)
-    return Spec(shown, str(name), tuple(entries), {"name": str(name)}, "config.json")
+    return Spec(shown, str(name), tuple(entries), {"name": str(name)}, "config.json", unknown)
+
+
+def _nested_keys(text: str, lines: _Lines, parent: str) -> Dict[str, Location]:
+    """Where each key of the object under a top-level key is (one scan per object, remembered)."""
+    memo = _NESTED_MEMO.get((id(lines), parent))
+    if memo is not None and memo[0] is lines:
+        return memo[1]
+    found: Dict[str, Location] = {}
+    parent_seen, inner = False, None
+    for event, depth, token, offset, obj in _json_scan(text):
+        if not parent_seen:
+            parent_seen = event == "key" and depth == 1 and _json_decode_key(token) == parent
+        elif inner is None:
+            if event == "open" and depth == 2:
+                inner = obj
+                if obj is None:
+                    break
+            elif event == "key":
+                break
+        elif event == "key" and depth == 1:
+            break
+        elif event == "key" and depth == 2 and obj == inner:
+            found.setdefault(_json_decode_key(token), lines.offset(offset + 1, len(token) - 2))
+    _NESTED_MEMO.clear()
+    _NESTED_MEMO[(id(lines), parent)] = (lines, found)
+    return found
+
+
+_NESTED_MEMO: Dict[tuple, tuple] = {}
+
+
+def _unknown_bindings(model_type: str) -> Dict[str, object]:
+    """What a model type the catalog does not know is read with once --set arch gives its block:
+    the config's own keys only, and the report says the block is unchecked."""
+    return {"block_checked": False, "unmeasured": [f'model_type "{_short(model_type)}"']}

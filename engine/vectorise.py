@@ -13,7 +13,7 @@ Covered: numbers (Integer, Rational, Float, SymPy's singletons 0, 1, -1, 1/2,
 oo, -oo, nan, zoo, and pi and I, which the log or root of a negative constant
 leaves: I has no real value, NaN), the swept symbol, Add, Mul, Pow (any real exponent; 1/2 is
 sqrt), Mod, floor, ceiling, Abs, Min, Max, log, Piecewise, the six comparisons,
-And, Or, Not, true and false, and ``==`` between values that may be strings
+And, Or, Not, ITE, true and false, and ``==`` between values that may be strings
 (TextEq: a string never equals a number). Anything else — a string where a value
 is needed, a table lookup or list membership still open, another free name, a
 SymPy class the formulas do not produce — raises :class:`VectoriseError` (a
@@ -36,7 +36,7 @@ from sympy import Abs, Add, Float, Integer, Max, Min, Mod, Mul, Piecewise, Pow, 
 from sympy.core.numbers import (ComplexInfinity, Half, ImaginaryUnit, Infinity, NaN, NegativeInfinity, NegativeOne,
                                 One, Pi, Zero)
 from sympy.core.relational import Equality, GreaterThan, LessThan, StrictGreaterThan, StrictLessThan, Unequality
-from sympy.logic.boolalg import And, BooleanFalse, BooleanTrue, Not, Or
+from sympy.logic.boolalg import ITE, And, BooleanFalse, BooleanTrue, Not, Or
 
 from .errors import Location, SolveError
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
@@ -193,6 +193,13 @@ class Vectorised:
     def text(self, e):
         raise self.fail(f"the string {_short(e)}", hint="strings only choose between formulas: set the input that "
                                                            "holds it with --set NAME=VALUE")
+
+    def ite(self, e):
+        """ITE(c, a, b) of conditions (SymPy's fold of nested Piecewise conditions)."""
+        c = self.cond(e.args[0])
+        if _is_scalar(c):
+            return self.cond(e.args[1] if c else e.args[2])
+        return np.where(c, self.cond(e.args[1]), self.cond(e.args[2]))
 
     def not_numeric(self, e):
         kind = {Lookup: "a table lookup", Member: "a list membership test",
@@ -467,6 +474,7 @@ _HANDLERS: Dict[type, Callable] = {
     And: _both(np.logical_and, True),
     Or: _both(np.logical_or, False),
     Not: Vectorised.not_,
+    ITE: Vectorised.ite,
     BooleanTrue: lambda w, e: np.True_,
     BooleanFalse: lambda w, e: np.False_,
     Lookup: Vectorised.not_numeric,

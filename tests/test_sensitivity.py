@@ -47,3 +47,9 @@ def test_json_shape(cli):
     assert {"target", "at", "inputs"} <= set(data)
     assert {"expression", "derivative", "elasticity", "doubling_ratio"} <= set(data["inputs"]["s"])
     assert data["at"]["s"] == 2048
+
+
+def test_an_input_an_untaken_branch_divides_by_at_zero_still_has_a_row():
+    """full_attention_interval = 0 (no linear attention) is divided by only in a branch not taken."""
+    _, by = rows(SPECS / "llama13b.toml", "kv_cache")
+    assert by["full_attention_interval"].slope == 0

@@ -127,10 +127,10 @@ def test_hf_config_ignores_unknown_keys_and_picks_arch(tmp_path):
 
 
 def test_hf_config_with_unknown_model_type(tmp_path):
-    path = write(tmp_path, "config.json", '{\n  "model_type": "mamba",\n  "hidden_size": 768\n}\n')
+    path = write(tmp_path, "config.json", '{\n  "model_type": "rwkv",\n  "hidden_size": 768\n}\n')
     with pytest.raises(engine.SpecError) as info:
         evaluate(path)
-    assert info.value.line == 2 and "mamba" in info.value.message
+    assert info.value.line == 2 and "rwkv" in info.value.message
 
 
 def test_hf_config_with_no_usable_fields(tmp_path):

@@ -434,3 +434,18 @@ def test_random_conditions_equal_exact(cond):
             exact = _exact_at(cond, int(point))
             if isinstance(exact, sympy.logic.boolalg.BooleanAtom) and _within_bounds(cond, int(point)):
                 assert bool(value) == bool(exact), (cond, point, value, exact)
+
+
+def test_an_if_then_else_condition_is_lazy_exactly_and_vectorised():
+    """SymPy folds nested Piecewise conditions into ITE; its untaken side (40 / x at x = 0)
+    is never worked out, by the exact evaluator nor on the grid."""
+    from fractions import Fraction
+
+    from sympy.logic.boolalg import ITE
+
+    from engine.exact import evaluate_exact
+
+    x = Symbol("x")
+    condition = ITE(x > 0, floor(40 / x) > 3, x < 1)
+    assert [evaluate_exact(condition, {"x": Fraction(v)}) for v in (0, 5, 20)] == [True, True, False]
+    assert evaluate_condition(condition, x, np.array([0.0, 5.0, 20.0])).tolist() == [True, True, False]

@@ -109,3 +109,26 @@ def gpu_prediction(c: dict, values) -> int:
     name = "peak_lora" if c.get("lora") else "peak_training"
     tensors = 4 * c["L"] if c.get("lora") else 9 * c["L"] + 3
     return values[name] + (4 * tensors if c["optimizer_impl"] == "fused" else 0)
+
+
+def family_activation_sets(c: dict) -> List[str]:
+    """--set values, besides the case's own config.json, that reproduce a family case of
+    tests/data/measured/activations.json (validation/family_activations.py)."""
+    e = DTYPE_BYTES[c["dtype"]]
+    # from_config(dtype=...) keeps RoPE's inv_freq buffers in fp32, as from_pretrained does
+    sets = ["activation_model=measured", f"weight_dtype={c['dtype']}", f"b={c['b']}", f"s={c['s']}",
+            f"flash_attention={'true' if c['attn'] == 'sdpa' else 'false'}",
+            f"recompute={'full' if c['checkpointing'] else 'none'}", "rope_buffer_bytes=4"]
+    if c["family"] in ("falcon", "gpt_neox"):
+        sets += [f"ln_stat_bytes={e}"]  # the CPU's LayerNorm keeps its statistics in the activation dtype
+    if c.get("mode", "").startswith("train"):
+        sets += ["framework=pytorch", "optimizer_impl=foreach"]  # plain torch.optim.AdamW, as measured
+    if c["lora"]:
+        sets += ["lora_rank=8", "lora_targets=q,v", "lora_dtype=fp32"]  # PEFT's default: fp32 adapters
+    return sets
+
+
+def family_activation_comparable(c: dict) -> bool:
+    """Falcon with SDPA on the CPU: its causal mask and MQA's broadcast K and V send SDPA to the math
+    kernel, which computes 16-bit inputs in fp32 — not what a GPU's fused kernels keep."""
+    return not (c["family"] == "falcon" and c["attn"] == "sdpa")

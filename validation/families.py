@@ -10,8 +10,9 @@ For each ``<dir>/*.json`` (cases keyed by the file's stem):
    tensors once).  Built as ``AutoModelForCausalLM``, as the class in ``architectures`` and, for
    image-text configs, as ``AutoModelForImageTextToText`` (each distinct class once, all under
    ``builds``); the top-level numbers come from the ``architectures`` class when it builds, else
-   from ``AutoModelForCausalLM``.  ``params_without_lm_head`` subtracts the output-embedding weight
-   only when it is not the input-embedding tensor (identity, not a config flag).  MoE:
+   from ``AutoModelForCausalLM``.  ``params_without_lm_head`` subtracts the output-embedding module's
+   parameters (its weight, and its bias where it has one) only when its weight is not the
+   input-embedding tensor (identity, not a config flag).  MoE:
    ``active_params`` = all parameters - routed experts + experts_per_token x one routed expert
    (one routed expert = an experts container's parameters / its expert count, taken from the
    module tree; shared experts count in full).  ``breakdown``: parameters by module kind (embed,
@@ -84,6 +85,52 @@ SPECIAL_RE = re.compile(r"token_(id|ids|index)$")
 # --------------------------------------------------------------------------------------------
 # config helpers
 # --------------------------------------------------------------------------------------------
+def shrunken_config(config: dict, kv: dict) -> dict:
+    """A measured config as the harness ran it: ``kv["changes"]`` applied (``{key: [full, used]}``;
+    a dotted key such as ``text_config.hidden_size`` inside its sub-config), and the heads' width
+    stated where the config leaves it to h / a (none to state for latent attention). Pure data:
+    the tests and docs/ACCURACY.md rebuild the shrunken config.json with it."""
+    config = apply_changes(config, {key: used for key, (_, used) in kv["changes"].items()})
+    text = config["text_config"] if isinstance(config.get("text_config"), dict) else config
+    dims = kv.get("shrunk_attention_dims") or []
+    if dims:
+        text.setdefault("head_dim", dims[0]["head_dim"])
+    return config
+
+
+_DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+def state_bytes(kv: dict) -> tuple:
+    """(conv bytes, recurrent bytes) of a measured cache after decoding, from its layer groups
+    (the Mamba / gated-DeltaNet layers' conv_states and recurrent_states)."""
+    conv = ssm = 0
+    for group in kv["decode"]["layer_groups"]:
+        for tensor in group["tensors"]:
+            kind = ("conv" if ".conv_states[" in tensor["path"]
+                    else "ssm" if ".recurrent_states[" in tensor["path"] else None)
+            if kind is None:
+                continue
+            elements = 1
+            for size in tensor["shape"]:
+                elements *= size
+            nbytes = group["count"] * elements * _DTYPE_BYTES[tensor["dtype"]]
+            conv, ssm = (conv + nbytes, ssm) if kind == "conv" else (conv, ssm + nbytes)
+    return conv, ssm
+
+
+def apply_changes(config: dict, changes: dict) -> dict:
+    """A copy of ``config`` with ``changes`` ({key: value}, dotted keys inside sub-configs) applied."""
+    config = json.loads(json.dumps(config))
+    for key, used in changes.items():
+        *parents, leaf = key.split(".")
+        where = config
+        for parent in parents:
+            where = where.setdefault(parent, {})
+        where[leaf] = used
+    return config
+
+
 def load_json(path):
     with open(path) as fh:
         return json.load(fh)
@@ -265,7 +312,8 @@ def count_params(model, experts_per_token):
     out_w = getattr(out, "weight", None) if out is not None else None
     tied = out_w is not None and out_w is emb_w
     lm_head_ids = set() if (out is None or tied) else {id(p) for p in out.parameters()}
-    lm_head_weight = 0 if (out_w is None or tied) else out_w.numel()
+    # the output embedding's whole module (PhiMoE's lm_head has a bias besides its weight)
+    lm_head_weight = 0 if (out_w is None or tied) else sum(q.numel() for q in out.parameters())
 
     mods = dict(model.named_modules())
     breakdown = {k: 0 for k in ("embed", "lm_head", "norms", "attention", "mlp", "router", "ssm", "multimodal",
@@ -832,8 +880,8 @@ def main(argv=None):
         "description": (
             "Every Hub config.json in tests/data/hf_configs/, measured with HF transformers on the CPU. "
             "params: sum(p.numel()) over model.parameters() of the full-size model built on the meta device "
-            "(tied tensors once); params_without_lm_head subtracts the output-embedding weight when it is not "
-            "the input-embedding tensor; active_params (MoE) = params - routed experts + experts_per_token x one "
+            "(tied tensors once); params_without_lm_head subtracts the output-embedding module's parameters (weight, "
+            "and bias where it has one) when its weight is not the input-embedding tensor; active_params (MoE) = params - routed experts + experts_per_token x one "
             "routed expert (from the module tree); builds holds every model class built (architectures, "
             "AutoModelForCausalLM, AutoModelForImageTextToText, the text model alone for composite configs) with "
             "a per-kind breakdown and by_path. kv: a shrunken copy of the config (changes "

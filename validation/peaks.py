@@ -519,8 +519,9 @@ def _build(c):
     return model
 
 
-def run_one(c):
-    model = _build(c)
+def run_one(c, model=None):
+    """Measure one case; `model` (built by the caller: validation/family_activations.py) or from c."""
+    model = _build(c) if model is None else model
     g = torch.Generator().manual_seed(1)
     input_ids = torch.randint(0, c["V"], (c["b"], c["s"]), generator=g)
     params_bytes = sum(p.untyped_storage().nbytes() for p in model.parameters())

@@ -207,11 +207,12 @@ class ForwardMeasurement:
 
 
 def measure_forward(model, input_ids, labels, *, checkpointing=False, keep_graph=False,
-                    module_names=True):
+                    module_names=True, keep_packed=None):
     """Run one forward (with loss) and record everything saved for backward.
 
     Returns (ForwardMeasurement, output, live-storage tracker).  The autograd graph is kept alive
-    through ``output``.
+    through ``output``.  With ``keep_packed`` (a list), every packed tensor is appended to it, so
+    that no saved storage is freed (and its address reused) before the caller has looked.
     """
     layers = decoder_layers(model)
     layer_index = {id(m): i for i, m in enumerate(layers)}
@@ -265,6 +266,8 @@ def measure_forward(model, input_ids, labels, *, checkpointing=False, keep_graph
             module=modstack[-1] if modstack else "", op=opnames.stack[-1] if opnames.stack else "",
         )
         (meas.param_saved if p in exclude else meas.records).append(rec)
+        if keep_packed is not None:
+            keep_packed.append(t)
         return t
 
     def unpack(t):
