@@ -273,14 +273,17 @@ def _checked(rule: Rule, value: Basic) -> Basic:
     return value
 
 
-def _check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:
+def _check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic],
+                        requirements=None) -> None:
+    """Every requirement (or those given) whose inputs have values must hold: else a SpecError
+    located at the latest spec line or --set that bound an input involved."""
     plain = {}
     for n, v in values.items():
         try:
             plain[n] = to_python_value(v)
         except Unsupported:
             pass
-    for rule in ruleset.requirements:
+    for rule in ruleset.requirements if requirements is None else requirements:
         if any(d not in values for d in rule.deps):
             continue
         try:

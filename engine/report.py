@@ -3,6 +3,8 @@ unit conversion happens here; every figure says its unit."""
 
 from __future__ import annotations
 
+import math
+
 import json
 from typing import Any, Dict, List, Optional
 
@@ -374,6 +376,14 @@ def _num(value, integer: bool = True) -> str:
     return f"{py:.6g}"
 
 
+def _whole_bytes(value) -> str:
+    """Bytes as a whole number: a fraction of a byte (70B parameters over tp = 3) rounds up."""
+    if getattr(value, "is_Rational", False):
+        return f"{-(-int(value.p) // int(value.q)):,}"
+    py = to_python(value)
+    return f"{math.ceil(py):,}" if isinstance(py, float) and math.isfinite(py) else _num(value)
+
+
 def render_solutions(solutions, fmt: str = "table") -> str:
     if fmt in ("json", "yaml"):
         data = solutions[0].as_dict() if len(solutions) == 1 else [s.as_dict() for s in solutions]
@@ -400,10 +410,12 @@ def _solution_lines(sol) -> List[str]:
         out += [f"  note: {n}" for n in sol.notes]
         return out
     out = [f"the {sol.direction} {sol.name} that keeps {sol.target} within {budget}: {_num(sol.value)}"]
-    out.append(f"  at {sol.name} = {_num(sol.value)}: {sol.target} = {_num(sol.target_at_value)} bytes "
+    out.append(f"  at {sol.name} = {_num(sol.value)}: {sol.target} = {_whole_bytes(sol.target_at_value)} bytes "
                f"({format_bytes(sol.target_at_value)}) — fits")
-    if sol.next_value is not None and sol.target_at_next is not None:
-        out.append(f"  at {sol.name} = {_num(sol.next_value)}: {_num(sol.target_at_next)} bytes "
+    if sol.next_value is not None and sol.next_invalid is not None:
+        out.append(f"  at {sol.name} = {_num(sol.next_value)}: not a valid value — {sol.next_invalid}")
+    elif sol.next_value is not None and sol.target_at_next is not None:
+        out.append(f"  at {sol.name} = {_num(sol.next_value)}: {_whole_bytes(sol.target_at_next)} bytes "
                    f"({format_bytes(sol.target_at_next)}) — does not fit")
     if sol.root is not None:
         out.append(f"  the closed form's root: {sol.name} = {float(sol.root):,.6g}")

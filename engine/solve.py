@@ -22,7 +22,7 @@ from .errors import EngineError, Location, SolveError, ValueTooLarge
 from .exact import MAX_BITS
 from .focus import Focus, focus
 from .load import Problem
-from .regimes import REMEDIES, components
+from .regimes import PEAKS, REMEDIES, components
 from .spec import parse_set, bind
 from .units import format_bytes, parse_quantity, unit_hint
 
@@ -51,6 +51,7 @@ class Solution:
     target_at_value: Optional[Basic] = None
     next_value: Optional[Basic] = None  # the first value that does not fit
     target_at_next: Optional[Basic] = None
+    next_invalid: Optional[str] = None  # why the formulas reject next_value (tp = 7 with 8 KV heads)
     notes: Tuple[str, ...] = ()
     suggestions: Tuple[str, ...] = ()
     unit: Optional[str] = None
@@ -72,6 +73,7 @@ class Solution:
             "target_at_value": to_python(self.target_at_value) if self.target_at_value is not None else None,
             "next_value": to_python(self.next_value) if self.next_value is not None else None,
             "target_at_next": to_python(self.target_at_next) if self.target_at_next is not None else None,
+            "next_invalid": self.next_invalid,
             "notes": list(self.notes),
             "suggestions": list(self.suggestions),
         }
@@ -180,9 +182,12 @@ def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solu
         return Solution(**base, value=None, method=method, reason=reason, notes=tuple(notes))
 
     nxt = value + 1 if direction == "largest" else value - 1
-    at_next = None
+    at_next = invalid = None
     if direction == "smallest" and nxt < lo:
         nxt = None
+    elif fx.failing(nxt) is not None:
+        rule = fx.failing(nxt)
+        invalid = rule.doc or f"requirement not met: {rule.text}"
     elif nxt is not None:
         try:
             at_next = f(nxt)
@@ -196,7 +201,8 @@ def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solu
             notes.append(f"beyond the model's context length s_max = {int(limit):,}")
     plain = (lambda v: int(v) if v is not None and fx.integer else v)  # noqa: E731 - ints for counts
     return Solution(**base, value=plain(value), method=method, closed_form=closed, root=root,
-                    target_at_value=f(value), next_value=plain(nxt), target_at_next=at_next, notes=tuple(notes))
+                    target_at_value=f(value), next_value=plain(nxt), target_at_next=at_next, next_invalid=invalid,
+                    notes=tuple(notes))
 
 
 _NONE_FIT = object()
@@ -404,6 +410,8 @@ def _sizes_expression(fx: Focus) -> Basic:
         rule = rs.rules.get(name)
         if name not in needed or rule is None or rule.kind != "definition":
             continue
+        if name in fx.problem.bindings:
+            continue  # an output the spec or --set gives (params = 7.5B): solved as given, a name here
         subs = {Symbol(d): memo[d] if d in memo else fixed[Symbol(d)] for d in rule.deps
                 if d in memo or Symbol(d) in fixed}
         memo[name] = rule.expr.xreplace(subs) if subs else rule.expr
@@ -450,32 +458,58 @@ def _why_nothing_fits(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: st
         reason = f"nothing fits: {fx.target} is {format_bytes(total)} > {format_bytes(budget)} already at {shown_x}"
     else:
         reason = f"nothing fits: {fx.target} stays above {format_bytes(budget)} for {shown_x}"
-    suggestions: List[str] = []
-    if remedies:
-        for key, val in REMEDIES.get(fx.target, []):
-            current = fx.problem.bindings.get(key)
-            if current is not None and str(getattr(current.value, "value", current.value)).lower() == val:
-                continue
-            try:
-                trial = _with(fx.problem, f"{key}={val}")
-                target = fx.target if key != "regime" else f"total_{val}"
-                if key == "zero_stage" and fx.name != "dp":
-                    sol = solve(trial, "dp", int(budget), target, remedies=False)
-                    if sol.value is not None:
-                        suggestions.append(f"--set zero_stage=3 with dp >= {int(sol.value):,} fits")
-                    continue
-                sol = solve(trial, fx.name, int(budget), target, remedies=False)
-            except EngineError:
-                continue
-            if sol.value is not None:
-                shown = f"{int(sol.value):,}" if fx.integer else f"{float(sol.value):.6g}"
-                suggestions.append(f"--set {key}={val}: {fx.name} = {shown} fits")
-            if len(suggestions) >= 3:
-                break
+    suggestions = _remedies(fx, budget) if remedies else []
     return reason, suggestions
 
 
-def _with(problem: Problem, setting: str) -> Problem:
+def _remedies(fx: Focus, budget: Basic) -> List[str]:
+    """Changes from the regime's REMEDIES (engine/regimes.py) under which something fits: each one
+    alone, then — when none does — two together (QLoRA with gradient checkpointing), at most three."""
+    from itertools import combinations
+
+    untried = []
+    for key, val in REMEDIES.get(fx.target, []):
+        current = fx.problem.bindings.get(key)
+        if current is None or str(getattr(current.value, "value", current.value)).lower() != val:
+            untried.append((key, val))
+    found: List[str] = []
+    for size in (1, 2):
+        for changes in combinations(untried, size):
+            keys = [k for k, _ in changes]
+            if len(set(keys)) < len(keys):
+                continue  # two values of one input
+            shown = _remedy_fits(fx, budget, changes)
+            if shown is not None:
+                found.append(shown)
+            if len(found) >= 3:
+                return found
+        if found:
+            return found
+    return found
+
+
+def _remedy_fits(fx: Focus, budget: Basic, changes) -> Optional[str]:
+    """'--set k=v [--set k=v]: x = N fits', or None when nothing fits with those changes."""
+    settings = " ".join(f"--set {k}={v}" for k, v in changes)
+    target = fx.target
+    for key, val in changes:
+        if key == "regime":  # the same question of the other regime: its total, or its peak
+            target = PEAKS[f"total_{val}"][0] if fx.target in {p for p, _, _ in PEAKS.values()} else f"total_{val}"
+    try:
+        trial = _with(fx.problem, *(f"{k}={v}" for k, v in changes))
+        if any(k == "zero_stage" for k, _ in changes) and fx.name != "dp":
+            sol = solve(trial, "dp", int(budget), target, remedies=False)
+            return f"{settings} with dp >= {int(sol.value):,} fits" if sol.value is not None else None
+        sol = solve(trial, fx.name, int(budget), target, remedies=False)
+    except EngineError:
+        return None
+    if sol.value is None:
+        return None
+    shown = f"{int(sol.value):,}" if fx.integer else f"{float(sol.value):.6g}"
+    return f"{settings}: {fx.name} = {shown} fits"
+
+
+def _with(problem: Problem, *settings: str) -> Problem:
     bindings = dict(problem.bindings)
-    bindings.update(bind(problem.ruleset, [parse_set(setting)]))
+    bindings.update(bind(problem.ruleset, [parse_set(setting) for setting in settings]))
     return Problem(problem.ruleset, bindings, problem.spec, problem.gpu)

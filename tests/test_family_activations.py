@@ -6,7 +6,7 @@ tests/data/measured/activations.json "family_cases" (validation/family_activatio
 transformers' own config classes, one training forward pass under saved_tensors_hooks. Each case
 keeps the config.json it ran; the tests read it through specs/catalog/huggingface.toml, as a user's
 config.json is read, so the catalog's bindings (norm kinds, q/k norms, routers, soft-capping, the
-parallel block...) are under test too. Every case is reproduced to the byte (Falcon with SDPA is
+parallel block, gated-DeltaNet layers...) are under test too. Every case is reproduced to the byte (Falcon with SDPA is
 recorded but left out: validation.cases.family_activation_comparable). The training peaks of the
 same families (peaks.json "family_cases") follow at the end.
 """
@@ -25,7 +25,7 @@ CASES = [c for c in DOC["family_cases"] if family_activation_comparable(c)]
 
 def _id(c):
     extra = {k: c[k] for k in ("experts", "experts_per_token", "dense_layers", "q_lora_rank", "n_group",
-                               "norm_topk_prob") if k in c}
+                               "norm_topk_prob", "gdn_v_heads", "linear_only") if k in c}
     return (f"{c['family']}-{c['attn']}-{c['dtype']}-b{c['b']}s{c['s']}h{c['h']}a{c['a']}kv{c['kv_heads']}"
             f"d{c['head_dim']}f{c['f']}L{c['L']}{'-ckpt' if c['checkpointing'] else ''}{'-lora' if c['lora'] else ''}"
             + "".join(f"-{k}{v}" for k, v in extra.items()))
@@ -54,7 +54,7 @@ def test_the_data_records_its_versions():
 def test_every_block_feature_is_measured():
     families = {c["family"] for c in DOC["family_cases"]}
     assert {"qwen3", "olmo2", "gemma2", "gemma3_text", "mistral", "qwen2_moe", "qwen3_moe", "deepseek_v3",
-            "cohere", "falcon", "gpt_neox"} <= families
+            "cohere", "falcon", "gpt_neox", "qwen3_next"} <= families
 
 
 def _lora(case, name):
@@ -116,6 +116,68 @@ def test_a_sliding_layer_under_sdpa_stores_its_mask_and_expanded_kv(case, tmp_pa
     assert bind(case, tmp_path_factory)["measured_sliding_layer_extra"] == sliding - full > 0
 
 
+GDN = [c for c in CASES if c["family"] == "qwen3_next"]
+
+
+@pytest.mark.parametrize("case", GDN, ids=[_id(c) for c in GDN])
+def test_a_gated_deltanet_layer_is_what_pytorch_saved(case, tmp_path_factory):
+    """Qwen3-Next's layers 0 and 2 are gated-DeltaNet (linear_attention) layers, 1 and 3 gated
+    attention: the last layer is an attention layer, layer 0 a DeltaNet one (with checkpointing
+    both keep only their input)."""
+    r = bind(case, tmp_path_factory)
+    assert r["activations_per_layer"] + r["gdn_layer_activation_extra"] == case["per_layer_bytes_list"][0]
+
+
+# s and the chunks of 64 tokens torch_chunk_gated_delta_rule pads it to (one row per measured s).
+CHUNKS = [(64, 1), (100, 2), (160, 3)]
+PADDED = [(c, n) for s, n in CHUNKS for c in GDN if c["s"] == s and not c["checkpointing"] and c["attn"] == "sdpa"
+          and c["dtype"] == "bf16" and not c.get("linear_only")]
+
+
+@pytest.mark.parametrize("case, chunks", PADDED, ids=[f"s{c['s']}-b{c['b']}-Hv{c['gdn_v_heads']}" for c, _ in PADDED])
+def test_the_delta_rule_keeps_its_tensors_padded_to_whole_chunks(case, chunks, tmp_path_factory):
+    r = bind(case, tmp_path_factory)
+    assert r["gdn_chunks"] == chunks and r["gdn_padded_s"] == 64 * chunks >= case["s"]
+    assert r["measured_gdn_layer_extra"] == case["per_layer_bytes_list"][0] - case["per_layer_bytes_list"][-1]
+
+
+def _gdn_variant(case, tmp_path, *sets, **config):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dict(case["config"], **config)))
+    return evaluate(path, *family_activation_sets(case), *sets)
+
+
+def test_selective_recomputation_drops_only_the_attention_layers_scores(tmp_path):
+    """A DeltaNet layer has no attention scores: it keeps its whole mixer (not measured: the
+    selective rule applied to the measured layers)."""
+    case = next(c for c in GDN if not c["checkpointing"] and c["attn"] == "eager")
+    none, selective = _gdn_variant(case, tmp_path), _gdn_variant(case, tmp_path, "recompute=selective")
+    assert none["activations"] - selective["activations"] == none["attention_layers"] * none["measured_scores"] > 0
+
+
+ONLY_DELTANET = [c for c in GDN if c.get("linear_only")]
+
+
+@pytest.mark.parametrize("case", ONLY_DELTANET, ids=[_id(c) for c in ONLY_DELTANET])
+def test_a_stack_of_deltanet_layers_only_keeps_no_rope_tables_or_mask(case, tmp_path_factory):
+    """Every layer linear_attention: each is the mixed model's DeltaNet layer (the tests above),
+    and nothing outside keeps RoPE's cos and sin unless the checkpoint closures hold them; no
+    closure holds the eager 4-D mask."""
+    mixed = next(c for c in GDN if not c.get("linear_only") and all(
+        c[k] == case[k] for k in ("b", "s", "attn", "dtype", "checkpointing", "gdn_v_heads")))
+    r = bind(case, tmp_path_factory)
+    assert r["attention_layers"] == 0 and r["attention_masks"] == 0
+    assert case["per_layer_bytes_list"][0] == mixed["per_layer_bytes_list"][0]
+    held = case["checkpointing"]
+    tables = 2 * case["s"] * r["rope_width"] * 2
+    mask = 2 * case["b"] * case["s"] ** 2 if held and case["attn"] == "eager" else 0
+    assert mixed["non_layer_bytes"] - case["non_layer_bytes"] == (0 if held else tables) + mask
+
+
+def test_every_chunk_count_is_measured():
+    assert {s for s, _ in CHUNKS} <= {c["s"] for c in GDN} and {n for c, n in PADDED} == {1, 2, 3}
+
+
 # What the catalog must bind for each family's block (a missing binding changes the bytes above,
 # and this says which one).
 FEATURES = [
@@ -143,6 +205,13 @@ FEATURES = [
     ("gpt_neox", "softmax_fp32", True),
     ("gpt_neox", "fused_qkv_view", True),
     ("gpt_neox", "rotary_pct", Fraction(1, 4)),
+    ("qwen3_next", "norm_impl", "one_plus_weight"),
+    ("qwen3_next", "router", "qwen"),
+    ("qwen3_next", "attention_output_gate", True),
+    ("qwen3_next", "rotary_fraction", Fraction(1, 4)),
+    ("qwen3_next", "rope_cat", True),
+    ("qwen3_next", "gdn_layers", 2),
+    ("qwen3_next", "attention_layers", 2),
 ]
 
 
@@ -180,6 +249,11 @@ MATCHED = [
     ("falcon", "rotary or ALiBi attention"),
     ("gpt_neox", "parallel attention and MLP"),
     ("gpt_neox", "partial rotary"),
+    ("qwen3_next", "gated-DeltaNet layers (their activations counted as the Llama block's)"),
+    ("qwen3_next", "gated attention"),
+    ("qwen3_next", "q/k norms"),
+    ("qwen3_next", "the shared expert and its gate"),
+    ("qwen3_next", "linear and full attention layers mixed"),
 ]
 
 

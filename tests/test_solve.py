@@ -35,6 +35,16 @@ def test_longest_context_llama2_7b_serves_in_24_gib_and_in_24_gb():
     assert any("s_max = 4,096" in n for n in gib.notes)
 
 
+def test_the_closed_form_printed_is_the_one_solved_with_an_output_given():
+    """--set params=7.5B replaces the parameter count: the closed form reads with params, and its
+    root is the answer's (it used to print the count from the sizes, which was not solved)."""
+    p = problem(SPECS / "llama2-7b.toml", "regime=inference", "params=7.5B")
+    answer = solve(p, "s", 24 * GiB)
+    assert "params" in answer.closed_form and "f*h" not in answer.closed_form
+    per_token = 4 * 4096 + 128 * 128 * 32  # I/O buffer and KV cache bytes per token at b = 1 (bf16)
+    assert answer.value == (24 * GiB - 2 * 7_500_000_000) // per_token
+
+
 def test_fewest_data_parallel_gpus_for_zero_3_model_states_of_7_5b():
     """ZeRO Figure 1: 16 × 7.5B bytes over Nd GPUs; 1.9 GB needs Nd = 64 (1.875 GB)."""
     p = problem(None, "params=7.5B", "zero_stage=3", "weight_dtype=fp16")
@@ -168,3 +178,47 @@ def test_an_explicit_target_wins_over_the_peak_flag(cli):
     status, out, _ = cli("solve", "specs/llama2-7b.toml", "--for", "s", "--budget", "24GiB", "--peak",
                          "--target", "kv_cache", "--format", "json")
     assert status == 0 and json.loads(out)["target"] == "kv_cache"
+
+
+def test_a_neighbour_the_formulas_reject_is_said_to_be_invalid_not_too_big(cli):
+    """Llama-2-70B has 8 KV heads: tp = 7 is not a valid split (it would fit 24 GiB: 18.66 GiB)."""
+    status, out, _ = cli("solve", "specs/llama2-70b.toml", "--for", "tp", "--budget", "24GiB", "--set", "regime=inference")
+    assert status == 0 and "smallest tp" in out and ": 8\n" in out
+    assert "at tp = 7: not a valid value — tp must divide kv_heads, or kv_heads divide tp" in out
+    assert "does not fit" not in out
+
+
+def test_the_json_answer_names_why_the_neighbour_is_invalid(cli):
+    _, out, _ = cli("solve", "specs/llama2-70b.toml", "--for", "tp", "--budget", "24GiB", "--set", "regime=inference",
+                    "--format", "json")
+    answer = json.loads(out)
+    assert answer["next_value"] == 7 and answer["next_invalid"].startswith("tp must divide kv_heads")
+
+
+def test_bytes_are_printed_as_whole_numbers(cli):
+    """ZeRO-3 over dp = 3 leaves a third of a byte: printed rounded up, never 3.84702e+10."""
+    status, out, _ = cli("solve", "specs/llama2-7b.toml", "--for", "dp", "--budget", "30GiB", "--set", "zero_stage=3",
+                         "--set", "recompute=full")
+    assert status == 0 and "at dp = 3: 38,470,150,839 bytes (35.83 GiB) — does not fit" in out and "e+" not in out
+
+
+def test_a_requirement_the_input_does_not_touch_is_checked_at_the_spec_s_point(cli):
+    """kv_heads = 24 with 64 heads is wrong whatever tp is: the located error of `vram-eval SPEC`."""
+    status, out, err = cli("solve", "specs/llama2-70b.toml", "--for", "tp", "--budget", "40GiB", "--set",
+                           "regime=inference", "--set", "kv_heads=24")
+    assert status == 2 and out == "" and err.startswith("--set: error: kv_heads must divide a")
+
+
+def test_nothing_fits_at_the_peak_suggests_two_changes_together_when_one_is_not_enough(cli):
+    """LoRA of Llama-3-8B at 8k on 24 GiB: at the peak neither checkpointing nor QLoRA alone fits
+    b = 1; both together do."""
+    status, out, _ = cli("solve", "specs/llama3-8b.toml", "--for", "b", "--budget", "24GiB", "--set", "regime=lora",
+                         "--set", "s=8192", "--peak")
+    assert status == 0 and "no b keeps peak_lora within 24GiB" in out
+    assert "try: --set recompute=full --set regime=qlora: b = 1 fits" in out
+
+
+def test_a_single_change_that_fits_is_suggested_alone(cli):
+    _, out, _ = cli("solve", "specs/llama3-8b.toml", "--for", "b", "--budget", "24GiB", "--set", "regime=lora",
+                    "--set", "s=8192")
+    assert "try: --set recompute=full: b = 1 fits" in out and "--set recompute=full --set" not in out

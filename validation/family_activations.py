@@ -26,6 +26,10 @@ features the Llama and GPT-2 cases do not have are exercised:
 * cohere: the parallel block (one LayerNorm feeding attention and MLP), logit scale;
 * falcon: the parallel block of a GPT-style layer (one LayerNorm), multi-query attention, rotary;
 * gpt_neox: the parallel residual of a GPT-style layer (two LayerNorms), partial rotary.
+* qwen3_next: gated-DeltaNet (linear_attention) layers — the causal conv1d, l2-normed q and k, the
+  chunked delta rule (torch path, 64-token chunks, s padded to them), the gated RMSNorm — between
+  gated full-attention layers (sigmoid output gate, q/k norms, partial rotary), MoE with a gated
+  shared expert.
 
 With --out the measured families' cases replace theirs under ``family_cases`` in the file; every
 other case stays. The config each case ran (``config``: the config class's to_dict, with
@@ -102,6 +106,16 @@ def config_kwargs(family, c):
                                      intermediate_size=f, rotary_pct=c["rotary_pct"], use_parallel_residual=True,
                                      attention_dropout=0.0, hidden_dropout=0.0, max_position_embeddings=4096,
                                      tie_word_embeddings=False, hidden_act="gelu")
+    if family == "qwen3_next":
+        kinds = ["linear_attention"] * L if c.get("linear_only") else ["linear_attention", "full_attention"] * (L // 2)
+        return "Qwen3NextConfig", dict(common, tie_word_embeddings=False, layer_types=kinds,
+                                       moe_intermediate_size=f, shared_expert_intermediate_size=c["shared_f"],
+                                       num_experts=c["experts"], num_experts_per_tok=c["experts_per_token"],
+                                       decoder_sparse_step=1, mlp_only_layers=[], norm_topk_prob=True,
+                                       output_router_logits=False, router_aux_loss_coef=0.0,
+                                       linear_num_key_heads=c["gdn_k_heads"], linear_num_value_heads=c["gdn_v_heads"],
+                                       linear_key_head_dim=c["gdn_k_head_dim"],
+                                       linear_value_head_dim=c["gdn_v_head_dim"], linear_conv_kernel_dim=4)
     raise ValueError(family)
 
 
@@ -128,6 +142,14 @@ FAMILIES = {
     "falcon": (("eager", "sdpa"), {"f": 1024, "kv_heads": 1}, [{}, {"s": 128}, {"b": 1}]),
     "gpt_neox": (("eager", "sdpa"), {"f": 1024, "kv_heads": 4, "rotary_pct": 0.25},
                  [{}, {"s": 128}, {"b": 1, "rotary_pct": 1.0}]),
+    # gated-DeltaNet (linear_attention) layers alternating with gated full-attention layers, MoE
+    # with a shared expert everywhere; s = 100 and 160 are not multiples of the delta rule's
+    # 64-token chunks (2 and 3 chunks); as many value heads as key heads (no repeat_interleave);
+    # every layer linear_attention (no attention layer keeps RoPE's tables or the mask) last
+    "qwen3_next": (("eager", "sdpa"), {"L": 4, "experts": 4, "experts_per_token": 2, "shared_f": 320,
+                                       "gdn_k_heads": 2, "gdn_v_heads": 4, "gdn_k_head_dim": 32,
+                                       "gdn_v_head_dim": 48},
+                   [{}, {"s": 100}, {"s": 160, "b": 1}, {"b": 1, "gdn_v_heads": 2}, {"linear_only": True}]),
 }
 
 
@@ -190,6 +212,8 @@ def build(c):
     config["model_type"] = cfg.model_type
     if c["family"] == "gpt_neox":  # transformers 5 nests it in rope_parameters; the Hub's configs state it
         config["rotary_pct"] = c["rotary_pct"]
+    if c["family"] == "qwen3_next":  # likewise (Qwen3-Next-80B-A3B's config.json: "partial_rotary_factor": 0.25)
+        config["partial_rotary_factor"] = cfg.rope_parameters["partial_rotary_factor"]
     for k in ("_attn_implementation", "_name_or_path", "transformers_version", "dtype", "torch_dtype",
               "architectures"):
         config.pop(k, None)
