@@ -80,15 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu", action="append", default=[], metavar="ID",
                    help="use this catalog GPU's memory as a budget (repeatable)")
     p.add_argument("--target", metavar="OUTPUT", help="the output to keep in budget (default: total_<regime>)")
-    p.add_argument("--peak", action="store_true", help="default to peak_<regime>, the peak over phases")
+    p.add_argument("--peak", action="store_true",
+                   help="answer against peak_<regime>, the peak over phases (the default; kept for scripts)")
+    p.add_argument("--total", action="store_true",
+                   help="answer against total_<regime>, the sum of parts, instead of the peak")
     _common(p)
 
     p = sub.add_parser("sensitivity", help="derivatives, elasticities and doubling ratios of a target",
                        description="For each input the target depends on: ∂target/∂x, its value here, the "
                        "elasticity ∂ln M/∂ln x and M(2x)/M(x); ranked by elasticity.")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--target", metavar="OUTPUT", help="default: total_<regime>")
-    p.add_argument("--peak", action="store_true", help="default to peak_<regime>, the peak over phases")
+    p.add_argument("--target", metavar="OUTPUT", help="default: total_<regime>, the sum of parts")
+    p.add_argument("--peak", action="store_true",
+                   help="peak_<regime>, the peak over phases, instead (its symbolic derivatives take minutes)")
+    p.add_argument("--total", action="store_true", help="total_<regime> (the default)")
     _common(p)
 
     p = sub.add_parser("sweep", help="tabulate or plot outputs over a range of an input",
@@ -98,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("range", metavar="NAME=START:STOP[:STEP]")
     p.add_argument("--target", dest="targets", action="append", default=[], metavar="OUTPUT",
                    help="an output to tabulate (repeatable; default: total_<regime>)")
-    p.add_argument("--peak", action="store_true", help="default to peak_<regime>, the peak over phases")
+    p.add_argument("--peak", action="store_true",
+                   help="answer against peak_<regime>, the peak over phases (the default; kept for scripts)")
+    p.add_argument("--total", action="store_true",
+                   help="answer against total_<regime>, the sum of parts, instead of the peak")
     p.add_argument("--plot", metavar="FILE", help="draw the sweep to FILE.png or FILE.svg (needs vram-eval[plot])")
     p.add_argument("--gpu", action="append", default=[], metavar="ID", help="draw this GPU's memory (repeatable)")
     _common(p, formats=("csv", "json", "table"))
@@ -273,18 +281,20 @@ def _solve(args) -> int:
     from .solve import solve
 
     problem = _load(args.spec, args.sets, args.formulas)
-    solutions = [solve(problem, args.name, value, _target(problem, args.target, args.peak), budget_text=label)
+    solutions = [solve(problem, args.name, value, _target(problem, args.target, args.total), budget_text=label)
                  for label, value in _budgets(args, problem)]
     sys.stdout.write(render_solutions(solutions, args.format))
     return 0
 
 
 def _sensitivity(args) -> int:
+    from .focus import default_target
     from .report import render_sensitivity
     from .sensitivity import sensitivity
 
     problem = _load(args.spec, args.sets, args.formulas)
-    sys.stdout.write(render_sensitivity(sensitivity(problem, _target(problem, args.target, args.peak)), args.format))
+    target = args.target or (default_target(problem) if args.peak else None)
+    sys.stdout.write(render_sensitivity(sensitivity(problem, target), args.format))
     return 0
 
 
@@ -294,7 +304,7 @@ def _sweep(args) -> int:
 
     rng = parse_range(args.range)
     problem = _load(args.spec, args.sets, args.formulas)
-    result = sweep(problem, rng, args.targets or [_target(problem, None, args.peak)])
+    result = sweep(problem, rng, args.targets or [_target(problem, None, args.total)])
     if args.plot:
         _plot(args, problem, result)
     sys.stdout.write(render_sweep(result, args.format))
@@ -345,12 +355,11 @@ _COMMANDS = {"validate": _validate, "eval": _eval, "check": _check, "explain": _
              "sensitivity": _sensitivity, "sweep": _sweep}
 
 
-def _target(problem, target, peak: bool):
-    """--target as given; else, with --peak, the regime's peak over phases (else: its total)."""
-    if target or not peak:
+def _target(problem, target, total: bool):
+    """--target as given; else, with --total, the regime's total (sum of parts); else None: the
+    regime's peak over phases (engine.focus.default_target)."""
+    if target or not total:
         return target
-    from .focus import default_target
-    from .regimes import PEAKS
+    from .focus import default_total
 
-    total = default_target(problem)
-    return PEAKS[total][0] if total in PEAKS else total
+    return default_total(problem)

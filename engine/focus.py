@@ -23,7 +23,7 @@ from .load import Problem
 from .rules import Rule
 from .symbols import Text
 
-__all__ = ["Focus", "focus", "default_target", "NUMERIC_UNITS"]
+__all__ = ["Focus", "focus", "default_target", "default_total", "NUMERIC_UNITS"]
 
 NUMERIC_UNITS = (None, "count", "bytes", "ratio")
 
@@ -91,13 +91,35 @@ def _exact(x) -> Basic:
 
 
 def default_target(problem: Problem) -> str:
-    """The total of the spec's regime (input `regime`: training, lora, qlora, inference)."""
+    """What a question answers against unless --target says: the peak over phases of the spec's
+    regime (input `regime`: training, lora, qlora, inference), what a GPU sees — or its total
+    (the sum of parts) where the peak cannot be computed (a pure Mamba stack's phases need the
+    attention heads it does not have)."""
+    from .regimes import PEAKS
+
+    total = default_total(problem)
+    peak = PEAKS[total][0] if total in PEAKS else None
+    if peak is None or peak not in problem.ruleset.rules or _unbound_inputs(problem, peak):
+        return total
+    return peak
+
+
+def default_total(problem: Problem) -> str:
+    """The total (sum of parts) of the spec's regime."""
     regime = problem.bindings.get("regime")
     value = regime.value.value if regime is not None and isinstance(regime.value, Text) else None
     if value is None:
         rule = problem.ruleset.rules.get("regime")
         value = rule.expr.value if rule is not None and isinstance(rule.expr, Text) else "training"
     return f"total_{value}"
+
+
+def _unbound_inputs(problem: Problem, name: str) -> List[str]:
+    """Inputs ``name`` needs that have neither a value nor a default (in the branches taken)."""
+    rs = problem.ruleset
+    bound = {n: b.value for n, b in problem.bindings.items()}
+    _, missing = evaluate_values(rs, bound, only=rs.closure([name]))
+    return sorted(missing.get(name, ()))
 
 
 def _resolve_output(problem: Problem, target: str, where: str) -> str:

@@ -219,18 +219,15 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
         other.append(_mem(rest, memory_unit) if rest != 0 else "")
     if any_other:
         table.append(other)
-    totals = ["total"]
+    totals = ["sum of parts"]
     for _, total, _, _ in columns:
         t = get(total)
         totals.append(_mem(t, memory_unit) if t is not None else "needs " + ", ".join(sorted(result.missing.get(total, ()))))
     table.append(totals)
-    if get("gpu_memory") is not None:
-        fit = ["fits the GPU?"]
-        for _, total, _, _ in columns:
-            fit.append(_fit(get(HEADROOM[total]), memory_unit))
-        table.append(fit)
-    rule = len(table) - (2 if get("gpu_memory") is not None else 1)
+    rule = len(table) - 1
     table += _peak_rows(columns, get, memory_unit)
+    if get("gpu_memory") is not None:
+        table.append(["fits the GPU?"] + [_verdict(total, get, memory_unit) for _, total, _, _ in columns])
     lines += _grid(table, rule_before=rule)
     if get("host_memory") not in (None, 0) or get("nvme_memory") not in (None, 0):
         lines.append("")
@@ -253,22 +250,31 @@ def _fit(room, unit: str) -> str:
 
 
 def _peak_rows(columns, get, unit: str) -> List[List[str]]:
-    """The peak over phases (formulas/peaks.formula) and its fit, for the jobs that have one."""
+    """The peak over phases (formulas/peaks.formula), for the jobs that have one."""
     peaks = [PEAKS.get(total) for _, total, _, _ in columns]
     if not any(p and get(p[0]) is not None for p in peaks):
         return []
-    peak_row, at_row, fit_row = ["peak over phases"], ["  reached at"], ["fits at the peak?"]
+    peak_row, at_row = ["peak over phases"], ["  reached at"]
     for p in peaks:
         if p is None or get(p[0]) is None:
-            for row in (peak_row, at_row, fit_row):
+            for row in (peak_row, at_row):
                 row.append("—")
             continue
-        name, room, phases = p
+        name, _, phases = p
         known = [(label, get(out)) for label, out in phases if get(out) is not None]
         peak_row.append(_mem(get(name), unit))
         at_row.append(max(known, key=lambda kv: kv[1])[0] if known else "")
-        fit_row.append(_fit(get(room), unit))
-    return [peak_row, at_row] + ([fit_row] if get("gpu_memory") is not None else [])
+    return [peak_row, at_row]
+
+
+def _verdict(total: str, get, unit: str) -> str:
+    """Does the job fit? At its peak over phases — what the GPU sees; by the sum of parts only
+    where the peak cannot be computed, and then it says so."""
+    peak = PEAKS.get(total)
+    if peak is not None and get(peak[1]) is not None:
+        return _fit(get(peak[1]), unit)
+    room = get(HEADROOM[total])
+    return "—" if room is None else _fit(room, unit) + " (sum of parts)"
 
 
 def _settings_line(result: Breakdown) -> str:

@@ -15,7 +15,7 @@ from sympy import Basic, Derivative, Integer, diff
 
 from .errors import EngineError
 from .explain import specialise
-from .focus import NUMERIC_UNITS, default_target, focus, _resolve_output
+from .focus import NUMERIC_UNITS, default_total, focus, _resolve_output
 from .load import Problem
 
 __all__ = ["Sensitivity", "InputSensitivity", "sensitivity"]
@@ -62,7 +62,8 @@ class Sensitivity:
 
 def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
     rs = problem.ruleset
-    target = _resolve_output(problem, target or default_target(problem), "--target")
+    # The sum of parts by default: the peak's symbolic derivatives take minutes (--peak asks for them).
+    target = _resolve_output(problem, target or default_total(problem), "--target")
     expression, _ = specialise(rs, target, problem.bindings)
     rows: List[InputSensitivity] = []
     at: Dict[str, Basic] = {}

@@ -440,7 +440,10 @@ def _values_at_point(fx: Focus, names) -> dict:
 def _why_nothing_fits(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str, remedies: bool):
     x = lo if direction == "largest" else Integer(SEARCH_LIMIT)
     shown_x = f"{fx.name} = {int(x):,}" if direction == "largest" else f"any {fx.name}"
-    parts = components(fx.target)
+    # a peak's phases each hold the weights, gradients and states: a part alone over the budget
+    # is over it at the peak too
+    of_peak = {peak: total for total, (peak, _, _) in PEAKS.items()}
+    parts = components(of_peak.get(fx.target, fx.target))
     over = []
     if parts:
         values = fx.with_values([n for n in parts.values() if n in fx.problem.ruleset.rules])

@@ -4,7 +4,7 @@ tests/test_measured_peaks.py)."""
 import pytest
 from sympy import Rational
 
-from conftest import SPECS, evaluate, value
+from conftest import DATA, SPECS, evaluate, value
 
 LLAMA2_7B = SPECS / "llama2-7b.toml"
 
@@ -96,7 +96,25 @@ def test_qlora_peak_is_the_lora_peak_with_the_4_bit_base():
 def test_the_report_shows_the_peak_and_where_it_is(cli):
     status, out, _ = cli("specs/llama2-7b.toml")
     assert status == 0
-    assert "peak over phases" in out and "reached at" in out and "fits at the peak?" in out
+    assert "sum of parts" in out and "peak over phases" in out and "reached at" in out
+
+
+def _verdicts(out):
+    return next(line for line in out.splitlines() if line.startswith("  fits the GPU?"))
+
+
+def test_the_verdict_is_the_peak_s(cli):
+    """Llama-2-7B's QLoRA at s = 4,500 on a 24 GiB card: the sum of parts is 23.04 GiB, the peak
+    over phases 24.04 GiB — the GPU sees the peak, so it does not fit."""
+    _, out, _ = cli("specs/llama2-7b.toml", "--gpu", "rtx4090", "--set", "s=4500")
+    assert "23.04 GiB" in out and "24.04 GiB" in out
+    qlora = [cell.strip() for cell in _verdicts(out)[len("  fits the GPU?"):].split("   ") if cell.strip()][2]
+    assert qlora == "NO, 0.0421 GiB over"
+
+
+def test_a_verdict_without_a_peak_says_it_is_the_sum_of_parts(cli):
+    _, out, _ = cli(DATA / "hf_configs" / "falcon-mamba-7b.json", "--gpu", "h100")
+    assert _verdicts(out).endswith("free (sum of parts)")
 
 
 def test_json_carries_the_peaks(cli):

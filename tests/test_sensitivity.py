@@ -53,3 +53,13 @@ def test_an_input_an_untaken_branch_divides_by_at_zero_still_has_a_row():
     """full_attention_interval = 0 (no linear attention) is divided by only in a branch not taken."""
     _, by = rows(SPECS / "llama13b.toml", "kv_cache")
     assert by["full_attention_interval"].slope == 0
+
+
+def test_the_default_target_is_the_sum_of_parts_and_peak_asks_for_the_peak(cli):
+    """sensitivity keeps total_<regime> (a training peak's symbolic derivatives take minutes)."""
+    import json
+
+    _, out, _ = cli("sensitivity", "specs/gpt2.toml", "--set", "regime=inference", "--format", "json")
+    assert json.loads(out)["target"] == "total_inference"
+    _, out, _ = cli("sensitivity", "specs/gpt2.toml", "--set", "regime=inference", "--peak", "--format", "json")
+    assert json.loads(out)["target"] == "peak_inference"

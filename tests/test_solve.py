@@ -24,9 +24,10 @@ def assert_boundary(sol, budget):
 
 
 def test_longest_context_llama2_7b_serves_in_24_gib_and_in_24_gb():
+    """The sum of parts (weights, KV cache, buffers) is linear in s: a closed form."""
     p = problem(SPECS / "llama2-7b.toml", "regime=inference")
-    gib = solve(p, "s", 24 * GiB)
-    gb = solve(p, "s", 24 * GB)
+    gib = solve(p, "s", 24 * GiB, "total_inference")
+    gb = solve(p, "s", 24 * GB, "total_inference")
     assert_boundary(gib, 24 * GiB)
     assert_boundary(gb, 24 * GB)
     assert (gib.value, gb.value) == (22736, 19463)
@@ -39,7 +40,7 @@ def test_the_closed_form_printed_is_the_one_solved_with_an_output_given():
     """--set params=7.5B replaces the parameter count: the closed form reads with params, and its
     root is the answer's (it used to print the count from the sizes, which was not solved)."""
     p = problem(SPECS / "llama2-7b.toml", "regime=inference", "params=7.5B")
-    answer = solve(p, "s", 24 * GiB)
+    answer = solve(p, "s", 24 * GiB, "total_inference")
     assert "params" in answer.closed_form and "f*h" not in answer.closed_form
     per_token = 4 * 4096 + 128 * 128 * 32  # I/O buffer and KV cache bytes per token at b = 1 (bf16)
     assert answer.value == (24 * GiB - 2 * 7_500_000_000) // per_token
@@ -137,7 +138,24 @@ def test_cli_json_follows_the_design_schema(cli):
     assert status == 0, err
     data = json.loads(out)
     assert {"for", "target", "budget", "value", "closed_form", "reason"} <= set(data)
-    assert (data["for"], data["target"], data["budget"], data["value"]) == ("s", "total_inference", 24 * GiB, 22736)
+    assert (data["for"], data["target"], data["budget"], data["value"]) == ("s", "peak_inference", 24 * GiB, 19711)
+
+
+def test_the_peak_decides_unless_total_is_asked(cli):
+    """The default answers against the peak over phases (what the GPU sees); --total against the
+    sum of parts, for comparison with published tables."""
+    for flags, target, value in (((), "peak_inference", 19711), (("--total",), "total_inference", 22736),
+                                 (("--target", "total_inference"), "total_inference", 22736)):
+        _, out, _ = cli("solve", "specs/llama2-7b.toml", "--for", "s", "--budget", "24GiB", "--set", "regime=inference",
+                        "--format", "json", *flags)
+        assert (json.loads(out)["target"], json.loads(out)["value"]) == (target, value)
+
+
+def test_a_regime_without_a_computable_peak_answers_against_its_total(cli):
+    """A pure Mamba stack's phases need attention heads it does not have: the sum of parts decides."""
+    _, out, _ = cli("solve", DATA / "hf_configs" / "falcon-mamba-7b.json", "--for", "b", "--budget", "80GiB",
+                    "--set", "regime=inference", "--format", "json")
+    assert json.loads(out)["target"] == "total_inference"
 
 
 def test_cli_nothing_fits_exits_0_with_null_and_a_reason(cli):
@@ -149,7 +167,7 @@ def test_cli_nothing_fits_exits_0_with_null_and_a_reason(cli):
 def test_cli_two_budgets_answer_a_table(cli):
     status, out, _ = cli("solve", "specs/llama2-7b.toml", "--for", "s", "--budget", "24GiB", "--budget", "24GB",
                          "--set", "regime=inference")
-    assert status == 0 and "22,736" in out and "19,463" in out
+    assert status == 0 and "19,711" in out and "16,874" in out
     status, out, _ = cli("solve", "specs/llama2-7b.toml", "--for", "s", "--gpu", "rtx4090", "--gpu", "a100-80gb",
                          "--set", "regime=inference", "--format", "json")
     assert status == 0 and [d["budget"] for d in json.loads(out)] == [24 * GiB, 80 * GiB]
@@ -199,7 +217,7 @@ def test_bytes_are_printed_as_whole_numbers(cli):
     """ZeRO-3 over dp = 3 leaves a third of a byte: printed rounded up, never 3.84702e+10."""
     status, out, _ = cli("solve", "specs/llama2-7b.toml", "--for", "dp", "--budget", "30GiB", "--set", "zero_stage=3",
                          "--set", "recompute=full")
-    assert status == 0 and "at dp = 3: 38,470,150,839 bytes (35.83 GiB) — does not fit" in out and "e+" not in out
+    assert status == 0 and "at dp = 3: 38,721,252,275 bytes (36.06 GiB) — does not fit" in out and "e+" not in out
 
 
 def test_a_requirement_the_input_does_not_touch_is_checked_at_the_spec_s_point(cli):
@@ -220,5 +238,5 @@ def test_nothing_fits_at_the_peak_suggests_two_changes_together_when_one_is_not_
 
 def test_a_single_change_that_fits_is_suggested_alone(cli):
     _, out, _ = cli("solve", "specs/llama3-8b.toml", "--for", "b", "--budget", "24GiB", "--set", "regime=lora",
-                    "--set", "s=8192")
+                    "--set", "s=8192", "--total")
     assert "try: --set recompute=full: b = 1 fits" in out and "--set recompute=full --set" not in out

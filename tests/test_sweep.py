@@ -52,7 +52,7 @@ def test_cli_csv(cli):
 def test_cli_json(cli):
     status, out, _ = cli("sweep", "specs/llama13b.toml", "b=1:2", "--format", "json")
     data = json.loads(out)
-    assert data["for"] == "b" and data["values"] == [1, 2] and data["targets"] == ["total_training"]
+    assert data["for"] == "b" and data["values"] == [1, 2] and data["targets"] == ["peak_training"]
 
 
 def test_plot_png_is_an_image(cli, tmp_path):
@@ -73,7 +73,7 @@ def test_plot_svg_marks_the_crossings(cli, tmp_path):
     assert status == 0, err
     text = path.read_text()
     ET.fromstring(text)  # well-formed
-    assert "s = 22,736" in text  # where the curve crosses the RTX 4090's 24 GiB
+    assert "s = 19,711" in text  # where the peak crosses the RTX 4090's 24 GiB (solve says the same)
 
 
 def test_plot_needs_the_plot_extra(cli, tmp_path, monkeypatch):
@@ -158,9 +158,9 @@ def test_the_suggested_ranges_sweep(cli, text):
     assert status == 0, err
     data = json.loads(out)
     name = text.split("=")[0]
-    for x, total in zip(data["values"], data["outputs"]["total_training"]):  # what direct evaluation says
+    for x, total in zip(data["values"], data["outputs"]["peak_training"]):  # what direct evaluation says
         again = engine.load(str(SPECS / "llama13b.toml"), [f"{name}={x}"])
-        expected = engine.evaluate(again.ruleset, again.bindings)["total_training"]
+        expected = engine.evaluate(again.ruleset, again.bindings)["peak_training"]
         assert total == (int(expected) if expected.is_Integer else float(expected))
 
 
