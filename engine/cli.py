@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory per GPU, with a unit: 24GiB, 80GB (repeatable: one answer each)")
     p.add_argument("--gpu", action="append", default=[], metavar="ID",
                    help="use this catalog GPU's memory as a budget (repeatable)")
-    p.add_argument("--target", metavar="OUTPUT", help="the output to keep in budget (default: total_<regime>)")
+    p.add_argument("--target", metavar="OUTPUT", help="the output to keep in budget (default: peak_<regime>)")
     p.add_argument("--peak", action="store_true",
                    help="answer against peak_<regime>, the peak over phases (the default; kept for scripts)")
     p.add_argument("--total", action="store_true",
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("range", metavar="NAME=START:STOP[:STEP]")
     p.add_argument("--target", dest="targets", action="append", default=[], metavar="OUTPUT",
-                   help="an output to tabulate (repeatable; default: total_<regime>)")
+                   help="an output to tabulate (repeatable; default: peak_<regime>)")
     p.add_argument("--peak", action="store_true",
                    help="answer against peak_<regime>, the peak over phases (the default; kept for scripts)")
     p.add_argument("--total", action="store_true",

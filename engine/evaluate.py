@@ -25,7 +25,7 @@ from .spec import Binding
 from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_python_value, to_sympy_value
 from .symbols import Lookup, Member, Table, Text, TextSet, UnknownKey
 
-__all__ = ["Breakdown", "evaluate", "evaluate_values"]
+__all__ = ["Breakdown", "evaluate", "evaluate_values", "check_requirements"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def evaluate(
         values, missing = evaluate_values(ruleset, {n: b.value for n, b in bindings.items()})
     except EvaluationError as exc:
         raise blame(exc, ruleset, bindings) from None
-    _check_requirements(ruleset, bindings, values)
+    check_requirements(ruleset, bindings, values)
     check_memory(ruleset, bindings, values)
     result = Breakdown(ruleset, bindings, values, missing, spec, title)
     for name in wanted or ():
@@ -273,7 +273,7 @@ def _checked(rule: Rule, value: Basic) -> Basic:
     return value
 
 
-def _check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic],
+def check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic],
                         requirements=None) -> None:
     """Every requirement (or those given) whose inputs have values must hold: else a SpecError
     located at the latest spec line or --set that bound an input involved."""

@@ -16,7 +16,7 @@ from sympy import Basic, Integer, Symbol
 from sympy.logic.boolalg import And, BooleanAtom, Or, false, true
 
 from .errors import BindingError, EvaluationError, Location, SolveError, ValueTooLarge, suggest
-from .evaluate import _check_requirements, evaluate_values
+from .evaluate import check_requirements, evaluate_values
 from .guards import blame, check_memory
 from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_sympy_value
 from .load import Problem
@@ -165,7 +165,7 @@ def focus(problem: Problem, name: str, target: Optional[str] = None, where: str 
     # The requirements the input does not touch must hold at the spec's point (kv_heads = 24 with
     # 64 heads is wrong whatever tp is): the located error `vram-eval SPEC` gives. Their inputs do
     # not depend on the input, so their values here are plain numbers.
-    _check_requirements(rs, problem.bindings, values, rest)
+    check_requirements(rs, problem.bindings, values, rest)
     symbol = Symbol(canonical)
     return Focus(problem, canonical, target, symbol, values[target], at,
                  _requirements_in(involved, values, missing))

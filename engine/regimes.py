@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-__all__ = ["REGIMES", "ROWS", "HEADROOM", "PEAKS", "components", "REMEDIES"]
+__all__ = ["REGIMES", "ROWS", "HEADROOM", "PEAKS", "TOTAL_OF_PEAK", "components", "REMEDIES"]
 
 # (heading, total, {row: output}) — the report's columns.
 REGIMES: Tuple[Tuple[str, str, Dict[str, str]], ...] = (
@@ -51,6 +51,10 @@ PEAKS: Dict[str, Tuple[str, str, Tuple[Tuple[str, str], ...]]] = {
         ("prefill", "inference_at_prefill"),
         ("decode", "inference_at_decode"))),
 }
+
+
+# peak over phases → the total (sum of parts) of its regime.
+TOTAL_OF_PEAK: Dict[str, str] = {peak: total for total, (peak, _, _) in PEAKS.items()}
 
 
 def components(total: str) -> Dict[str, str]:

@@ -3,9 +3,8 @@ unit conversion happens here; every figure says its unit."""
 
 from __future__ import annotations
 
-import math
-
 import json
+import math
 from typing import Any, Dict, List, Optional
 
 from sympy import Basic, Integer, Rational

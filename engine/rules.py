@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from sympy import Basic, Symbol
 
@@ -231,17 +231,22 @@ class RuleSet:
                 stack.extend(sorted(rule.deps))
         return [n for n in self.order if n in out]
 
-    def expand(self, name: str) -> Basic:
-        """The expression of ``name`` with every definition substituted, down to inputs."""
+    def expand(self, name: str, fixed: Optional[Mapping[str, Basic]] = None, keep: Iterable[str] = ()) -> Basic:
+        """The expression of ``name`` with every definition substituted, down to inputs. Names in
+        ``fixed`` take those values as the expansion goes (so a branch they rule out is never
+        built); definitions in ``keep`` stay names."""
+        fixed = {Symbol(n): v for n, v in (fixed or {}).items()}
+        keep = set(keep)
         memo: Dict[str, Basic] = {}
         needed = self.closure([name])
         for current in self.order:
-            if current not in needed:
+            if current not in needed or current in keep:
                 continue
             rule = self.rules.get(current)
             if rule is None or rule.kind != "definition":
                 continue
-            subs = {Symbol(d): memo[d] for d in rule.deps if d in memo}
+            subs = {Symbol(d): memo[d] if d in memo else fixed[Symbol(d)] for d in rule.deps
+                    if d in memo or Symbol(d) in fixed}
             memo[current] = rule.expr.xreplace(subs) if subs else rule.expr
             if current == name:
                 break

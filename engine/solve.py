@@ -14,7 +14,7 @@ which change would fit, found by solving again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from sympy import Basic, Integer, Piecewise, Poly, Rational, Symbol, ceiling, fraction, together
 
@@ -22,7 +22,7 @@ from .errors import EngineError, Location, SolveError, ValueTooLarge
 from .exact import MAX_BITS
 from .focus import Focus, focus
 from .load import Problem
-from .regimes import PEAKS, REMEDIES, components
+from .regimes import PEAKS, REMEDIES, TOTAL_OF_PEAK, components
 from .spec import parse_set, bind
 from .units import format_bytes, parse_quantity, unit_hint
 
@@ -183,12 +183,12 @@ def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solu
 
     nxt = value + 1 if direction == "largest" else value - 1
     at_next = invalid = None
+    rejected = None if direction == "smallest" and nxt < lo else fx.failing(nxt)
     if direction == "smallest" and nxt < lo:
         nxt = None
-    elif fx.failing(nxt) is not None:
-        rule = fx.failing(nxt)
-        invalid = rule.doc or f"requirement not met: {rule.text}"
-    elif nxt is not None:
+    elif rejected is not None:  # tp = 7 with 8 KV heads: not a value that does not fit, not a value at all
+        invalid = rejected.doc or f"requirement not met: {rejected.text}"
+    else:
         try:
             at_next = f(nxt)
         except _Undefined:
@@ -403,21 +403,8 @@ def _sizes_expression(fx: Focus) -> Basic:
 
     rs = fx.problem.ruleset
     bound = {n: b.value for n, b in fx.problem.bindings.items()}
-    needed = rs.closure([fx.target])
-    fixed = {Symbol(n): v for n, v in _choices(rs, bound, fx.target).items()}
-    memo: Dict[str, Basic] = {}
-    for name in rs.order:
-        rule = rs.rules.get(name)
-        if name not in needed or rule is None or rule.kind != "definition":
-            continue
-        if name in fx.problem.bindings:
-            continue  # an output the spec or --set gives (params = 7.5B): solved as given, a name here
-        subs = {Symbol(d): memo[d] if d in memo else fixed[Symbol(d)] for d in rule.deps
-                if d in memo or Symbol(d) in fixed}
-        memo[name] = rule.expr.xreplace(subs) if subs else rule.expr
-        if name == fx.target:
-            break
-    expr = memo.get(fx.target, Symbol(fx.target))
+    # an output the spec or --set gives (params = 7.5B) is solved as given: a name here
+    expr = rs.expand(fx.target, fixed=_choices(rs, bound, fx.target), keep=fx.problem.bindings)
     structural = set()
     for node in expr.atoms(Piecewise):
         for _, cond in node.args:
@@ -442,8 +429,7 @@ def _why_nothing_fits(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: st
     shown_x = f"{fx.name} = {int(x):,}" if direction == "largest" else f"any {fx.name}"
     # a peak's phases each hold the weights, gradients and states: a part alone over the budget
     # is over it at the peak too
-    of_peak = {peak: total for total, (peak, _, _) in PEAKS.items()}
-    parts = components(of_peak.get(fx.target, fx.target))
+    parts = components(TOTAL_OF_PEAK.get(fx.target, fx.target))
     over = []
     if parts:
         values = fx.with_values([n for n in parts.values() if n in fx.problem.ruleset.rules])
@@ -497,7 +483,7 @@ def _remedy_fits(fx: Focus, budget: Basic, changes) -> Optional[str]:
     target = fx.target
     for key, val in changes:
         if key == "regime":  # the same question of the other regime: its total, or its peak
-            target = PEAKS[f"total_{val}"][0] if fx.target in {p for p, _, _ in PEAKS.values()} else f"total_{val}"
+            target = PEAKS[f"total_{val}"][0] if fx.target in TOTAL_OF_PEAK else f"total_{val}"
     try:
         trial = _with(fx.problem, *(f"{k}={v}" for k, v in changes))
         if any(k == "zero_stage" for k, _ in changes) and fx.name != "dp":
