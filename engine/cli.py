@@ -14,7 +14,7 @@ from .errors import EngineError
 
 __all__ = ["main"]
 
-COMMANDS = ("eval", "check", "explain", "solve", "sensitivity", "sweep", "validate")
+COMMANDS = ("eval", "check", "explain", "solve", "sensitivity", "sweep", "validate", "gpus")
 
 EPILOG = """\
 examples:
@@ -26,6 +26,7 @@ examples:
   vram-eval sweep specs/llama13b.toml s=512:32768:x2 --plot mem.png
   vram-eval explain weights
   vram-eval check formulas/ my.formula
+  vram-eval gpus
 
 `vram-eval SPEC` is short for `vram-eval eval SPEC`. Exit status: 0 success,
 2 bad input (a located message on stderr), 1 a bug in vram-eval.
@@ -67,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show only this output (repeatable); an error if its inputs are not set")
     p.add_argument("--all", dest="listing", action="store_true",
                    help="list every input and output instead of the regime table")
-    p.add_argument("--gpu", metavar="ID", help="a GPU of specs/catalog/gpus.toml (h100, rtx4090, ...); "
-                   "overrides the spec's gpu")
+    p.add_argument("--gpu", metavar="ID", help="a GPU of specs/catalog/gpus.toml (h100, rtx4090, ...): its usable "
+                   "memory (what the driver reports) becomes gpu_memory; overrides the spec's gpu")
 
     p = sub.add_parser("solve", help="the largest (or smallest) value of an input that fits a budget",
                        description="Solve for one input: the largest value that keeps the target within the budget "
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", action="append", default=[], metavar="MEMORY",
                    help="memory per GPU, with a unit: 24GiB, 80GB (repeatable: one answer each)")
     p.add_argument("--gpu", action="append", default=[], metavar="ID",
-                   help="use this catalog GPU's memory as a budget (repeatable)")
+                   help="use this catalog GPU's usable memory (what its driver reports) as a budget (repeatable)")
     p.add_argument("--target", metavar="OUTPUT", help="the output to keep in budget (default: peak_<regime>)")
     p.add_argument("--peak", action="store_true",
                    help="answer against peak_<regime>, the peak over phases (the default; kept for scripts)")
@@ -90,10 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For each input the target depends on: ∂target/∂x, its value here, the "
                        "elasticity ∂ln M/∂ln x and M(2x)/M(x); ranked by elasticity.")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--target", metavar="OUTPUT", help="default: total_<regime>, the sum of parts")
+    p.add_argument("--target", metavar="OUTPUT", help="the output to differentiate (default: peak_<regime>)")
     p.add_argument("--peak", action="store_true",
-                   help="peak_<regime>, the peak over phases, instead (its symbolic derivatives take minutes)")
-    p.add_argument("--total", action="store_true", help="total_<regime> (the default)")
+                   help="peak_<regime>, the peak over phases (the default; kept for scripts)")
+    p.add_argument("--total", action="store_true",
+                   help="total_<regime>, the sum of parts, instead of the peak")
     _common(p)
 
     p = sub.add_parser("sweep", help="tabulate or plot outputs over a range of an input",
@@ -108,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--total", action="store_true",
                    help="answer against total_<regime>, the sum of parts, instead of the peak")
     p.add_argument("--plot", metavar="FILE", help="draw the sweep to FILE.png or FILE.svg (needs vram-eval[plot])")
-    p.add_argument("--gpu", action="append", default=[], metavar="ID", help="draw this GPU's memory (repeatable)")
+    p.add_argument("--gpu", action="append", default=[], metavar="ID",
+                   help="draw this GPU's usable memory (repeatable)")
     _common(p, formats=("csv", "json", "table"))
 
     p = sub.add_parser("validate", help="predicted vs measured on a real PyTorch model (needs vram-eval[validate])",
@@ -118,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=("tiny", "small"), default="tiny", help="model size to build (default tiny)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--format", choices=("table", "json"), default="table")
+
+    p = sub.add_parser("gpus", help="list the GPU catalog: marketed size, usable memory, sources",
+                       description="List specs/catalog/gpus.toml: each GPU's id (and aliases), its marketed size and "
+                       "the usable memory --gpu ID budgets (what its driver reports), with the sources in JSON.")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--units", choices=("GiB", "GB", "MiB", "MB"), default="GiB",
+                   help="memory unit for the table (GiB = 2^30 bytes, GB = 10^9); JSON is always bytes")
 
     p = sub.add_parser("check", help="parse and lint formula files",
                        description="Check formula files: syntax, duplicate names, cycles, unknown functions, "
@@ -260,20 +270,25 @@ def _budgets(args, problem):
     from .errors import SpecError
     from .hardware import find_gpu
     from .solve import parse_budget
-    from .units import parse_quantity
 
     budgets = [(text, parse_budget(text)) for text in args.budget]
     for gpu_id in args.gpu:
         gpu = find_gpu(gpu_id)
-        value, _ = parse_quantity(gpu.memory)
-        budgets.append((f"{gpu.id} ({gpu.memory})", int(value)))
+        budgets.append((_gpu_label(gpu), gpu.usable_bytes))
     if not budgets:
         memory = problem.bindings.get("gpu_memory")
         if memory is None:
             raise SpecError("solve needs a budget", hint="give --budget 24GiB, --gpu h100, or gpu = \"h100\" in the spec")
-        label = f"{problem.gpu.id} ({problem.gpu.memory})" if problem.gpu else "gpu_memory"
+        label = _gpu_label(problem.gpu) if problem.gpu else "gpu_memory"
         budgets.append((label, int(memory.value)))
     return budgets
+
+
+def _gpu_label(gpu) -> str:
+    """A catalog GPU as a budget's label: its id and usable memory, e.g. "l40s (46,068 MiB usable)"."""
+    if gpu.reported_mib is not None:
+        return f"{gpu.id} ({gpu.reported_mib:,} MiB usable)"
+    return f"{gpu.id} ({gpu.memory}, no driver figure)"
 
 
 def _solve(args) -> int:
@@ -288,13 +303,11 @@ def _solve(args) -> int:
 
 
 def _sensitivity(args) -> int:
-    from .focus import default_target
     from .report import render_sensitivity
     from .sensitivity import sensitivity
 
     problem = _load(args.spec, args.sets, args.formulas)
-    target = args.target or (default_target(problem) if args.peak else None)
-    sys.stdout.write(render_sensitivity(sensitivity(problem, target), args.format))
+    sys.stdout.write(render_sensitivity(sensitivity(problem, _target(problem, args.target, args.total)), args.format))
     return 0
 
 
@@ -316,12 +329,11 @@ def _plot(args, problem, result) -> None:
     from .hardware import find_gpu
     from .plot import plot_sweep
     from .solve import solve
-    from .units import parse_quantity
 
     lines = []
     gpus = [find_gpu(g) for g in args.gpu] or ([problem.gpu] if problem.gpu else [])
     for gpu in gpus:
-        lines.append((gpu.name, int(parse_quantity(gpu.memory)[0])))
+        lines.append((gpu.name, gpu.usable_bytes))
     if not gpus and "gpu_memory" in problem.bindings:
         lines.append(("gpu_memory", int(problem.bindings["gpu_memory"].value)))
     crossings = []
@@ -351,7 +363,16 @@ def _validate(args) -> int:
     return 0
 
 
-_COMMANDS = {"validate": _validate, "eval": _eval, "check": _check, "explain": _explain, "solve": _solve,
+def _gpus(args) -> int:
+    from .hardware import gpu_catalog
+    from .report import render_gpus
+
+    unique = list({id(g): g for g in gpu_catalog().values()}.values())
+    sys.stdout.write(render_gpus(unique, args.format, args.units))
+    return 0
+
+
+_COMMANDS = {"gpus": _gpus, "validate": _validate, "eval": _eval, "check": _check, "explain": _explain, "solve": _solve,
              "sensitivity": _sensitivity, "sweep": _sweep}
 
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from .hardware import GPU, GPU_KEY, find_gpu
+
+# The input a catalog GPU's architecture binds (formulas/overhead.formula: the cuBLAS workspace).
+GPU_ARCH = "gpu_arch"
 from .library import Library
 from .rules import RuleSet
 from .errors import Location, SpecError
@@ -92,14 +95,22 @@ def _check_undeclared(ruleset: RuleSet, entries) -> None:
 
 
 def _resolve_gpus(entries):
-    """``gpu = "h100"`` → a gpu_memory entry from the catalog (the last one wins)."""
+    """``gpu = "h100"`` → a gpu_memory entry from the catalog (the last one wins): the GPU's
+    usable bytes (what its driver reports), not its marketed size; and a gpu_arch entry, its
+    architecture, unless gpu_arch is given. A later ``gpu_memory`` wins."""
     out, chosen = [], None
-    for entry in entries:
+    arch_given = any(entry.name == GPU_ARCH for entry in entries)
+    gpus = [n for n, entry in enumerate(entries) if entry.key == GPU_KEY and entry.target is None]
+    if gpus and any(entry.name == "gpu_memory" for entry in entries[gpus[-1]:]):
+        gpus = []  # a memory given after the last GPU: the job is no longer on a catalog GPU
+    for n, entry in enumerate(entries):
         if entry.key == GPU_KEY and entry.target is None:
             if not isinstance(entry.value, str):
                 raise SpecError(f"'{GPU_KEY}' names a GPU of the catalog, such as \"h100\"", entry.location)
             chosen = find_gpu(entry.value, entry.location)
-            entry = Entry(GPU_KEY, chosen.memory, entry.location, target="gpu_memory")
+            entry = Entry(GPU_KEY, chosen.usable_bytes, entry.location, target="gpu_memory")
+            if gpus and n == gpus[-1] and chosen.arch is not None and not arch_given:  # the last GPU's, unless named
+                out.append(Entry(GPU_KEY, chosen.arch, entry.location, target=GPU_ARCH))
         elif entry.name == "gpu_memory":
             chosen = None
         out.append(entry)

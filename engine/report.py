@@ -11,13 +11,13 @@ from sympy import Basic, Integer, Rational
 from sympy.logic.boolalg import BooleanAtom
 
 from .evaluate import Breakdown
-from .regimes import HEADROOM, PEAKS, REGIMES, ROWS
+from .regimes import HEADROOM, OVERHEAD_INPUTS, OVERHEAD_PARTS, OVERHEAD_ROW, PEAKS, REGIMES, ROWS
 from .symbols import Table, Text, TextSet
 from .units import format_bytes, format_count, format_number
 
 __all__ = ["to_python", "breakdown_dict", "render_json", "render_yaml", "render_listing", "render_report", "render",
            "render_check", "render_explanation", "render_names", "render_solutions", "render_sensitivity",
-           "render_sweep"]
+           "render_sweep", "render_gpus"]
 
 UNIT_WORDS = {"GiB": "GiB (2^30 bytes)", "GB": "GB (10^9 bytes)", "MiB": "MiB (2^20 bytes)", "MB": "MB (10^6 bytes)",
               "TiB": "TiB (2^40 bytes)", "TB": "TB (10^12 bytes)"}
@@ -42,8 +42,9 @@ def to_python(value: Basic) -> Any:
     return value
 
 
-def breakdown_dict(result: Breakdown) -> Dict[str, Any]:
-    """The DESIGN.md JSON shape, plus documented extras (name, unavailable, overridden)."""
+def breakdown_dict(result: Breakdown, gpu=None) -> Dict[str, Any]:
+    """The DESIGN.md JSON shape, plus documented extras (name, unavailable, overridden, gpu:
+    the catalog GPU whose usable bytes are gpu_memory, or null)."""
     rs = result.ruleset
     inputs = {n: to_python(v) for n, v in result.inputs.items()}
     outputs = {n: to_python(v) for n, v in result.outputs.items() if rs.rules[n].kind == "definition"}
@@ -58,7 +59,22 @@ def breakdown_dict(result: Breakdown) -> Dict[str, Any]:
         "overridden": [
             {"name": new.name, "by": new.where, "replaces": old.where} for new, old in rs.overridden
         ],
+        "gpu": gpu.as_dict() if gpu is not None else None,
+        "uncalibrated": uncalibrated_overhead(result),
     }
+
+
+def uncalibrated_overhead(result: Breakdown) -> List[str]:
+    """The runtime-overhead inputs (formulas/overhead.formula) that keep a published default
+    rather than a measured value: none once overhead_calibrated = 1, or once each is set by the
+    spec or --set (`overhead` set stands for its parts). A part that is 0 by rule (NCCL on one
+    GPU) is not a default to calibrate."""
+    v, bound = result.values, result.bindings
+    if not set(OVERHEAD_INPUTS) <= set(v) or to_python(v.get("overhead_calibrated", 0)) == 1:
+        return []
+    parts = [] if "overhead" in bound else [n for n in OVERHEAD_PARTS if n not in bound and v[n] != 0]
+    return parts + ([] if "allocator_fragmentation" in bound or v["allocator_fragmentation"] == 0
+                    else ["allocator_fragmentation"])
 
 
 def render_json(data: Dict[str, Any]) -> str:
@@ -174,8 +190,12 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     parallel = [f"{n} {format_value(get(n), None)}" for n in ("dp", "tp", "pp") if get(n) is not None and get(n) != 1]
     if get("zero_stage") not in (None, 0):
         parallel.append(f"ZeRO-{format_value(get('zero_stage'), None)}")
-    if get("offload") is not None and to_python(get("offload")) != "none":
-        parallel.append(f"offload {to_python(get('offload'))}")
+    for name, label in (("uses_ddp", "DDP"), ("uses_fsdp2", "FSDP2")):
+        if get(name) is not None and bool(get(name)):
+            parallel.append(label)
+    for name, label in (("offload_optimizer", "offload"), ("offload_param", "offload_param")):
+        if get(name) is not None and to_python(get(name)) != "none":
+            parallel.append(f"{label} {to_python(get(name))}")
     lines.append("  " + ", ".join(facts + parallel) + (f"   ({result.spec})" if result.spec else ""))
     lines.append("  " + _settings_line(result))
     unmeasured = to_python(get("unmeasured")) if get("unmeasured") is not None else ()
@@ -189,8 +209,7 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
                 else "activations and peaks not computed")
         lines.append(f"  not measured for this block: {', '.join(unmeasured)} — {exact} exact; {rest}")
     if get("gpu_memory") is not None:
-        name = f"{gpu.name}, " if gpu is not None else ""
-        lines.append(f"  GPU: {name}{_mem(get('gpu_memory'), memory_unit)} each")
+        lines.append("  " + _gpu_line(get("gpu_memory"), gpu, memory_unit))
     lines.append("")
 
     columns = []
@@ -200,8 +219,9 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     shown_rows = [r for r in ROWS if any(r in rows and cells.get(r) not in (None, 0) for _, _, rows, cells in columns)]
 
     table = [[""] + [c[0] for c in columns]]
+    uncalibrated = uncalibrated_overhead(result)
     for row in shown_rows:
-        line = [row]
+        line = [row + (" (uncalibrated)" if row == OVERHEAD_ROW and uncalibrated else "")]
         for _, _, rows, cells in columns:
             line.append("—" if row not in rows or cells.get(row) is None else _mem(cells[row], memory_unit))
         table.append(line)
@@ -232,6 +252,9 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
         lines.append("")
         lines.append(f"offloaded (full training): host memory {_mem(get('host_memory') or 0, memory_unit)}, "
                      f"NVMe {_mem(get('nvme_memory') or 0, memory_unit)} per GPU process")
+    if uncalibrated and OVERHEAD_ROW in shown_rows:
+        lines.append("")
+        lines += _overhead_note(v, uncalibrated, memory_unit)
     if result.ruleset.overridden:
         lines.append("")
         lines.append("overridden by your formulas: " + ", ".join(
@@ -240,6 +263,24 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     lines.append(f"memory per GPU in {UNIT_WORDS.get(memory_unit, memory_unit)}; "
                  "`--all` lists every input and output, `vram-eval explain NAME` shows a formula")
     return "\n".join(lines) + "\n"
+
+
+def _gpu_line(memory, gpu, unit: str) -> str:
+    """The header's GPU line: the budget, and for a catalog GPU how it was found."""
+    if gpu is None or memory != gpu.usable_bytes:
+        return f"GPU: {_mem(memory, unit)} each"
+    usable = "usable " if gpu.reported_mib is not None else ""
+    return f"GPU: {gpu.name}, {_mem(memory, unit)} {usable}each ({gpu.describe()})"
+
+
+def _overhead_note(v, uncalibrated: List[str], unit: str) -> List[str]:
+    """What the uncalibrated runtime overhead is made of, and how to replace it."""
+    words = {"cuda_context": "CUDA context", "cublas_workspace": "cuBLAS workspaces", "nccl_buffers": "NCCL buffers"}
+    parts = [f"{words[n]} {format_bytes(v[n], 'MiB', digits=0)}" for n in uncalibrated if n in words]
+    if "allocator_fragmentation" in uncalibrated:
+        parts.append(f"allocator reserve {format_number(100 * to_python(v['allocator_fragmentation']))}% of the allocated bytes")
+    return [f"runtime overhead (uncalibrated): {' + '.join(parts)}: published defaults;",
+            f"  set {', '.join(uncalibrated)} to measured values (python -m validation.gpu measures them)"]
 
 
 def _fit(room, unit: str) -> str:
@@ -311,7 +352,7 @@ def render(data_or_result, fmt: str, memory_unit: str = "GiB", listing: bool = F
         if listing:
             return render_listing(data_or_result, memory_unit)
         return render_report(data_or_result, memory_unit, gpu)
-    data = breakdown_dict(data_or_result) if isinstance(data_or_result, Breakdown) else data_or_result
+    data = breakdown_dict(data_or_result, gpu) if isinstance(data_or_result, Breakdown) else data_or_result
     return render_json(data) if fmt == "json" else render_yaml(data)
 
 
@@ -378,6 +419,8 @@ def _num(value, integer: bool = True) -> str:
     py = to_python(value)
     if isinstance(py, int):
         return f"{py:,}"
+    if isinstance(py, float) and abs(py) >= 1e5 and abs(py) < 1e18:
+        return f"{py:,.1f}"  # a large fraction (bytes per unit of h): digits, not 1.18192e+07
     return f"{py:.6g}"
 
 
@@ -432,7 +475,10 @@ def render_sensitivity(sens, fmt: str = "table") -> str:
     if fmt in ("json", "yaml"):
         data = sens.as_dict()
         return render_json(data) if fmt == "json" else render_yaml(data)
-    lines = [f"sensitivity of {sens.target} = {_num(sens.value)} bytes ({format_bytes(sens.value)})", ""]
+    lines = [f"sensitivity of {sens.target} = {_num(sens.value)} bytes ({format_bytes(sens.value)})"]
+    if sens.phase is not None:
+        lines.append(f"  reached at the {sens.phase[0]} ({sens.phase[1]}): each derivative is taken in that phase")
+    lines.append("")
     table = [["input", "value", "∂/∂x (bytes per unit)", "elasticity", "×2 → ×"]]
     for row in sens.inputs:
         table.append([row.name, _num(row.at), _num(row.slope),
@@ -491,4 +537,30 @@ def render_validation(v, fmt: str = "table") -> str:
               "bytes (parameters: a count), measured on the CPU: activations with torch.autograd.graph.saved_tensors_hooks",
               "(each storage once), peaks as live tensor bytes op by op (validation/peaks.py); the training peak's",
               "layer terms are bounds (up to +8%, never under)."]
+    return "\n".join(lines) + "\n"
+
+
+# --- the GPU catalog ----------------------------------------------------------
+
+
+def render_gpus(gpus, fmt: str = "table", memory_unit: str = "GiB") -> str:
+    """``vram-eval gpus``: each catalog GPU with its marketed size, the budget it gives and the
+    sources of both."""
+    if fmt == "json":
+        return render_json([g.as_dict() for g in gpus])
+    rows = [["id", "name", "marketed", f"usable {memory_unit}", "basis", "aliases"]]
+    for g in gpus:
+        usable = format_bytes(g.usable_bytes, memory_unit).rsplit(" ", 1)[0]
+        basis = (f"driver: {g.reported_mib:,} MiB" if g.reported_mib is not None else "capacity (no driver figure)")
+        if g.devices > 1:
+            basis += f", one of {g.devices} devices"
+        rows.append([g.id, g.name, g.marketed or "", usable, basis, ", ".join(g.aliases)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(f"usable = what one device's driver reports (nvidia-smi memory.total), in "
+                 f"{UNIT_WORDS.get(memory_unit, memory_unit)}: the budget --gpu ID binds to gpu_memory.")
+    lines.append("Sources: specs/catalog/gpus.toml (`source`, `reported_source`); `--format json` prints them.")
     return "\n".join(lines) + "\n"

@@ -4,19 +4,27 @@ For each numeric input the target depends on: the symbolic partial derivative
 (with the string/boolean choices fixed), its value at the point (bytes per unit),
 the elasticity ∂ln M/∂ln x, and the ratio M(2x)/M(x) — the seed's "batch ×2 → ×2,
 seq ×2 → ×4" table, computed instead of guessed. Inputs are ranked by |elasticity|.
+
+The target is the regime's peak over phases by default. A peak is the largest of its
+phases: at the point it is the phase that reaches it, so its symbolic form (and each
+derivative) is that phase's — the whole max over phases, expanded, takes minutes to
+differentiate and says nothing more at the point. The values (slope, ×2) are the peak's own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Dict, List, Optional, Tuple
 
-from sympy import Basic, Derivative, Integer, diff
+from sympy import Basic, Derivative, Integer, Max, Min, Symbol, diff
 
 from .errors import EngineError
+from .exact import TooLarge, Unsupported, evaluate_exact
 from .explain import specialise
-from .focus import NUMERIC_UNITS, default_total, focus, _resolve_output
+from .focus import NUMERIC_UNITS, default_target, focus, _resolve_output
 from .load import Problem
+from .regimes import PEAKS, TOTAL_OF_PEAK
 
 __all__ = ["Sensitivity", "InputSensitivity", "sensitivity"]
 
@@ -25,7 +33,6 @@ __all__ = ["Sensitivity", "InputSensitivity", "sensitivity"]
 class InputSensitivity:
     name: str
     at: Basic  # the input's value at the point
-    derivative: str  # ∂target/∂name, symbolic
     slope: Basic  # its value at the point (bytes per unit of the input)
     elasticity: Optional[float]
     doubling_ratio: Optional[float]  # target(2x) / target(x)
@@ -35,22 +42,34 @@ class InputSensitivity:
 class Sensitivity:
     target: str
     value: Basic  # the target at the point
-    expression: str  # the target, specialised to the choices
+    symbolic: Basic  # the target, specialised to the choices (a peak: at the phase that reaches it)
     at: Dict[str, Basic]
     inputs: Tuple[InputSensitivity, ...]  # ranked by |elasticity|
+    phase: Optional[Tuple[str, str]] = None  # a peak's: (label, output) of the phase that reaches it
+
+    @property
+    def expression(self) -> str:
+        return str(self.symbolic)
+
+    def derivative(self, name: str) -> str:
+        """∂target/∂name, symbolic (worked out when asked: seconds for a large target)."""
+        symbol = Symbol(name)
+        return str(diff(self.symbolic, symbol) if symbol in self.symbolic.free_symbols else Integer(0))
 
     def as_dict(self) -> dict:
         from .report import to_python
 
+        expression = self.expression
         return {
             "target": self.target,
             "value": to_python(self.value),
-            "expression": self.expression,
+            "expression": expression,
+            "phase": None if self.phase is None else {"reached_at": self.phase[0], "output": self.phase[1]},
             "at": {n: to_python(v) for n, v in self.at.items()},
             "inputs": {
                 i.name: {
-                    "expression": self.expression,
-                    "derivative": i.derivative,
+                    "expression": expression,
+                    "derivative": self.derivative(i.name),
                     "value": to_python(i.slope),
                     "elasticity": i.elasticity,
                     "doubling_ratio": i.doubling_ratio,
@@ -62,9 +81,9 @@ class Sensitivity:
 
 def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
     rs = problem.ruleset
-    # The sum of parts by default: the peak's symbolic derivatives take minutes (--peak asks for them).
-    target = _resolve_output(problem, target or default_total(problem), "--target")
-    expression, _ = specialise(rs, target, problem.bindings)
+    target = _resolve_output(problem, target or default_target(problem), "--target")
+    phase = _phase_reached(problem, target)
+    expression = _at_phase(problem, target, phase[1]) if phase else specialise(rs, target, problem.bindings)[0]
     rows: List[InputSensitivity] = []
     at: Dict[str, Basic] = {}
     value = None
@@ -81,7 +100,7 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
         f0 = fx.at_value(x0)
         value = f0
         at[name] = x0
-        derivative = diff(fx.expr, fx.symbol)
+        derivative = diff(_branch_at(fx.expr, fx.symbol, x0), fx.symbol)
         # an unevaluated Derivative (of a count's floor, say) has no value at a number: step instead
         slope = derivative.xreplace({fx.symbol: x0}) if not derivative.has(Derivative) else derivative
         if not slope.is_number:
@@ -92,11 +111,58 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
             ratio = float(doubled / f0) if doubled is not None and doubled.is_number and f0 != 0 else None
         except (TypeError, ValueError, ZeroDivisionError):
             ratio = None
-        symbolic = diff(expression, fx.symbol) if fx.symbol in expression.free_symbols else Integer(0)
-        rows.append(InputSensitivity(name, x0, str(symbolic), slope, elasticity, ratio))
+        rows.append(InputSensitivity(name, x0, slope, elasticity, ratio))
     rows.sort(key=lambda r: -abs(r.elasticity or 0))
     if value is None:
         from .evaluate import evaluate
 
         value = evaluate(rs, problem.bindings).require(target)
-    return Sensitivity(target, value, str(expression), at, tuple(rows))
+    return Sensitivity(target, value, expression, at, tuple(rows), phase)
+
+
+def _branch_at(expr: Basic, symbol: Symbol, x0: Basic) -> Basic:
+    """``expr`` with each max (min) replaced by its argument that is largest (smallest) at
+    ``symbol`` = x0, innermost first: the same slope at x0 where the extremum is strict, found
+    without SymPy differentiating a max (Heaviside forms, seconds per input)."""
+    point = {str(symbol): Fraction(int(x0.p), int(x0.q))} if x0.is_Rational else None
+
+    def pick(e):
+        if point is None:
+            return e
+        try:
+            values = [evaluate_exact(arg, point) for arg in e.args]
+            best = max(values) if isinstance(e, Max) else min(values)
+        except (Unsupported, TooLarge, ArithmeticError, TypeError, ValueError, RecursionError):
+            return e  # SymPy differentiates the max itself
+        return e.args[values.index(best)]
+
+    return expr.replace(lambda e: isinstance(e, (Max, Min)), pick)
+
+
+def _phase_reached(problem: Problem, target: str) -> Optional[Tuple[str, str]]:
+    """(label, output) of the phase where a peak over phases is reached at the spec's point
+    (the first of equals, as the report names it); None for any other target."""
+    if target not in TOTAL_OF_PEAK:
+        return None
+    from .evaluate import evaluate
+
+    phases = PEAKS[TOTAL_OF_PEAK[target]][2]
+    result = evaluate(problem.ruleset, problem.bindings)
+    values = [(result.values.get(output), label, output) for label, output in phases]
+    numbers = [(v, label, output) for v, label, output in values if v is not None and getattr(v, "is_number", False)]
+    if len(numbers) != len(phases):
+        return None
+    top = max(v for v, _, _ in numbers)
+    return next((label, output) for v, label, output in numbers if v == top)
+
+
+def _at_phase(problem: Problem, peak: str, phase: str) -> Basic:
+    """The peak's symbolic form where ``phase`` reaches it: the max over phases replaced by that
+    phase, which is then expanded (the choices fixed as the point has them)."""
+    rs = problem.ruleset
+    phases = [output for _, output in PEAKS[TOTAL_OF_PEAK[peak]][2]]
+    inner, fixed = specialise(rs, phase, problem.bindings)
+    outer = rs.expand(peak, fixed={n: v for n, v in fixed.items()}, keep=phases)
+    reached = Symbol(phase)
+    outer = outer.replace(lambda e: isinstance(e, Max) and reached in e.args, lambda e: reached)
+    return outer.xreplace({reached: inner})

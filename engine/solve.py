@@ -22,7 +22,7 @@ from .errors import EngineError, Location, SolveError, ValueTooLarge
 from .exact import MAX_BITS
 from .focus import Focus, focus
 from .load import Problem
-from .regimes import PEAKS, REMEDIES, TOTAL_OF_PEAK, components
+from .regimes import SMALLEST, PEAKS, REMEDIES, TOTAL_OF_PEAK, components
 from .spec import parse_set, bind
 from .units import format_bytes, parse_quantity, unit_hint
 
@@ -453,17 +453,22 @@ def _why_nothing_fits(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: st
 
 def _remedies(fx: Focus, budget: Basic) -> List[str]:
     """Changes from the regime's REMEDIES (engine/regimes.py) under which something fits: each one
-    alone, then — when none does — two together (QLoRA with gradient checkpointing), at most three."""
+    alone, then — when none does — two together (QLoRA with gradient checkpointing), at most three;
+    then the fewest GPUs the model can be split over (tp), the other inputs as given."""
     from itertools import combinations
 
     untried = []
     for key, val in REMEDIES.get(fx.target, []):
         current = fx.problem.bindings.get(key)
-        if current is None or str(getattr(current.value, "value", current.value)).lower() != val:
+        if val == SMALLEST and key != fx.name:
             untried.append((key, val))
+        elif val != SMALLEST and (current is None or str(getattr(current.value, "value", current.value)).lower() != val):
+            untried.append((key, val))
+    # Changes on the same GPUs first; then more GPUs (tensor parallelism), on their own.
+    same_gpus = [change for change in untried if change[1] != SMALLEST]
     found: List[str] = []
     for size in (1, 2):
-        for changes in combinations(untried, size):
+        for changes in combinations(same_gpus, size):
             keys = [k for k, _ in changes]
             if len(set(keys)) < len(keys):
                 continue  # two values of one input
@@ -471,21 +476,33 @@ def _remedies(fx: Focus, budget: Basic) -> List[str]:
             if shown is not None:
                 found.append(shown)
             if len(found) >= 3:
-                return found
+                break
         if found:
-            return found
+            break
+    for change in untried:
+        if change[1] == SMALLEST:
+            shown = _remedy_fits(fx, budget, [change])
+            if shown is not None:
+                found.append(shown)
     return found
 
 
 def _remedy_fits(fx: Focus, budget: Basic, changes) -> Optional[str]:
     """'--set k=v [--set k=v]: x = N fits', or None when nothing fits with those changes."""
-    settings = " ".join(f"--set {k}={v}" for k, v in changes)
     target = fx.target
     for key, val in changes:
         if key == "regime":  # the same question of the other regime: its total, or its peak
             target = PEAKS[f"total_{val}"][0] if fx.target in TOTAL_OF_PEAK else f"total_{val}"
     try:
-        trial = _with(fx.problem, *(f"{k}={v}" for k, v in changes))
+        trial = _with(fx.problem, *(f"{k}={v}" for k, v in changes if v != SMALLEST))
+        for key, val in changes:
+            if val == SMALLEST:  # the input's smallest value that fits, the question's input as given
+                least = solve(trial, key, int(budget), target, remedies=False)
+                if least.value is None:
+                    return None
+                changes = [(k, f"{int(least.value)}" if v == SMALLEST and k == key else v) for k, v in changes]
+                trial = _with(trial, f"{key}={int(least.value)}")
+        settings = " ".join(f"--set {k}={v}" for k, v in changes)
         if any(k == "zero_stage" for k, _ in changes) and fx.name != "dp":
             sol = solve(trial, "dp", int(budget), target, remedies=False)
             return f"{settings} with dp >= {int(sol.value):,} fits" if sol.value is not None else None

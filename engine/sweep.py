@@ -23,7 +23,7 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Dict, Optional, Sequence, Tuple
 
-from sympy import Integer, Rational
+from sympy import Basic, Integer, Rational
 
 from .errors import EvaluationError, Location, SolveError
 from .focus import Focus, focus
@@ -242,6 +242,8 @@ class SweepResult:
         def py(v):
             if hasattr(v, "item"):
                 v = v.item()
+            if isinstance(v, Basic):  # an exact value (a column constant over the range): a number
+                v = int(v) if v.is_Integer else float(v)
             if isinstance(v, float) and not math.isfinite(v):
                 return None  # beyond float64 (or no real value): JSON has no inf
             return int(v) if isinstance(v, float) and v.is_integer() else v

@@ -161,14 +161,14 @@ def _peak_rows(problem: Problem, shape: dict) -> List[Tuple[str, int, int]]:
     train = peaks.run_one(dict(base, mode="train"))
     predicted = _predict(problem, shape, attn, ["framework=pytorch"])  # plain torch.optim AdamW, foreach
     counters = 4 * train["n_trainable_tensors"]
-    rows = [(f"peak of a training step ({attn}, AdamW foreach)", int(predicted["peak_training"]) + counters,
+    rows = [(f"peak of a training step ({attn}, AdamW foreach)", int(predicted["peak_allocated_training"]) + counters,
              train["peak_bytes"])]
     steps = 3
     generation = peaks.run_one(dict(base, mode="inference", optimizer=None, foreach=None, logits_to_keep=1,
                                     context="no_grad"))
     predicted = _predict(problem, shape, attn, [f"s={shape['s'] + steps}", f"prompt_len={shape['s']}",
                                                 "prefill_logits=1", "kv_dtype=bf16"])
-    rows.append((f"peak of generation ({attn}, prefill + {steps} decode steps)", int(predicted["peak_inference"]),
+    rows.append((f"peak of generation ({attn}, prefill + {steps} decode steps)", int(predicted["peak_allocated_inference"]),
                  generation["peak_bytes"]))
     return rows
 

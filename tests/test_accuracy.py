@@ -35,12 +35,17 @@ def test_gpu_measurements_become_rows_when_there_are_some(tmp_path, monkeypatch)
 
     case = gpu.CASES[0]
     problem = engine.load(None, gpu_sets(case))
-    predicted = int(gpu_prediction(case, engine.evaluate(problem.ruleset, problem.bindings)))
-    measured = dict(case, peak_allocated=predicted * 102 // 100, peak_reserved=0, outside_allocator=0)
-    (tmp_path / "gpu_peaks.json").write_text(json.dumps({"versions": {"device": "H100"}, "cases": [measured]}))
+    predicted = gpu_prediction(case, engine.evaluate(problem.ruleset, problem.bindings))["allocated"]
+    measured = gpu.make_record(case, "default", dict(
+        peak_allocated=predicted * 102 // 100, peak_reserved=predicted * 110 // 100, device_used=predicted * 110 // 100,
+        device_used_basis="nvml process", memory_reserved=predicted * 110 // 100, context_at_start=0,
+        cublas_workspace=0, n_trainable_tensors=75))
+    versions = dict.fromkeys(gpu.VERSION_FIELDS, "?") | {"device": "H100", "compute_capability": "9.0"}
+    (tmp_path / "gpu_peaks.json").write_text(json.dumps({"description": "", "versions": versions, "cases": [measured]}))
     monkeypatch.setattr(accuracy, "DATA", tmp_path)
-    (row,) = accuracy.gpu_rows()
-    assert row[0] == "GPU: peak of a training step" and row[3] == predicted and row[4] == measured["peak_allocated"]
+    row = next(iter(accuracy.gpu_rows()))
+    assert row[0] == "GPU: peak of a training step, max_memory_allocated"
+    assert row[3] == predicted and row[4] == measured["peak_allocated"]
 
 
 def test_the_gpu_script_lists_its_cases_without_a_gpu(capsys):

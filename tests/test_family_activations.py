@@ -322,7 +322,7 @@ def test_the_training_peak_within_its_bound(case, tmp_path_factory):
     """The layers' backward points are bounds (tests/test_measured_peaks.py: +8 %), every other
     phase point exact: never under."""
     r = bind(case, tmp_path_factory)
-    predicted = r["peak_training"] + step_counters(case) + fp32_router(case, "step")
+    predicted = r["peak_allocated_training"] + step_counters(case) + fp32_router(case, "step")
     assert 0 <= (predicted - case["peak_bytes"]) / case["peak_bytes"] <= 0.08
 
 
@@ -370,7 +370,7 @@ def test_with_lora_and_checkpointing_the_top_layer(case, tmp_path_factory):
 @pytest.mark.parametrize("case", LORA_PEAKS, ids=LORA_PEAK_IDS)
 def test_with_lora_the_peak(case, tmp_path_factory):
     r = bind(case, tmp_path_factory)
-    predicted, measured = r["peak_lora"] + step_counters(case), case["peak_bytes"]
+    predicted, measured = r["peak_allocated_lora"] + step_counters(case), case["peak_bytes"]
     if _bound_only(case) and case["mode"] == "train_ckpt":
         assert 0 <= (predicted - measured) / measured <= 0.02
     else:

@@ -54,7 +54,7 @@ def test_under_autocast_the_end_of_forward_stays_within_the_formulas_peak():
     for c in at_forward:
         r = evaluate(None, *peak_sets(c))
         assert r["lora_at_backward_start"] + 4 * c["n_trainable_tensors"] < c["peak_bytes"]
-        assert r["peak_lora"] + 4 * c["n_trainable_tensors"] >= c["peak_bytes"]
+        assert r["peak_allocated_lora"] + 4 * c["n_trainable_tensors"] >= c["peak_bytes"]
 
 
 # --- formulas/peaks.formula against the measurements ---------------------------------------
@@ -106,7 +106,7 @@ def test_training_peak_within_its_bound(case):
     """The layers' backward terms are bounds (over by at most a layer's weight gradients: +8 % at
     these weight-heavy shapes); every other phase point is exact — so never under."""
     r = evaluate(None, *peak_sets(case))
-    predicted = r["peak_training"] + step_counters(case)
+    predicted = r["peak_allocated_training"] + step_counters(case)
     # under autocast the weight gradients are fp32, twice the slack
     assert 0 <= (predicted - case["peak_bytes"]) / case["peak_bytes"] <= (0.10 if case["amp"] else 0.08)
 
@@ -115,7 +115,7 @@ def test_training_peak_is_exact_where_the_bound_is_not_the_peak():
     """Where the measured peak is at the start of the backward or at the optimizer step — most
     cases without checkpointing — the formula gives it to the byte."""
     exact = [c for c in TRAIN
-             if evaluate(None, *peak_sets(c))["peak_training"] + step_counters(c) == c["peak_bytes"]]
+             if evaluate(None, *peak_sets(c))["peak_allocated_training"] + step_counters(c) == c["peak_bytes"]]
     assert len(exact) >= 80, len(exact)
     assert {c["peak_phase"] for c in exact} <= {"backward_2", "step", "step_2"}
 
@@ -138,7 +138,7 @@ def test_decode_step_just_under(case, t):
 @pytest.mark.parametrize("case", INFER, ids=[_id(c) for c in INFER])
 def test_inference_peak_to_the_byte(case):
     r = evaluate(None, *peak_sets(case, 3))
-    assert r["peak_inference"] == case["peak_bytes"]
+    assert r["peak_allocated_inference"] == case["peak_bytes"]
 
 
 @pytest.mark.parametrize("case", LORA, ids=[_id(c) for c in LORA])
@@ -161,7 +161,7 @@ def test_lora_phase_points_to_the_byte(case):
 def test_lora_peak_to_the_byte(case):
     """Exact on a bf16 base; under autocast the top layer's recomputation is a bound (up to +6 %)."""
     r = evaluate(None, *peak_sets(case))
-    predicted, measured = r["peak_lora"] + step_counters(case), case["peak_bytes"]
+    predicted, measured = r["peak_allocated_lora"] + step_counters(case), case["peak_bytes"]
     if case["amp"]:
         assert 0 <= (predicted - measured) / measured <= 0.06
     else:
@@ -186,5 +186,5 @@ def test_training_peak_never_under_the_exact_derivation_at_real_sizes(attn, mode
                                     L=L, V=V, fused=True)
         exact = max(peaks_derived.exact_train(c, peaks_derived.quantities(c), 2).values())
         counters = 4 * len(peaks_derived.param_numels(c))
-        predicted = evaluate(None, *peak_sets(dict(c, logits_to_keep=None)))["peak_training"] + counters
+        predicted = evaluate(None, *peak_sets(dict(c, logits_to_keep=None)))["peak_allocated_training"] + counters
         assert 0 <= (predicted - exact) / exact <= 0.04, (h, L)

@@ -23,7 +23,8 @@ def test_mixed_precision_defaults_are_unchanged():
 
 def test_adam8bit_moments_keep_their_block_constants():
     r = evaluate(LLAMA2_7B, "optimizer=adam8bit")
-    assert r["optimizer_state_bytes"] == Rational(2) + Rational(2 * 4, 2048)  # Dettmers et al. 2022, blocks of 2048
+    # bitsandbytes 0.50.2 optim/optimizer.py:524: an fp32 absmax per block of 256 (the paper's 2048 is older)
+    assert r["optimizer_state_bytes"] == Rational(2) + Rational(2 * 4, 256)
 
 
 @pytest.mark.parametrize("impl, copies", [("fused", 0), ("foreach", 1)])
@@ -54,12 +55,13 @@ def test_peak_is_the_largest_phase():
     r = evaluate(LLAMA2_7B)
     phases = ["training_at_backward_start", "training_at_bottom_layer", "training_at_backward_end",
               "training_at_optimizer_step"]
-    assert value(r, "peak_training") == max(value(r, p) for p in phases) + value(r, "overhead")
+    assert value(r, "peak_allocated_training") == max(value(r, p) for p in phases)
+    assert value(r, "peak_training") == value(r, "peak_allocated_training") + value(r, "peak_overhead_training")
 
 
 def test_without_checkpointing_the_start_of_backward_is_the_peak_at_long_context():
     r = evaluate(LLAMA2_7B, "b=4")
-    assert value(r, "peak_training") == value(r, "training_at_backward_start")
+    assert value(r, "peak_allocated_training") == value(r, "training_at_backward_start")
 
 
 def test_persistent_gradients_are_alive_in_the_forward():
@@ -105,8 +107,11 @@ def _verdicts(out):
 
 def test_the_verdict_is_the_peak_s(cli):
     """Llama-2-7B's QLoRA at s = 4,500 on a 24 GiB card: the sum of parts is 23.04 GiB, the peak
-    over phases 24.04 GiB — the GPU sees the peak, so it does not fit."""
-    _, out, _ = cli("specs/llama2-7b.toml", "--gpu", "rtx4090", "--set", "s=4500")
+    over phases 24.04 GiB — the GPU sees the peak, so it does not fit (without the runtime overhead,
+    which would add to both)."""
+    _, out, _ = cli("specs/llama2-7b.toml", "--set", "gpu_memory=24GiB", "--set", "s=4500",
+                    "--set", "autocast_adapter_dtype=false",
+                    "--set", "overhead=0", "--set", "allocator_fragmentation=0")
     assert "23.04 GiB" in out and "24.04 GiB" in out
     qlora = [cell.strip() for cell in _verdicts(out)[len("  fits the GPU?"):].split("   ") if cell.strip()][2]
     assert qlora == "NO, 0.0421 GiB over"

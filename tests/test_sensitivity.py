@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 import engine
 from engine.sensitivity import sensitivity
 
@@ -55,11 +57,34 @@ def test_an_input_an_untaken_branch_divides_by_at_zero_still_has_a_row():
     assert by["full_attention_interval"].slope == 0
 
 
-def test_the_default_target_is_the_sum_of_parts_and_peak_asks_for_the_peak(cli):
-    """sensitivity keeps total_<regime> (a training peak's symbolic derivatives take minutes)."""
-    import json
+def test_total_asks_for_the_sum_of_parts(cli):
+    _, out, _ = cli("sensitivity", "specs/gpt2.toml", "--set", "regime=inference", "--total")
+    assert out.startswith("sensitivity of total_inference = ") and "reached at" not in out
 
-    _, out, _ = cli("sensitivity", "specs/gpt2.toml", "--set", "regime=inference", "--format", "json")
-    assert json.loads(out)["target"] == "total_inference"
-    _, out, _ = cli("sensitivity", "specs/gpt2.toml", "--set", "regime=inference", "--peak", "--format", "json")
-    assert json.loads(out)["target"] == "peak_inference"
+
+def _peak(spec, target, *sets):
+    return engine.evaluate(engine.load(str(spec), list(sets)).ruleset,
+                           engine.load(str(spec), list(sets)).bindings).values[target]
+
+
+@pytest.mark.parametrize("spec, target, sets, phase", [
+    ("llama2-7b.toml", "peak_training", (), "training_at_backward_start"),
+    ("llama2-7b.toml", "peak_lora", ("regime=lora",), "lora_at_backward_start"),
+])
+def test_a_peaks_slope_in_b_is_the_step_to_the_next_batch(spec, target, sets, phase):
+    """Every phase is linear in b; the phase that reaches the peak at b = 1 still does at b = 2, so
+    the peak's derivative in b is peak(b=2) - peak(b=1), exactly, and it names that phase."""
+    result = sensitivity(engine.load(str(SPECS / spec), list(sets)))
+    assert result.target == target and result.phase[1] == phase
+    by = {r.name: r for r in result.inputs}
+    step = _peak(SPECS / spec, target, *sets, "b=2") - _peak(SPECS / spec, target, *sets, "b=1")
+    assert by["b"].slope == step and step > 0
+
+
+def test_the_default_target_is_the_peak_and_its_json_names_the_phase_and_differentiates_it(cli):
+    _, out, _ = cli("sensitivity", "specs/llama2-7b.toml", "--set", "regime=inference", "--format", "json")
+    data = json.loads(out)
+    assert data["target"] == "peak_inference"
+    assert data["phase"] == {"reached_at": "prefill", "output": "inference_at_prefill"}
+    assert "prompt_len" in data["expression"]  # the prefill's form, not the whole max over phases
+    assert data["inputs"]["kv_heads"]["derivative"] != "0"  # the KV cache grows with it

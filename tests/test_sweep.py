@@ -73,7 +73,7 @@ def test_plot_svg_marks_the_crossings(cli, tmp_path):
     assert status == 0, err
     text = path.read_text()
     ET.fromstring(text)  # well-formed
-    assert "s = 19,711" in text  # where the peak crosses the RTX 4090's 24 GiB (solve says the same)
+    assert "s = 14,939" in text  # where the peak crosses the RTX 4090's 24,564 MiB (solve says the same)
 
 
 def test_plot_needs_the_plot_extra(cli, tmp_path, monkeypatch):
@@ -208,3 +208,12 @@ def test_overflow_is_inf_not_exact_and_null_in_json(cli, tmp_path):
                            "--format", "json")
     assert status == 0, err
     assert json.loads(out)["outputs"]["big"][2:] == [None, None]
+
+
+def test_a_sweep_over_dp_crosses_from_one_gpu_to_ddp(cli):
+    """distributed = auto: DDP's bucket copy of the gradients appears from dp = 2 on, inside one sweep."""
+    status, out, err = cli("sweep", "specs/llama2-7b.toml", "dp=1:4", "--target", "ddp_gradient_buckets",
+                           "--format", "json")
+    assert status == 0, err
+    params = 6_738_415_616  # Llama-2-7B; one bf16 gradient copy each from dp = 2 on
+    assert json.loads(out)["outputs"]["ddp_gradient_buckets"] == [0, 2 * params, 2 * params, 2 * params]

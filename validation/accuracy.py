@@ -199,6 +199,11 @@ def _evaluated(path, sets):
     return engine.evaluate(problem.ruleset, problem.bindings)
 
 
+# validation/gpu.py's three levels (validation/cases.py gpu_prediction) and what measured each.
+GPU_LEVEL_WORDS = {"allocated": "max_memory_allocated", "reserved": "max_memory_reserved",
+                   "device": "device memory (NVML)"}
+
+
 # Targets: exact, within a fraction, or within [low, high] (a bound).
 TARGETS = {"parameters": 0.0, "KV cache": 0.0, "parameters, from config.json": 0.0, "KV cache, from config.json": 0.0,
            "recurrent state, from config.json": 0.0, "parameters, constructed config": 0.0,
@@ -210,7 +215,8 @@ TARGETS = {"parameters": 0.0, "KV cache": 0.0, "parameters, from config.json": 0
            "training step: peak (autocast)": (0.0, 0.10), "LoRA step: peak (autocast)": (0.0, 0.06),
            "LoRA step: start of backward": 0.0, "LoRA step: optimizer step": 0.0,
            "LoRA step: top layer's recomputation": 0.0, "LoRA step: peak": 0.0,
-           "GPU: peak of a training step": 0.05, "GPU: peak of generation": 0.05,
+           **{f"GPU: {job}, {level}": 0.05 for job in ("peak of a training step", "peak of generation")
+              for level in GPU_LEVEL_WORDS.values()},
            "inference: prefill": 0.0, "inference: decode step": (-0.01, 0.0), "inference: peak": 0.0}
 
 
@@ -229,7 +235,7 @@ def peak_rows():
             prefill, = values(peak_sets(c), "inference_at_prefill")
             yield ("inference: prefill", variant, shape, prefill, c["phase_peaks"]["prefill"])
             for t in (1, 2, 3):
-                decode, peak = values(peak_sets(c, t), "inference_at_decode", "peak_inference")
+                decode, peak = values(peak_sets(c, t), "inference_at_decode", "peak_allocated_inference")
                 yield ("inference: decode step", variant, f"{shape} step {t}", decode, c["phase_peaks"][f"decode_{t}"])
             yield ("inference: peak", variant, shape, peak, c["peak_bytes"])
             continue
@@ -243,7 +249,7 @@ def peak_rows():
         counters = 4 * c["n_trainable_tensors"]
         step, start, end, peak = (v + counters for v in values(
             peak_sets(c), "training_at_optimizer_step", "training_at_backward_start", "training_at_backward_end",
-            "peak_training"))
+            "peak_allocated_training"))
         backward = c["segments"]["backward_2"]
         yield ("training step: optimizer step", variant, shape, step, c["phase_peaks"]["step_2"])
         if c["V"] >= 2 * c["h"]:  # elsewhere the final norm's backward, not the loss's, tops the head
@@ -253,18 +259,27 @@ def peak_rows():
 
 
 def gpu_rows():
-    """validation/gpu.py's torch.cuda.max_memory_allocated against the peak formulas (none yet)."""
+    """validation/gpu.py's measurements against the formulas, at three levels: the tensors plus
+    cuBLAS's workspace (max_memory_allocated), plus the allocator's reserve (max_memory_reserved),
+    plus the CUDA context (the device's peak: peak_reserved + outside_allocator) — none yet."""
     path = DATA / "gpu_peaks.json"
     if not path.exists():
         return
+    from validation.gpu import check_document
+
     data = json.loads(path.read_text())
-    device = data["versions"]["device"]
+    check_document(data)
+    versions = data["versions"]
     for c in data["cases"]:
-        problem = engine.load(None, gpu_sets(c))
-        predicted = int(gpu_prediction(c, engine.evaluate(problem.ruleset, problem.bindings)))
-        what = "GPU: peak of generation" if c["mode"] == "inference" else "GPU: peak of a training step"
-        variant = f"llama bf16 sdpa, {'LoRA, ' if c.get('lora') else ''}{c['mode']}, {device}"
-        yield (what, variant, f"b{c['b']} s{c['s']}", predicted, c["peak_allocated"])
+        problem = engine.load(None, gpu_sets(c, versions))
+        predicted = gpu_prediction(c, engine.evaluate(problem.ruleset, problem.bindings))
+        measured = {"allocated": c["peak_allocated"], "reserved": c["peak_reserved"],
+                    "device": c["peak_reserved"] + c["outside_allocator"]}
+        job = "peak of generation" if c["mode"] == "inference" else "peak of a training step"
+        variant = (f"llama bf16 sdpa, {'LoRA, ' if c.get('lora') else ''}{c['mode']}, {c['allocator']} allocator, "
+                   f"{versions['device']}")
+        for level, words in GPU_LEVEL_WORDS.items():
+            yield (f"GPU: {job}, {words}", variant, f"b{c['b']} s{c['s']}", predicted[level], measured[level])
 
 
 def _lora_rows(c, shape):
@@ -274,7 +289,7 @@ def _lora_rows(c, shape):
     variant = f"llama LoRA q,v r8 ({c['attn']}{', checkpointing' if ckpt else ''}, {base}, {impl} AdamW)"
     counters = 4 * c["n_trainable_tensors"]
     start, top, step, peak = (v + counters for v in values(
-        peak_sets(c), "lora_at_backward_start", "lora_at_top_layer", "lora_at_optimizer_step", "peak_lora"))
+        peak_sets(c), "lora_at_backward_start", "lora_at_top_layer", "lora_at_optimizer_step", "peak_allocated_lora"))
     backward = c["segments"]["backward_2"]
     yield ("LoRA step: start of backward", variant, shape, start, backward["head"]["peak"])
     yield ("LoRA step: optimizer step", variant, shape, step, c["phase_peaks"]["step_2"])
@@ -338,8 +353,9 @@ def build() -> str:
         out += ["| peak of a training step, peak of generation (GPU `max_memory_allocated`) | — | 0 | — | ±5% | "
                 "not measured: no GPU was lent to the sessions that built this (the `device` status said "
                 "`not drawn`); `python -m validation.gpu --out tests/data/measured/gpu_peaks.json` measures "
-                "it where one is; the formulas are checked on the CPU above, and `overhead` (CUDA context, "
-                "allocator reserve) stays an input, 0 by default |"]
+                "it where one is; the formulas are checked on the CPU above, and the runtime overhead (CUDA context, "
+                "cuBLAS workspaces, NCCL buffers, the allocator's reserve: formulas/overhead.formula) keeps its "
+                "published, uncalibrated defaults |"]
     out += ["",
             "## Every case", "",
             "| formula | variant | shape | predicted (bytes or count) | measured | error |", "|---|---|---|---|---|---|"]

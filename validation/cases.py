@@ -6,6 +6,7 @@ Used by the tests (tests/test_measured*.py) and by the accuracy report
 
 from __future__ import annotations
 
+import math
 from typing import List
 
 N_POSITIONS_GPT2 = 1024
@@ -83,12 +84,18 @@ def peak_comparable(c: dict) -> bool:
     return True
 
 
-def gpu_sets(c: dict) -> List[str]:
-    """--set values for a case of validation/gpu.py (bf16 Llama with SDPA on a GPU)."""
+def gpu_sets(c: dict, versions=None) -> List[str]:
+    """--set values for a case of validation/gpu.py (bf16 Llama with SDPA on a GPU); versions (the
+    file's "versions") give the GPU's architecture for the cuBLAS workspace."""
     sets = ["arch=llama", "activation_model=measured", "weight_dtype=bf16", "flash_attention=true",
             "tie_embeddings=false", f"h={c['h']}", f"a={c['a']}", f"kv_heads={c['kv_heads']}", f"f={c['f']}",
             f"L={c['L']}", f"V={c['V']}", f"b={c['b']}", "s_max=131072",
-            f"recompute={'full' if c['mode'] == 'train_ckpt' else 'none'}"]
+            f"recompute={'full' if c['mode'] == 'train_ckpt' else 'none'}",
+            f"expandable_segments={'true' if c.get('allocator') == 'expandable' else 'false'}"]
+    if versions and versions.get("compute_capability"):
+        from validation.gpu import gpu_arch
+
+        sets.append(f"gpu_arch={gpu_arch(versions['compute_capability'])}")
     if c["mode"] == "inference":
         return sets + [f"s={c['s'] + c['decode_steps']}", f"prompt_len={c['s']}", "prefill_logits=1",
                        "kv_dtype=bf16"]
@@ -99,16 +106,24 @@ def gpu_sets(c: dict) -> List[str]:
     return sets
 
 
-def gpu_prediction(c: dict, values) -> int:
-    """What vram-eval predicts for torch.cuda.max_memory_allocated of a validation/gpu.py case.
+GPU_LEVELS = ("allocated", "reserved", "device")
+
+
+def gpu_prediction(c: dict, values) -> dict:
+    """What vram-eval predicts for a validation/gpu.py case, at the three levels it measures:
+    torch.cuda.max_memory_allocated (the tensors' peak + the cuBLAS workspace), max_memory_reserved
+    (+ the allocator's reserve) and the process's device memory at the peak (+ the CUDA context and
+    NCCL: peak_<job>), in whole bytes.
 
     The fused AdamW keeps its fp32 `step` counters on the GPU (one per trained tensor: 9 per
     Llama layer + embedding, final norm and head; LoRA on q, v: 4 per layer)."""
-    if c["mode"] == "inference":
-        return values["peak_inference"]
-    name = "peak_lora" if c.get("lora") else "peak_training"
-    tensors = 4 * c["L"] if c.get("lora") else 9 * c["L"] + 3
-    return values[name] + (4 * tensors if c["optimizer_impl"] == "fused" else 0)
+    job = "inference" if c["mode"] == "inference" else ("lora" if c.get("lora") else "training")
+    counters = 0
+    if job != "inference" and c["optimizer_impl"] == "fused":
+        counters = 4 * (4 * c["L"] if c.get("lora") else 9 * c["L"] + 3)
+    at = lambda name: int(math.ceil(values[name])) + counters  # noqa: E731
+    return {"allocated": int(math.ceil(values[f"peak_allocated_{job}"] + values["cublas_workspace"])) + counters,
+            "reserved": at(f"peak_reserved_{job}"), "device": at(f"peak_{job}")}
 
 
 def family_activation_sets(c: dict) -> List[str]:

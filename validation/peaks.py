@@ -303,8 +303,9 @@ def _segment_hooks(model, tr):
 
 
 def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=2, amp=False,
-                  log_phases=()):
-    """Two training iterations (forward with loss, backward, AdamW step, zero_grad(set_to_none))."""
+                  log_phases=(), make_optimizer=None):
+    """Two training iterations (forward with loss, backward, AdamW step, zero_grad(set_to_none)).
+    make_optimizer(trained parameters) builds another optimizer (validation/optimizers.py)."""
     tr = LiveBytes()
     tr.log_phases = tuple(log_phases)
     cats = Categories()
@@ -313,8 +314,9 @@ def measure_train(model, input_ids, labels, *, foreach, fused=False, iterations=
     hd = head.register_forward_hook(_logits_hook(tr, cats))
     hds = _segment_hooks(model, tr)
     # only what is trained (LoRA: the adapters), as HF Trainer and PEFT's examples do
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, foreach=foreach,
-                            fused=fused)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.AdamW(trained, lr=1e-4, foreach=foreach, fused=fused) if make_optimizer is None
+           else make_optimizer(trained))
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     try:
         for it in range(1, iterations + 1):
