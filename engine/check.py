@@ -1,7 +1,8 @@
 """``vram-eval check``: lint formula files without evaluating anything.
 
 Errors: syntax, unknown functions and units, duplicate names, alias clashes,
-cycles — in every file, and in every variant of every variant directory.
+cycles — in every file, and in every variant of every variant directory; a name in
+formulas/jobs.toml that the formulas do not define.
 Warnings: inputs without a default that no spec in ``specs/`` sets.
 """
 
@@ -80,6 +81,14 @@ def check_paths(paths: Sequence[str] = ()) -> CheckReport:
             if key not in seen:
                 seen.add(key)
                 report.errors.append(error)
+        if not chosen:  # the jobs file names outputs and inputs of the default set
+            from .regimes import check_jobs
+
+            for error in check_jobs(ruleset):
+                key = (error.message, str(error.location))
+                if key not in seen:
+                    seen.add(key)
+                    report.errors.append(error)
         for sel, value in chosen.items():
             report.variants.append(f"{sel}={value}")
         for warning in _unbound(ruleset):

@@ -105,13 +105,16 @@ def default_target(problem: Problem) -> str:
 
 
 def default_total(problem: Problem) -> str:
-    """The total (sum of parts) of the spec's regime."""
+    """The total (sum of parts) of the spec's regime (its job in formulas/jobs.toml)."""
     regime = problem.bindings.get("regime")
     value = regime.value.value if regime is not None and isinstance(regime.value, Text) else None
     if value is None:
         rule = problem.ruleset.rules.get("regime")
         value = rule.expr.value if rule is not None and isinstance(rule.expr, Text) else "training"
-    return f"total_{value}"
+    from .regimes import JOBS, job_of
+
+    job = job_of(value) or next(iter(JOBS.values()))
+    return job.total
 
 
 def _unbound_inputs(problem: Problem, name: str) -> List[str]:

@@ -22,7 +22,7 @@ from .errors import EngineError, Location, SolveError, ValueTooLarge
 from .exact import MAX_BITS
 from .focus import Focus, focus
 from .load import Problem
-from .regimes import SMALLEST, PEAKS, REMEDIES, TOTAL_OF_PEAK, components
+from .regimes import REMEDIES, REMEDY_SOLVES, SMALLEST, TOTAL_OF_PEAK, components, job_of
 from .spec import parse_set, bind
 from .units import format_bytes, parse_quantity, unit_hint
 
@@ -491,8 +491,8 @@ def _remedy_fits(fx: Focus, budget: Basic, changes) -> Optional[str]:
     """'--set k=v [--set k=v]: x = N fits', or None when nothing fits with those changes."""
     target = fx.target
     for key, val in changes:
-        if key == "regime":  # the same question of the other regime: its total, or its peak
-            target = PEAKS[f"total_{val}"][0] if fx.target in TOTAL_OF_PEAK else f"total_{val}"
+        if key == "regime" and job_of(val) is not None:  # the same question of the other job: total or peak
+            target = job_of(val).peak if fx.target in TOTAL_OF_PEAK else job_of(val).total
     try:
         trial = _with(fx.problem, *(f"{k}={v}" for k, v in changes if v != SMALLEST))
         for key, val in changes:
@@ -503,9 +503,10 @@ def _remedy_fits(fx: Focus, budget: Basic, changes) -> Optional[str]:
                 changes = [(k, f"{int(least.value)}" if v == SMALLEST and k == key else v) for k, v in changes]
                 trial = _with(trial, f"{key}={int(least.value)}")
         settings = " ".join(f"--set {k}={v}" for k, v in changes)
-        if any(k == "zero_stage" for k, _ in changes) and fx.name != "dp":
-            sol = solve(trial, "dp", int(budget), target, remedies=False)
-            return f"{settings} with dp >= {int(sol.value):,} fits" if sol.value is not None else None
+        answer_with = next((REMEDY_SOLVES[k] for k, _ in changes if k in REMEDY_SOLVES), None)
+        if answer_with is not None and fx.name != answer_with:  # ZeRO-3 shards over dp: how many
+            sol = solve(trial, answer_with, int(budget), target, remedies=False)
+            return f"{settings} with {answer_with} >= {int(sol.value):,} fits" if sol.value is not None else None
         sol = solve(trial, fx.name, int(budget), target, remedies=False)
     except EngineError:
         return None

@@ -1,0 +1,79 @@
+"""The jobs are data (formulas/jobs.toml): read, checked against the formulas, and what the report,
+solve and the questions' default targets follow."""
+
+import pytest
+
+import engine
+from engine.errors import FormulaError
+from engine.regimes import JOBS, REGIMES, REMEDIES, REMEDY_SOLVES, SMALLEST, Job, check_jobs, read_jobs
+
+from conftest import SPECS
+
+
+def test_the_report_s_columns_are_the_jobs_file_s_tables_in_order():
+    assert [heading for heading, _, _ in REGIMES] == ["full training", "LoRA", "QLoRA", "inference"]
+    assert list(JOBS) == ["training", "lora", "qlora", "inference"]
+
+
+def test_every_name_the_built_in_jobs_file_gives_is_defined_by_the_formulas():
+    assert check_jobs(engine.load(str(SPECS / "llama2-7b.toml")).ruleset) == []
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(total="total_trainnig"), "its total 'total_trainnig' is not an output of the formulas"),
+    (dict(rows={"weights": "wieghts"}), "the row 'weights' 'wieghts' is not an output"),
+    (dict(phases=(("start", "training_at_start"),)), "the phase 'start' 'training_at_start' is not an output"),
+])
+def test_a_name_the_formulas_do_not_define_is_an_error(change, words):
+    job = JOBS["training"]
+    broken = {**JOBS, "training": Job(**{**job.__dict__, **change})}
+    errors = check_jobs(engine.load(str(SPECS / "llama2-7b.toml")).ruleset, broken)
+    assert any(words in e.message for e in errors), [e.message for e in errors]
+
+
+def test_a_regime_value_without_a_job_is_an_error():
+    jobs = {name: job for name, job in JOBS.items() if name != "qlora"}
+    errors = check_jobs(engine.load(str(SPECS / "llama2-7b.toml")).ruleset, jobs)
+    assert [e.message for e in errors] == ['regime = "qlora" is allowed by the formulas but has no [job.qlora]']
+
+
+@pytest.mark.parametrize("remedy", [
+    {"set": "recompute"}, {"set": 3}, {"smallest": "tp", "set": "tp=2"}, {"solve_for": "dp"}, "recompute=full",
+])
+def test_a_malformed_remedy_is_a_located_error(tmp_path, remedy):
+    text = (SPECS.parent / "formulas" / "jobs.toml").read_text()
+    bad = text.replace('{ set = "kv_dtype=fp8" }', _inline(remedy))
+    path = tmp_path / "jobs.toml"
+    path.write_text(bad)
+    with pytest.raises(FormulaError) as info:
+        read_jobs(path)
+    assert "job.inference: a remedy is" in info.value.message and info.value.location.path == str(path)
+    assert info.value.location.line == bad.splitlines().index("[job.inference]") + 1
+
+
+def _inline(value):
+    if isinstance(value, str):
+        return f'"{value}"'
+    parts = [f'{k} = {v!r}'.replace("'", '"') for k, v in value.items()]
+    return "{ " + ", ".join(parts) + " }"
+
+
+def test_a_row_outside_row_order_is_a_located_error(tmp_path):
+    text = (SPECS.parent / "formulas" / "jobs.toml").read_text().replace('"KV cache" = "kv_cache"', '"KV" = "kv_cache"')
+    path = tmp_path / "jobs.toml"
+    path.write_text(text)
+    with pytest.raises(FormulaError, match="the row 'KV' is not in row_order"):
+        read_jobs(path)
+
+
+def test_remedies_say_which_input_they_set_and_which_one_solve_answers_with():
+    assert ("tp", SMALLEST) in REMEDIES["peak_inference"]
+    assert REMEDIES["total_lora"] == REMEDIES["peak_lora"]
+    assert REMEDY_SOLVES == {"zero_stage": "dp"}
+
+
+def test_the_regime_input_picks_the_job_questions_answer_about():
+    from engine.focus import default_target, default_total
+
+    problem = engine.load(str(SPECS / "llama2-7b.toml"), ["regime=qlora"])
+    assert (default_total(problem), default_target(problem)) == (JOBS["qlora"].total, JOBS["qlora"].peak)
