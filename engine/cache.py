@@ -84,7 +84,7 @@ MAX_TREE = 2_000_000  # most nodes in one expression counted as a tree (shared n
 _SAFE_INT = 2**53  # larger integers are written as strings of digits
 _MAX_DIGITS = 4000  # within int()'s own limit for decimal text
 
-_KINDS = frozenset({"definition", "input", "table", "requirement"})
+_KINDS = frozenset({"definition", "input", "table", "requirement", "expectation"})
 _RULE_KEYS = frozenset({"name", "kind", "expr", "unit", "doc", "aliases", "location", "text", "comment", "builtin"})
 _FILE_KEYS = frozenset({"path", "builtin", "nodes", "rules", "requirements"})
 _ENTRY_KEYS = frozenset({"format", "version", "key", "source", "engine", "file"})
@@ -470,7 +470,7 @@ def _rules(raw, built, meta: Meta, requirements: bool) -> tuple:
         if type(d) is not dict or d.keys() != _RULE_KEYS:
             raise _Bad
         kind = _str(d["kind"])
-        if kind not in _KINDS or (kind == "requirement") is not requirements or d["builtin"] is not meta.builtin:
+        if kind not in _KINDS or (kind in ("requirement", "expectation")) is not requirements or d["builtin"] is not meta.builtin:
             raise _Bad
         name = _opt(d["name"], str)
         if (name is None) is not requirements:

@@ -10,7 +10,7 @@ asking for it explicitly is a :class:`BindingError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Iterable, Mapping, Optional, Sequence
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence
 
 import warnings
 
@@ -25,7 +25,7 @@ from .spec import Binding
 from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_python_value, to_sympy_value
 from .symbols import Lookup, Member, Table, Text, TextSet, UnknownKey
 
-__all__ = ["Breakdown", "evaluate", "evaluate_values", "check_requirements"]
+__all__ = ["Breakdown", "evaluate", "evaluate_values", "check_requirements", "unmet_expectations", "shown_number"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class Breakdown:
     @property
     def outputs(self) -> Dict[str, Basic]:
         return {n: self.values[n] for n in self.ruleset.outputs if n in self.values}
+
+    @property
+    def warnings(self) -> List[str]:
+        """What the formulas' expectations say of this point (``expect`` statements that do not hold)."""
+        return unmet_expectations(self.ruleset, self.values)
 
     def unit(self, name: str) -> Optional[str]:
         return self.ruleset.unit(name)
@@ -273,29 +278,64 @@ def _checked(rule: Rule, value: Basic) -> Basic:
     return value
 
 
-def check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic],
-                        requirements=None) -> None:
-    """Every requirement (or those given) whose inputs have values must hold: else a SpecError
-    located at the latest spec line or --set that bound an input involved."""
+def _holds(rule, values: Mapping[str, Basic], plain: Mapping) -> Optional[bool]:
+    """Does a requirement's (or expectation's) condition hold at the values? None: undecided."""
+    try:
+        ok = evaluate_exact(rule.expr, plain)
+    except Unsupported:
+        try:
+            ok = rule.expr.xreplace({Symbol(d): values[d] for d in rule.deps})
+        except (TypeError, ValueError, UnknownKey):
+            return None
+    except (ArithmeticError, TypeError, ValueError, UnknownKey):
+        return None
+    if ok is True or (isinstance(ok, BooleanAtom) and bool(ok)):
+        return True
+    if ok is False or (isinstance(ok, BooleanAtom) and not bool(ok)):
+        return False
+    return None
+
+
+def _python_values(values: Mapping[str, Basic]) -> dict:
     plain = {}
     for n, v in values.items():
         try:
             plain[n] = to_python_value(v)
         except Unsupported:
             pass
+    return plain
+
+
+def shown_number(value) -> str:
+    """A value as a warning shows it: whole numbers with thousands separators (8,192)."""
+    if isinstance(value, Basic) and value.is_Integer:
+        return f"{int(value):,}"
+    return shown_value(value)
+
+
+def unmet_expectations(ruleset: RuleSet, values: Mapping[str, Basic], expectations=None) -> List[str]:
+    """The warnings of the expectations (``expect COND "doc"``) that do not hold at the values,
+    each with the values it tested: "beyond the model's context length s_max (here s = 8,192,
+    s_max = 4,096)". One whose inputs have no value, or whose condition cannot be decided, says nothing."""
+    plain = _python_values(values)
+    out = []
+    for rule in ruleset.expectations if expectations is None else expectations:
+        if any(d not in values for d in rule.deps) or _holds(rule, values, plain) is not False:
+            continue
+        shown = ", ".join(f"{n} = {shown_number(values[n])}" for n in sorted(rule.deps) if n in values)
+        out.append((rule.doc or f"expected: {one_line(rule.text)}") + (f" (here {shown})" if shown else ""))
+    return out
+
+
+def check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic],
+                        requirements=None) -> None:
+    """Every requirement (or those given) whose inputs have values must hold: else a SpecError
+    located at the latest spec line or --set that bound an input involved."""
+    plain = _python_values(values)
     for rule in ruleset.requirements if requirements is None else requirements:
         if any(d not in values for d in rule.deps):
             continue
-        try:
-            ok = evaluate_exact(rule.expr, plain)
-        except Unsupported:
-            try:
-                ok = rule.expr.xreplace({Symbol(d): values[d] for d in rule.deps})
-            except (TypeError, ValueError, UnknownKey):
-                ok = None
-        except (ArithmeticError, TypeError, ValueError, UnknownKey):
-            ok = None
-        if ok is True or (isinstance(ok, BooleanAtom) and bool(ok)):
+        if _holds(rule, values, plain):
             continue
         # Point at the latest spec line or --set that bound an input involved, if any.
         behind = ruleset.closure(rule.deps)

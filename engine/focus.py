@@ -37,6 +37,8 @@ class Focus:
     expr: Basic  # the target as an expression of `symbol` alone
     at: Optional[Basic]  # the input's value at the spec's point, if it has one
     requirements: Tuple[Tuple[Rule, Basic], ...]  # (rule, condition in `symbol`) that involve the input
+    # (expectation, condition in `symbol`, {name it tests: value in `symbol`}): the warnings
+    expectations: Tuple[Tuple[Rule, Basic, Dict[str, Basic]], ...] = ()
 
     @property
     def unit(self) -> Optional[str]:
@@ -80,6 +82,24 @@ class Focus:
             if not (isinstance(decided, BooleanAtom) and bool(decided)):
                 return rule
         return None
+
+    def warnings_at(self, x) -> List[str]:
+        """What the formulas' expectations that involve the input say at ``x`` ("beyond the
+        model's context length s_max (here s = 17,252, s_max = 4,096)")."""
+        from .evaluate import shown_number
+
+        value = _exact(x)
+        out = []
+        for rule, condition, tested in self.expectations:
+            try:
+                decided = condition.xreplace({self.symbol: value})
+            except (ZeroDivisionError, TypeError, ValueError):
+                continue
+            if isinstance(decided, BooleanAtom) and not bool(decided):
+                shown = ", ".join(f"{n} = {shown_number(v.xreplace({self.symbol: value}))}"
+                                  for n, v in sorted(tested.items()))
+                out.append((rule.doc or f"expected: {rule.text}") + (f" (here {shown})" if shown else ""))
+        return out
 
     def with_values(self, names: List[str]) -> Dict[str, Basic]:
         """Other outputs (components of the target) as expressions of the input."""
@@ -163,15 +183,18 @@ def focus(problem: Problem, name: str, target: Optional[str] = None, where: str 
     _check_users_memory(problem, target)
     involved = [req for req in rs.requirements if canonical in rs.closure(req.deps)]
     rest = [req for req in rs.requirements if req not in involved]
-    deps = set().union(*(req.deps for req in rs.requirements))
+    expecting = [rule for rule in rs.expectations if canonical in rs.closure(rule.deps)]
+    deps = set().union(*(req.deps for req in rs.requirements + expecting))
     values, at, missing = _evaluate(problem, canonical, [target], also=deps)  # one pass for all
     # The requirements the input does not touch must hold at the spec's point (kv_heads = 24 with
     # 64 heads is wrong whatever tp is): the located error `vram-eval SPEC` gives. Their inputs do
     # not depend on the input, so their values here are plain numbers.
     check_requirements(rs, problem.bindings, values, rest)
     symbol = Symbol(canonical)
+    expectations = tuple((rule, condition, {d: values[d] for d in rule.deps})
+                         for rule, condition in _requirements_in(expecting, values, missing))
     return Focus(problem, canonical, target, symbol, values[target], at,
-                 _requirements_in(involved, values, missing))
+                 _requirements_in(involved, values, missing), expectations)
 
 
 def _check_users_memory(problem: Problem, target: str) -> None:

@@ -44,7 +44,8 @@ def to_python(value: Basic) -> Any:
 
 def breakdown_dict(result: Breakdown, gpu=None) -> Dict[str, Any]:
     """The DESIGN.md JSON shape, plus documented extras (name, unavailable, overridden, gpu:
-    the catalog GPU whose usable bytes are gpu_memory, or null)."""
+    the catalog GPU whose usable bytes are gpu_memory, or null; uncalibrated; warnings: what the
+    formulas' expectations say of the point)."""
     rs = result.ruleset
     inputs = {n: to_python(v) for n, v in result.inputs.items()}
     outputs = {n: to_python(v) for n, v in result.outputs.items() if rs.rules[n].kind == "definition"}
@@ -61,6 +62,7 @@ def breakdown_dict(result: Breakdown, gpu=None) -> Dict[str, Any]:
         ],
         "gpu": gpu.as_dict() if gpu is not None else None,
         "uncalibrated": uncalibrated_overhead(result),
+        "warnings": result.warnings,
     }
 
 
@@ -255,6 +257,10 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     if uncalibrated and OVERHEAD_ROW in shown_rows:
         lines.append("")
         lines += _overhead_note(v, uncalibrated, memory_unit)
+    warnings = result.warnings
+    if warnings:
+        lines.append("")
+        lines += [f"warning: {w}" for w in warnings]
     if result.ruleset.overridden:
         lines.append("")
         lines.append("overridden by your formulas: " + ", ".join(

@@ -31,7 +31,7 @@ class Rule:
     """One statement of a formula file."""
 
     name: Optional[str]  # None for a requirement
-    kind: str  # "definition" | "input" | "table" | "requirement"
+    kind: str  # "definition" | "input" | "table" | "requirement" | "expectation" (a soft requirement)
     expr: Optional[Basic]  # the expression, an input's default, the Table, the condition
     unit: Optional[str]
     doc: str
@@ -69,6 +69,7 @@ class RuleSet:
     free: FrozenSet[str]  # names used but never defined or declared: implicit inputs
     order: List[str]  # every name, dependencies before dependants
     choices: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # variant selectors → their values
+    expectations: List[Rule] = field(default_factory=list)  # soft requirements: warnings, not errors
 
     # ------------------------------------------------------------------
     @classmethod
@@ -98,13 +99,15 @@ class RuleSet:
         if alias_of:
             rules = {name: _canonical(rule, alias_of) for name, rule in rules.items()}
             requirements = [_canonical(rule, alias_of) for rule in requirements]
+        expectations = [rule for rule in requirements if rule.kind == "expectation"]
+        requirements = [rule for rule in requirements if rule.kind != "expectation"]
 
         used = set()
-        for rule in list(rules.values()) + requirements:
+        for rule in list(rules.values()) + requirements + expectations:
             used |= rule.deps
         free = frozenset(used - set(rules))
         order = _order(rules)
-        return cls(rules, requirements, alias_of, overridden, free, order, dict(choices or {}))
+        return cls(rules, requirements, alias_of, overridden, free, order, dict(choices or {}), expectations)
 
     # ------------------------------------------------------------------
     def resolve(self, name: str) -> Optional[str]:
@@ -120,7 +123,7 @@ class RuleSet:
 
         known = sorted((set(self.rules) | set(self.alias_of)) - self.free)
         first_use: Dict[str, Rule] = {}  # the first statement, in evaluation order, that uses each name
-        for rule in [self.rules[n] for n in self.order if n in self.rules] + self.requirements:
+        for rule in [self.rules[n] for n in self.order if n in self.rules] + self.requirements + self.expectations:
             for name in rule.deps & self.free:
                 first_use.setdefault(name, rule)
         errors = []
@@ -261,7 +264,7 @@ def _name_location(rule: Rule, name: str) -> Location:
 
     loc = rule.location
     for m in re.finditer(r"(?<![A-Za-z0-9_\"'])" + re.escape(name) + r"(?![A-Za-z0-9_])", rule.text):
-        if m.start() == 0 and rule.kind != "requirement":
+        if m.start() == 0 and rule.kind not in ("requirement", "expectation"):
             continue  # the statement's own name
         before = rule.text[: m.start()]
         line = (loc.line or 1) + before.count("\n")

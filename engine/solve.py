@@ -195,10 +195,7 @@ def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solu
             at_next = None
         if at_next is BEYOND:
             at_next = None
-    if fx.name == "s":
-        limit = _values_at_point(fx, ["s_max"]).get("s_max")
-        if limit is not None and value > limit:
-            notes.append(f"beyond the model's context length s_max = {int(limit):,}")
+    notes += fx.warnings_at(value)  # the formulas' expectations (s beyond s_max)
     plain = (lambda v: int(v) if v is not None and fx.integer else v)  # noqa: E731 - ints for counts
     return Solution(**base, value=plain(value), method=method, closed_form=closed, root=root,
                     target_at_value=f(value), next_value=plain(nxt), target_at_next=at_next, next_invalid=invalid,

@@ -44,6 +44,10 @@ from sympy.logic.boolalg import Boolean, false, true
 
 from .errors import FormulaError, Location, suggest
 from .parse import parse_text
+
+# The statements that hold a condition instead of a name: a requirement (an error when it does
+# not hold) and an expectation (a warning).
+CONDITIONS = ("requirement", "expectation")
 from .rules import FormulaFile, Rule
 from .safe_read import FileTooLarge, NotRegular, read_regular
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
@@ -163,6 +167,11 @@ class FormulaTransformer(Transformer):
         cond = _condition(items[0], meta)
         doc = items[1][1] if len(items) > 1 else None
         return ("requirement", None, None, doc, cond, meta, ())
+
+    def expectation(self, meta, items):
+        cond = _condition(items[0], meta)
+        doc = items[1][1] if len(items) > 1 else None
+        return ("expectation", None, None, doc, cond, meta, ())
 
     def aliases(self, meta, items):
         return ("aliases", tuple(str(t) for t in items))
@@ -387,7 +396,7 @@ def parse_formulas(text: str, path: Optional[str] = None, builtin: bool = False)
             comment=_comment_above(lines, line),
             builtin=builtin,
         )
-        (requirements if kind == "requirement" else rules).append(rule)
+        (requirements if kind in CONDITIONS else rules).append(rule)
     return FormulaFile(path=path, rules=tuple(rules), requirements=tuple(requirements), builtin=builtin)
 
 

@@ -1,5 +1,7 @@
 """The RuleSet: free names are inputs, overrides, aliases, order, variants."""
 
+import json
+
 import pytest
 
 import engine
@@ -69,3 +71,31 @@ def test_an_unknown_variant_names_the_files():
     with pytest.raises(engine.SpecError) as info:
         evaluate(None, "arch=lama")
     assert "gpt, llama" in info.value.message and "did you mean 'llama'" in info.value.hint
+
+
+# --- expectations: soft requirements ---------------------------------------------------------
+def test_an_expectation_that_does_not_hold_is_a_warning_not_an_error(tmp_path, cli):
+    """`expect COND "doc"`: the answer stands, and says what the formulas expected."""
+    status, out, err = cli("specs/llama2-7b.toml", "--set", "s=8192")
+    assert status == 0 and err == ""
+    assert "warning: beyond the model's context length s_max (here s = 8,192, s_max = 4,096)" in out
+
+
+def test_an_expectation_that_holds_says_nothing(cli):
+    _, out, _ = cli("specs/llama2-7b.toml", "--format", "json")
+    assert json.loads(out)["warnings"] == []
+
+
+def test_a_users_formula_file_can_add_an_expectation(tmp_path, cli):
+    mine = tmp_path / "mine.formula"
+    mine.write_text('expect b <= 8 "more than 8 sequences per GPU: check the data loader"\n')
+    _, out, _ = cli("specs/llama2-7b.toml", "--formulas", mine, "--set", "b=16", "--format", "json")
+    assert json.loads(out)["warnings"] == ["more than 8 sequences per GPU: check the data loader (here b = 16)"]
+
+
+def test_an_expectation_is_not_a_requirement_of_solve(cli):
+    """solve may answer beyond s_max; the note says so (the expectation at the answer)."""
+    _, out, _ = cli("solve", "specs/llama2-7b.toml", "--for", "s", "--budget", "24GiB", "--target",
+                    "allocated_inference")
+    assert ": 22,736\n" in out.splitlines()[0] + "\n"
+    assert "note: beyond the model's context length s_max (here s = 22,736, s_max = 4,096)" in out
