@@ -70,8 +70,30 @@ def to_sympy_value(value):
     raise Unsupported(type(value).__name__)
 
 
+class MemoEnv(dict):
+    """Values of names that also remember the value of each max, min and piecewise node met: an
+    expression at one point often holds the same subtree twice (a peak over phases and the
+    allocator's reserve on it), evaluated once with this."""
+
+    __slots__ = ("memo",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.memo: Dict[Any, Any] = {}
+
+
 def evaluate_exact(expr, env: Mapping[str, Any]):
     """The value of ``expr`` with every name taken from ``env`` (Python values)."""
+    memo = getattr(env, "memo", None)
+    if memo is not None and type(expr) in _SHARED:
+        if expr in memo:
+            return memo[expr]
+        value = memo[expr] = _evaluate(expr, env)
+        return value
+    return _evaluate(expr, env)
+
+
+def _evaluate(expr, env):
     handler = _HANDLERS.get(type(expr))
     if handler is None:
         for kind, fn in _BASES:
@@ -192,6 +214,8 @@ _HANDLERS: Dict[type, Callable] = {
     TextSet: lambda e, env: tuple(e.values),
     Table: lambda e, env: to_python_value(e),
 }
+# The nodes MemoEnv remembers: large, and repeated where one output is used twice.
+_SHARED = frozenset({Max, Min, Piecewise, ceiling, floor})
 _BASES = [
     (sympy.Rational, lambda e, env: Fraction(int(e.p), int(e.q))),
     (Symbol, _symbol),

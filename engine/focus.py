@@ -18,7 +18,7 @@ from sympy.logic.boolalg import And, BooleanAtom, Or, false, true
 from .errors import BindingError, EvaluationError, Location, SolveError, ValueTooLarge, suggest
 from .evaluate import check_requirements, evaluate_values
 from .guards import blame, check_memory
-from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_sympy_value
+from .exact import MAX_BITS, MemoEnv, TooLarge, Unsupported, evaluate_exact, to_sympy_value
 from .load import Problem
 from .rules import Rule
 from .symbols import Text
@@ -55,7 +55,7 @@ class Focus:
         value = _exact(x)
         if value.is_Rational:
             try:
-                return to_sympy_value(evaluate_exact(self.expr, {self.name: Fraction(int(value.p), int(value.q))}))
+                return to_sympy_value(evaluate_exact(self.expr, MemoEnv({self.name: Fraction(int(value.p), int(value.q))})))
             except TooLarge as exc:
                 rule = self.problem.ruleset.rules.get(self.target)
                 raise ValueTooLarge(
