@@ -21,14 +21,12 @@ Needs the validation venv (torch 2.13.0 CPU, transformers, peft; bitsandbytes op
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-import warnings
 
 import torch
 
-from validation import write_json
+from validation import script_arguments, write_json
 
 
 class Combined:
@@ -134,13 +132,7 @@ def run_one(c):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
+    args = script_arguments(__doc__, argv)
     from validation.saved_bytes import versions
 
     t0 = time.time()

@@ -7,11 +7,9 @@ sum(p.numel() for p in model.parameters()) (tied parameters are counted once).
 """
 from __future__ import annotations
 
-import argparse
 import sys
-import warnings
 
-from validation import write_json
+from validation import script_arguments, write_json
 
 CONFIGS = {
     "LLaMA-13B": ("llama", dict(
@@ -106,13 +104,7 @@ def count(model_type, cfg_kwargs):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
+    args = script_arguments(__doc__, argv)
     from validation.saved_bytes import versions
 
     models = {}
