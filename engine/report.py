@@ -250,10 +250,16 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     if get("gpu_memory") is not None:
         table.append(["fits the GPU?"] + [_verdict(total, get, memory_unit) for _, total, _, _ in columns])
     lines += _grid(table, rule_before=rule)
+    offloaded = []
     if get("host_memory") not in (None, 0) or get("nvme_memory") not in (None, 0):
+        offloaded.append(f"offloaded (full training): host memory {_mem(get('host_memory') or 0, memory_unit)}, "
+                         f"NVMe {_mem(get('nvme_memory') or 0, memory_unit)} per GPU process")
+    if get("lora_host_memory") not in (None, 0):
+        offloaded.append(f"offloaded (LoRA, QLoRA): host memory {_mem(get('lora_host_memory'), memory_unit)} "
+                         "per GPU process")
+    if offloaded:
         lines.append("")
-        lines.append(f"offloaded (full training): host memory {_mem(get('host_memory') or 0, memory_unit)}, "
-                     f"NVMe {_mem(get('nvme_memory') or 0, memory_unit)} per GPU process")
+        lines += offloaded
     if uncalibrated and OVERHEAD_ROW in shown_rows:
         lines.append("")
         lines += _overhead_note(v, uncalibrated, memory_unit)

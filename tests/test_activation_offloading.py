@@ -126,3 +126,12 @@ def test_torchtune_also_copies_weight_views_and_repeated_storages(case):
     host = r["lora_host_activations"] if case["lora"] else r["host_activations"]
     assert case["offloaded_weight_views"] > 0
     assert case["offloaded_in_layers"] > host + rope_tables(case) + case["offloaded_weight_views"]
+
+
+def test_the_lora_host_copy_is_in_lora_host_memory_and_on_the_report(cli):
+    """With nothing else offloaded, LoRA's host memory is the offloaded activations alone."""
+    r = evaluate(LLAMA2, "b=4", "recompute=full", "activation_offloading=true")
+    assert r["lora_host_memory"] == r["lora_host_activations"] > 0
+    _, out, _ = cli("specs/llama2-7b.toml", "--set", "b=4", "--set", "recompute=full",
+                    "--set", "activation_offloading=true")
+    assert "offloaded (LoRA, QLoRA): host memory 4.00 GiB per GPU process" in out
