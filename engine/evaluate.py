@@ -25,7 +25,8 @@ from .spec import Binding
 from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_python_value, to_sympy_value
 from .symbols import Lookup, Member, Table, Text, TextSet, UnknownKey
 
-__all__ = ["Breakdown", "evaluate", "evaluate_values", "check_requirements", "unmet_expectations", "shown_number"]
+__all__ = ["Breakdown", "evaluate", "evaluate_values", "check_requirements", "unmet_expectations", "expectation_warning",
+           "shown_number"]
 
 
 @dataclass(frozen=True)
@@ -322,9 +323,15 @@ def unmet_expectations(ruleset: RuleSet, values: Mapping[str, Basic], expectatio
     for rule in ruleset.expectations if expectations is None else expectations:
         if any(d not in values for d in rule.deps) or _holds(rule, values, plain) is not False:
             continue
-        shown = ", ".join(f"{n} = {shown_number(values[n])}" for n in sorted(rule.deps) if n in values)
-        out.append((rule.doc or f"expected: {one_line(rule.text)}") + (f" (here {shown})" if shown else ""))
+        out.append(expectation_warning(rule, values))
     return out
+
+
+def expectation_warning(rule, values: Mapping[str, Basic]) -> str:
+    """An unmet expectation in words, with the values it tested: "beyond the model's context
+    length s_max (here s = 8,192, s_max = 4,096)"."""
+    shown = ", ".join(f"{n} = {shown_number(values[n])}" for n in sorted(rule.deps) if n in values)
+    return (rule.doc or f"expected: {one_line(rule.text)}") + (f" (here {shown})" if shown else "")
 
 
 def check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic],

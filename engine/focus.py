@@ -86,7 +86,7 @@ class Focus:
     def warnings_at(self, x) -> List[str]:
         """What the formulas' expectations that involve the input say at ``x`` ("beyond the
         model's context length s_max (here s = 17,252, s_max = 4,096)")."""
-        from .evaluate import shown_number
+        from .evaluate import expectation_warning
 
         value = _exact(x)
         out = []
@@ -96,9 +96,7 @@ class Focus:
             except (ZeroDivisionError, TypeError, ValueError):
                 continue
             if isinstance(decided, BooleanAtom) and not bool(decided):
-                shown = ", ".join(f"{n} = {shown_number(v.xreplace({self.symbol: value}))}"
-                                  for n, v in sorted(tested.items()))
-                out.append((rule.doc or f"expected: {rule.text}") + (f" (here {shown})" if shown else ""))
+                out.append(expectation_warning(rule, {n: v.xreplace({self.symbol: value}) for n, v in tested.items()}))
         return out
 
     def with_values(self, names: List[str]) -> Dict[str, Basic]:

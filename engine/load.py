@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from .hardware import GPU, GPU_KEY, find_gpu
-
-# The input a catalog GPU's architecture binds (formulas/overhead.formula: the cuBLAS workspace).
-GPU_ARCH = "gpu_arch"
 from .library import Library
 from .rules import RuleSet
 from .errors import Location, SpecError
 from .spec import Binding, Entry, Spec, bind, load_spec, parse_set
+
+# The input a catalog GPU's architecture binds (formulas/overhead.formula: the cuBLAS workspace).
+GPU_ARCH = "gpu_arch"
 
 __all__ = ["Problem", "load"]
 

@@ -21,7 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["Job", "Remedy", "read_jobs", "JOBS", "job_of", "REGIMES", "ROWS", "OVERHEAD_ROW", "OVERHEAD_PARTS",
-           "OVERHEAD_INPUTS", "HEADROOM", "PEAKS", "TOTAL_OF_PEAK", "components", "REMEDIES", "SMALLEST",
+           "OVERHEAD_INPUTS", "HEADROOM", "PEAKS", "TOTAL_OF_PEAK", "phase_reached", "components", "REMEDIES", "SMALLEST",
            "REMEDY_SOLVES", "check_jobs"]
 
 JOBS_FILE = "jobs.toml"
@@ -144,6 +144,21 @@ REMEDIES: Dict[str, List[Tuple[str, str]]] = {
     out: [(r.name, r.value) for r in j.remedies] for j in JOBS.values() for out in (j.total, j.peak)}
 # an input a remedy sets → the input solve answers with instead (zero_stage → dp).
 REMEDY_SOLVES: Dict[str, str] = {r.name: r.solve_for for j in JOBS.values() for r in j.remedies if r.solve_for}
+
+
+def phase_reached(peak: str, values) -> Optional[Tuple[str, str]]:
+    """(label, output) of the phase that reaches a peak over phases at these values (name → value):
+    the first of the largest, as the report's "reached at" names it; None for an output that is
+    not a peak, or when no phase has a value."""
+    total = TOTAL_OF_PEAK.get(peak)
+    if total is None:
+        return None
+    known = [(values[out], label, out) for label, out in PEAKS[total][2]
+             if values.get(out) is not None and getattr(values[out], "is_number", False)]
+    if not known:
+        return None
+    top = max(v for v, _, _ in known)
+    return next((label, out) for v, label, out in known if v == top)
 
 
 def job_of(regime: str) -> Optional[Job]:

@@ -11,7 +11,7 @@ from sympy import Basic, Integer, Rational
 from sympy.logic.boolalg import BooleanAtom
 
 from .evaluate import Breakdown
-from .regimes import HEADROOM, OVERHEAD_INPUTS, OVERHEAD_PARTS, OVERHEAD_ROW, PEAKS, REGIMES, ROWS
+from .regimes import HEADROOM, OVERHEAD_INPUTS, OVERHEAD_PARTS, OVERHEAD_ROW, PEAKS, REGIMES, ROWS, phase_reached
 from .symbols import Table, Text, TextSet
 from .units import format_bytes, format_count, format_number
 
@@ -313,9 +313,9 @@ def _peak_rows(columns, get, unit: str) -> List[List[str]]:
                 row.append("—")
             continue
         name, _, phases = p
-        known = [(label, get(out)) for label, out in phases if get(out) is not None]
+        reached = phase_reached(name, {out: get(out) for _, out in phases})
         peak_row.append(_mem(get(name), unit))
-        at_row.append(max(known, key=lambda kv: kv[1])[0] if known else "")
+        at_row.append(reached[0] if reached else "")
     return [peak_row, at_row]
 
 

@@ -20,11 +20,12 @@ from typing import Dict, List, Optional, Tuple
 from sympy import Basic, Derivative, Integer, Max, Min, Symbol, diff
 
 from .errors import EngineError
+from .evaluate import evaluate
 from .exact import TooLarge, Unsupported, evaluate_exact
 from .explain import specialise
 from .focus import NUMERIC_UNITS, default_target, focus, _resolve_output
 from .load import Problem
-from .regimes import PEAKS, TOTAL_OF_PEAK
+from .regimes import PEAKS, TOTAL_OF_PEAK, phase_reached
 
 __all__ = ["Sensitivity", "InputSensitivity", "sensitivity"]
 
@@ -82,7 +83,8 @@ class Sensitivity:
 def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
     rs = problem.ruleset
     target = _resolve_output(problem, target or default_target(problem), "--target")
-    phase = _phase_reached(problem, target)
+    point = evaluate(rs, problem.bindings)  # once: the phase reached, and the value at the point
+    phase = phase_reached(target, point.values)
     expression = _at_phase(problem, target, phase[1]) if phase else specialise(rs, target, problem.bindings)[0]
     rows: List[InputSensitivity] = []
     at: Dict[str, Basic] = {}
@@ -114,9 +116,7 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
         rows.append(InputSensitivity(name, x0, slope, elasticity, ratio))
     rows.sort(key=lambda r: -abs(r.elasticity or 0))
     if value is None:
-        from .evaluate import evaluate
-
-        value = evaluate(rs, problem.bindings).require(target)
+        value = point.require(target)
     return Sensitivity(target, value, expression, at, tuple(rows), phase)
 
 
@@ -137,23 +137,6 @@ def _branch_at(expr: Basic, symbol: Symbol, x0: Basic) -> Basic:
         return e.args[values.index(best)]
 
     return expr.replace(lambda e: isinstance(e, (Max, Min)), pick)
-
-
-def _phase_reached(problem: Problem, target: str) -> Optional[Tuple[str, str]]:
-    """(label, output) of the phase where a peak over phases is reached at the spec's point
-    (the first of equals, as the report names it); None for any other target."""
-    if target not in TOTAL_OF_PEAK:
-        return None
-    from .evaluate import evaluate
-
-    phases = PEAKS[TOTAL_OF_PEAK[target]][2]
-    result = evaluate(problem.ruleset, problem.bindings)
-    values = [(result.values.get(output), label, output) for label, output in phases]
-    numbers = [(v, label, output) for v, label, output in values if v is not None and getattr(v, "is_number", False)]
-    if len(numbers) != len(phases):
-        return None
-    top = max(v for v, _, _ in numbers)
-    return next((label, output) for v, label, output in numbers if v == top)
 
 
 def _at_phase(problem: Problem, peak: str, phase: str) -> Basic:

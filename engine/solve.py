@@ -457,9 +457,11 @@ def _remedies(fx: Focus, budget: Basic) -> List[str]:
     untried = []
     for key, val in REMEDIES.get(fx.target, []):
         current = fx.problem.bindings.get(key)
-        if val == SMALLEST and key != fx.name:
-            untried.append((key, val))
-        elif val != SMALLEST and (current is None or str(getattr(current.value, "value", current.value)).lower() != val):
+        if val == SMALLEST:
+            tried = key == fx.name  # the question's own input
+        else:
+            tried = current is not None and str(getattr(current.value, "value", current.value)).lower() == val
+        if not tried:
             untried.append((key, val))
     # Changes on the same GPUs first; then more GPUs (tensor parallelism), on their own.
     same_gpus = [change for change in untried if change[1] != SMALLEST]
