@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 # As a user runs it: with bytecode caching on (some sandboxes set PYTHONDONTWRITEBYTECODE,
 # which would make every run recompile vram-eval's modules).
@@ -74,17 +73,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     py = sys.executable
-    _run([py, "-m", "engine", "specs/llama13b.toml"])  # fill the disk cache and Lark's grammar cache
+    _run([py, "-m", "vram_eval", "specs/llama13b.toml"])  # fill the disk cache and Lark's grammar cache
     sympy = [py, "-c", "import sympy"]
     sympy_s = paired(sympy, sympy, args.runs)
-    report_s = paired([py, "-m", "engine", "specs/llama13b.toml"], sympy, args.runs)
-    solve_cold_s = paired([py, "-m", "engine", *SOLVE], sympy, args.runs)
+    report_s = paired([py, "-m", "vram_eval", "specs/llama13b.toml"], sympy, args.runs)
+    solve_cold_s = paired([py, "-m", "vram_eval", *SOLVE], sympy, args.runs)
 
-    import engine
-    from engine.solve import solve
-    from engine.sweep import parse_range, sweep
+    import vram_eval
+    from vram_eval.solve import solve
+    from vram_eval.sweep import parse_range, sweep
 
-    problem = engine.load("specs/llama2-7b.toml", ["regime=inference"])
+    problem = vram_eval.load("specs/llama2-7b.toml", ["regime=inference"])
     solve_s = warm(lambda: solve(problem, "s", 24 * 2**30), args.runs)
     sweep_s = warm(lambda: sweep(problem, parse_range("s=1:1000000")), 3)
 

@@ -292,7 +292,7 @@ def _overhead_note(v, uncalibrated: List[str], unit: str) -> List[str]:
     if "allocator_fragmentation" in uncalibrated:
         parts.append(f"allocator reserve {format_number(100 * to_python(v['allocator_fragmentation']))}% of the allocated bytes")
     return [f"runtime overhead (uncalibrated): {' + '.join(parts)}: published defaults;",
-            f"  set {', '.join(uncalibrated)} to measured values (python -m validation.gpu measures them)"]
+            f"  set {', '.join(uncalibrated)} to measured values (python -m vram_eval.lab.gpu measures them)"]
 
 
 def _fit(room, unit: str) -> str:
@@ -547,7 +547,7 @@ def render_validation(v, fmt: str = "table") -> str:
     lines += ["  " + "   ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]) for r in rows]
     lines += ["",
               "bytes (parameters: a count), measured on the CPU: activations with torch.autograd.graph.saved_tensors_hooks",
-              "(each storage once), peaks as live tensor bytes op by op (validation/peaks.py); the training peak's",
+              "(each storage once), peaks as live tensor bytes op by op (engine/lab/peaks.py); the training peak's",
               "layer terms are bounds (up to +8%, never under)."]
     return "\n".join(lines) + "\n"
 

@@ -1,7 +1,7 @@
 """``vram-eval validate SPEC``: the formulas against a real PyTorch model.
 
 Builds the spec's architecture at a small size (random weights, nothing is
-downloaded), measures it with the harness in ``validation/`` — parameters
+downloaded), measures it with the instruments in ``engine/lab/`` (``vram_eval.lab``) — parameters
 counted by PyTorch, the bytes autograd saves for backward, per layer and
 outside the layers — and prints predicted vs measured with the error. The
 engine itself never imports torch: only this command does, on demand, and it
@@ -55,7 +55,7 @@ def _harness():
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401
-        from validation import saved_bytes
+        from .lab import saved_bytes
     except ImportError as exc:
         raise EngineError(f"validate needs PyTorch and transformers ({exc.name} is not installed)",
                           Location("validate"), hint=INSTALL_HINT) from None
@@ -133,8 +133,8 @@ def validate(problem: Problem, scale: str = "tiny") -> Validation:
 
 
 def _kv_row(problem: Problem, shape: dict) -> Tuple[str, int, int]:
-    """The KV cache after a forward pass and 3 decode steps, fp16 (validation/kv_cache.py)."""
-    from validation import kv_cache
+    """The KV cache after a forward pass and 3 decode steps, fp16 (engine/lab/kv_cache.py)."""
+    from .lab import kv_cache
 
     case = dict(arch=shape["arch"], dtype="fp16", b=shape["b"], s=shape["s"], h=shape["h"], a=shape["a"],
                 kv_heads=shape["kv_heads"], head_dim=shape["h"] // shape["a"], L=shape["L"], V=shape["V"],
@@ -146,13 +146,13 @@ def _kv_row(problem: Problem, shape: dict) -> Tuple[str, int, int]:
 
 def _peak_rows(problem: Problem, shape: dict) -> List[Tuple[str, int, int]]:
     """Peak live tensor bytes of a training step (two steps of plain bf16 AdamW, foreach) and of
-    generation (prefill + 3 decode steps), measured op by op on the CPU (validation/peaks.py).
+    generation (prefill + 3 decode steps), measured op by op on the CPU (engine/lab/peaks.py).
 
     torch.optim keeps one fp32 `step` counter per parameter tensor; a GPU keeps it on the host,
     so the formulas leave it out and the prediction here adds it."""
     import warnings
 
-    from validation import peaks
+    from .lab import peaks
 
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch")  # transformers' renamings
     attn = "sdpa" if shape["arch"] == "llama" else "eager"

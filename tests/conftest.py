@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # validation/ (the measurement helpers) is imported by some tests
 DATA = ROOT / "tests" / "data"
 SPECS = ROOT / "specs"
 
@@ -24,10 +23,10 @@ def load_toml(path: Path) -> dict:
 
 def evaluate(spec=None, *sets, formulas=(), gpu=None):
     """The Breakdown of a spec path (or None) with --set texts."""
-    import engine
+    import vram_eval
 
-    problem = engine.load(None if spec is None else str(spec), list(sets), list(formulas), gpu=gpu)
-    return engine.evaluate(problem.ruleset, problem.bindings, spec=problem.spec_path, title=problem.title)
+    problem = vram_eval.load(None if spec is None else str(spec), list(sets), list(formulas), gpu=gpu)
+    return vram_eval.evaluate(problem.ruleset, problem.bindings, spec=problem.spec_path, title=problem.title)
 
 
 def value(result, name):
@@ -39,7 +38,7 @@ def value(result, name):
 @pytest.fixture
 def cli(capsys, monkeypatch):
     """Run `vram-eval ARGS` in-process from the repository root: (status, stdout, stderr)."""
-    from engine.cli import main
+    from vram_eval.cli import main
 
     monkeypatch.chdir(ROOT)
 

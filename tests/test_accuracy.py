@@ -25,17 +25,17 @@ def test_every_row_is_within_its_target(table):
 
 
 def test_gpu_measurements_become_rows_when_there_are_some(tmp_path, monkeypatch):
-    """No session has had a GPU yet; when validation/gpu.py writes gpu_peaks.json, its cases are
+    """No session has had a GPU yet; when engine/lab/gpu.py writes gpu_peaks.json, its cases are
     compared with the peak formulas like every other measurement."""
     import json
 
-    import engine
-    from validation import gpu
-    from validation.cases import gpu_prediction, gpu_sets
+    import vram_eval
+    from vram_eval.lab import gpu
+    from vram_eval.lab.cases import gpu_prediction, gpu_sets
 
     case = gpu.CASES[0]
-    problem = engine.load(None, gpu_sets(case))
-    predicted = gpu_prediction(case, engine.evaluate(problem.ruleset, problem.bindings))["allocated"]
+    problem = vram_eval.load(None, gpu_sets(case))
+    predicted = gpu_prediction(case, vram_eval.evaluate(problem.ruleset, problem.bindings))["allocated"]
     measured = gpu.make_record(case, "default", dict(
         peak_allocated=predicted * 102 // 100, peak_reserved=predicted * 110 // 100, device_used=predicted * 110 // 100,
         device_used_basis="nvml process", memory_reserved=predicted * 110 // 100, context_at_start=0,
@@ -49,7 +49,7 @@ def test_gpu_measurements_become_rows_when_there_are_some(tmp_path, monkeypatch)
 
 
 def test_the_gpu_script_lists_its_cases_without_a_gpu(capsys):
-    from validation import gpu
+    from vram_eval.lab import gpu
 
     assert gpu.main(["--list"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == len(gpu.CASES)

@@ -2,7 +2,7 @@
 OffloadActivations and TRL's copy of it; formulas/activations.formula).
 
 The GPU side is derived from the sources (not measured on a GPU). What the offloading policy selects
-is measured on the CPU by replaying it (validation/offload.py, tests/data/measured/
+is measured on the CPU by replaying it (engine/lab/offload.py, tests/data/measured/
 activation_offloading.json)."""
 
 import json
@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conftest import DATA, evaluate
-from validation.cases import activation_sets
+from vram_eval.lab.cases import activation_sets
 
 GiB = 2**30
 LLAMA2 = DATA.parent.parent / "specs" / "llama2-7b.toml"

@@ -1,5 +1,5 @@
 """What bitsandbytes converts (QLoRA, nf4 and int8 inference), against a real load_in_4bit of
-small transformers 5.24 models (tests/data/measured/bnb.json, made by `python -m validation.bnb`):
+small transformers 5.24 models (tests/data/measured/bnb.json, made by `python -m vram_eval.lab.bnb`):
 every nn.Linear is 4-bit, transformers 5's fused routed experts and the routers stay 16-bit."""
 
 import json

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sympy import S, Symbol, srepr
 
-from engine import cache as cache_format
-from engine import library
-from engine.rules import FormulaFile
-from engine.transform import parse_formulas, read_formula_file
+from vram_eval import cache as cache_format
+from vram_eval import library
+from vram_eval.rules import FormulaFile
+from vram_eval.transform import parse_formulas, read_formula_file
 
 from conftest import ROOT
 

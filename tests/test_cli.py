@@ -182,11 +182,11 @@ def test_help_exits_0(cli):
 
 def test_through_a_real_subprocess():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "engine", "specs/llama13b.toml"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "vram_eval", "specs/llama13b.toml"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "LLaMA-13B" in proc.stdout and "GiB" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "engine", "specs/nope.toml"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "vram_eval", "specs/nope.toml"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("specs/nope.toml: error: no such file")
 

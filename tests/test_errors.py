@@ -2,9 +2,9 @@
 
 import pytest
 
-import engine
-from engine import FormulaError, FormulaSyntaxError
-from engine.rules import RuleSet
+import vram_eval
+from vram_eval import FormulaError, FormulaSyntaxError
+from vram_eval.rules import RuleSet
 
 # (text, error type, line, column, words the message must contain)
 CASES = [
@@ -43,14 +43,14 @@ CASES = [
 @pytest.mark.parametrize("text, kind, line, column, words", CASES, ids=[c[0][:40] for c in CASES])
 def test_error_is_located(text, kind, line, column, words):
     with pytest.raises(kind) as info:
-        engine.parse_formulas(text, path="bad.formula")
+        vram_eval.parse_formulas(text, path="bad.formula")
     err = info.value
     assert (err.path, err.line, err.column) == ("bad.formula", line, column), err.render()
     assert words in err.message
 
 
 def ruleset(*texts):
-    return RuleSet.build([engine.parse_formulas(t, path=f"f{i}.formula", builtin=True) for i, t in enumerate(texts)])
+    return RuleSet.build([vram_eval.parse_formulas(t, path=f"f{i}.formula", builtin=True) for i, t in enumerate(texts)])
 
 
 def test_duplicate_definition_names_both_places():
@@ -82,7 +82,7 @@ def test_alias_clash():
 
 def test_rendered_syntax_error_exactly():
     with pytest.raises(FormulaSyntaxError) as info:
-        engine.parse_formulas("weights = params * (2 +\n", path="my.formula")
+        vram_eval.parse_formulas("weights = params * (2 +\n", path="my.formula")
     assert info.value.render() == (
         "my.formula:1:20: error: '(' is never closed\n"
         "    weights = params * (2 +\n"
@@ -93,7 +93,7 @@ def test_rendered_syntax_error_exactly():
 
 def test_rendered_unknown_function_exactly():
     with pytest.raises(FormulaError) as info:
-        engine.parse_formulas("# memory\nw = sqr(P) * 2\n", path="my.formula")
+        vram_eval.parse_formulas("# memory\nw = sqr(P) * 2\n", path="my.formula")
     assert info.value.render() == (
         "my.formula:2:5: error: unknown function 'sqr'\n"
         "    w = sqr(P) * 2\n"
@@ -118,14 +118,14 @@ def test_rendered_cycle_exactly():
 @pytest.mark.parametrize("middle", ["x" * 10_000_000, "1" * 10_000_000], ids=["name", "digits"])
 def test_a_ten_megabyte_line_is_an_error_shown_as_a_window(middle):
     text = "a = " + middle + " @"
-    with pytest.raises(engine.EngineError) as info:
-        engine.parse_formulas(text, path="big.formula")
+    with pytest.raises(vram_eval.EngineError) as info:
+        vram_eval.parse_formulas(text, path="big.formula")
     rendered = info.value.render()
     assert info.value.line == 1
     assert len(rendered) < 400 and "..." in rendered
 
 
 def test_errors_are_one_hierarchy():
-    for kind in (engine.FormulaError, engine.FormulaSyntaxError, engine.SpecError, engine.BindingError,
-                 engine.EvaluationError, engine.SolveError):
-        assert issubclass(kind, engine.EngineError)
+    for kind in (vram_eval.FormulaError, vram_eval.FormulaSyntaxError, vram_eval.SpecError, vram_eval.BindingError,
+                 vram_eval.EvaluationError, vram_eval.SolveError):
+        assert issubclass(kind, vram_eval.EngineError)

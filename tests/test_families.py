@@ -1,5 +1,5 @@
 """Every model family read from its published config.json, against measurement
-(tests/data/measured/families.json, made by `python -m validation.families`):
+(tests/data/measured/families.json, made by `python -m vram_eval.lab.families`):
 
 * the parameter count of the transformers model built on the meta device, exactly;
 * the KV cache after a real prefill, and after two decode steps, of a shrunken copy of the
@@ -12,7 +12,7 @@ import json
 import pytest
 
 from conftest import DATA, ROOT, evaluate, load_toml, value
-from validation.families import apply_changes, shrunken_config
+from vram_eval.lab.families import apply_changes, shrunken_config
 
 MEASURED = json.loads((DATA / "measured" / "families.json").read_text())
 CASES = MEASURED["cases"]

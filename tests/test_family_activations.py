@@ -1,7 +1,7 @@
 """The `measured` activation formulas for the families read from config.json, against bytes
 PyTorch really saved for backward.
 
-tests/data/measured/activations.json "family_cases" (validation/family_activations.py; torch
+tests/data/measured/activations.json "family_cases" (engine/lab/family_activations.py; torch
 2.13.0+cpu, transformers 5.24.0): small random-weight models of each family, built from
 transformers' own config classes, one training forward pass under saved_tensors_hooks. Each case
 keeps the config.json it ran; the tests read it through specs/catalog/huggingface.toml, as a user's
@@ -17,7 +17,7 @@ from fractions import Fraction
 import pytest
 
 from conftest import DATA, evaluate
-from validation.cases import family_activation_comparable, family_activation_sets
+from vram_eval.lab.cases import family_activation_comparable, family_activation_sets
 
 DOC = json.loads((DATA / "measured" / "activations.json").read_text())
 CASES = [c for c in DOC["family_cases"] if family_activation_comparable(c)]
@@ -267,7 +267,7 @@ def test_a_matched_feature_is_no_longer_reported_unmeasured(family, feature, tmp
 
 
 # --- training peaks (tests/data/measured/peaks.json "family_cases") -------------------------
-# validation/peaks.py's instrument (live tensor bytes, op by op) over two steps of plain
+# engine/lab/peaks.py's instrument (live tensor bytes, op by op) over two steps of plain
 # torch.optim.AdamW (foreach) of each family's base shape, bf16, with and without checkpointing.
 PEAKS = json.loads((DATA / "measured" / "peaks.json").read_text())
 PEAK_CASES = [c for c in PEAKS["family_cases"] if family_activation_comparable(c) and not c["lora"]]

@@ -112,9 +112,9 @@ def test_a_value_that_breaks_a_builtin_formula_is_blamed_on_the_setting(cli, tmp
 
 
 def test_an_override_without_a_unit_keeps_the_builtins_unit():
-    import engine
+    import vram_eval
 
-    problem = engine.load(SPEC, ["overhead=1GiB"], [])
+    problem = vram_eval.load(SPEC, ["overhead=1GiB"], [])
     assert problem.ruleset.unit("overhead") == "bytes"
 
 
@@ -129,7 +129,7 @@ def test_solve_treats_a_value_too_large_to_work_out_as_over_the_budget(cli, tmp_
 def test_output_to_an_ascii_only_terminal_is_plain_ascii(tmp_path):
     env = dict(os.environ, PYTHONIOENCODING="ascii", LC_ALL="C", VRAM_EVAL_CACHE="off")
     for args in ([SPEC], ["sensitivity", SPEC], ["check"]):
-        run = subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, env=env, capture_output=True,
+        run = subprocess.run([sys.executable, "-m", "vram_eval", *args], cwd=ROOT, env=env, capture_output=True,
                              timeout=120)
         assert run.returncode == 0, run.stderr.decode()
         run.stdout.decode("ascii")  # every byte is ASCII

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-import engine
-from engine.errors import SpecError
-from engine.hardware import find_gpu, gpu_catalog
+import vram_eval
+from vram_eval.errors import SpecError
+from vram_eval.hardware import find_gpu, gpu_catalog
 
 from conftest import DATA, SPECS, evaluate, load_toml, value
 
@@ -98,7 +98,7 @@ def test_an_unknown_gpu_is_a_located_error_with_a_suggestion(tmp_path):
     spec = tmp_path / "m.toml"
     spec.write_text('params = "7B"\ngpu = "l40"\n')
     with pytest.raises(SpecError) as info:
-        engine.load(str(spec))
+        vram_eval.load(str(spec))
     assert info.value.location.line == 2 and "unknown GPU 'l40'" in str(info.value)
     assert "l40s" in info.value.render()
 
@@ -114,7 +114,7 @@ def test_an_unknown_gpu_on_the_command_line_exits_2(cli):
     ('memory = "48GiB"\nmemory_bytes = 48000000000\nreported_mib = 46068\n', "memory_bytes = 48000000000"),
 ])
 def test_a_bad_catalog_entry_is_a_located_error(tmp_path, monkeypatch, entry, message):
-    from engine import hardware, resources
+    from vram_eval import hardware, resources
 
     path = tmp_path / "gpus.toml"
     path.write_text(f'# a catalog\n[card]\nname = "X"\nmarketed = "48GB"\nsource = "s"\n{entry}')

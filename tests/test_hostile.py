@@ -8,7 +8,7 @@ each field means is said at its top); this file only runs them.
 
 Three ways to run a case, cheapest first:
 
-* ``inprocess``: ``engine.cli.main`` in the test process (what cannot hang or blow up);
+* ``inprocess``: ``vram_eval.cli.main`` in the test process (what cannot hang or blow up);
 * ``fork``: ``main`` in a forked child of the test process, with a time limit, an
   address-space limit (RLIMIT_AS) and its own process group — the isolation of a
   subprocess without paying ~0.5 s to import SymPy again (hangs, blow-ups, deep nesting);
@@ -155,7 +155,7 @@ def _run_subprocess(case: dict, argv: list, tmp: Path, cwd: Path, cache) -> tupl
     env = dict(os.environ)
     env.update(_child_env(case, tmp, cache))
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", *argv], cwd=cwd, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "vram_eval", *argv], cwd=cwd, env=env,
                             stdin=subprocess.DEVNULL if read_end is None else read_end,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_limits,
                             start_new_session=True)
@@ -186,7 +186,7 @@ def _address_space() -> int:
 
 def _run_forked(case: dict, argv: list, tmp: Path, cwd: Path, cache) -> tuple:
     """main(argv) in a forked child: its own process group, RLIMIT_AS, a time limit."""
-    from engine.cli import main  # imported here, so the child starts warm
+    from vram_eval.cli import main  # imported here, so the child starts warm
 
     out_path, err_path = tmp.parent / "stdout.txt", tmp.parent / "stderr.txt"
     read_end, keep_open = _stdin_pipe(case)
@@ -255,7 +255,7 @@ def _run_forked(case: dict, argv: list, tmp: Path, cwd: Path, cache) -> tuple:
 
 
 def _run_inprocess(argv: list, cwd: Path, monkeypatch, capsys) -> tuple:
-    from engine.cli import main
+    from vram_eval.cli import main
 
     monkeypatch.chdir(cwd)
 
@@ -466,7 +466,7 @@ def quiet_env(tmp_path_factory):
 
 def _main_bounded(argv):
     """(status, stderr) of main(argv), stdout discarded; a time limit per call."""
-    from engine.cli import main
+    from vram_eval.cli import main
 
     out, err = io.StringIO(), io.StringIO()
 

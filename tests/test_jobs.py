@@ -3,9 +3,9 @@ solve and the questions' default targets follow."""
 
 import pytest
 
-import engine
-from engine.errors import FormulaError
-from engine.regimes import JOBS, REGIMES, REMEDIES, REMEDY_SOLVES, SMALLEST, Job, check_jobs, read_jobs
+import vram_eval
+from vram_eval.errors import FormulaError
+from vram_eval.regimes import JOBS, REGIMES, REMEDIES, REMEDY_SOLVES, SMALLEST, Job, check_jobs, read_jobs
 
 from conftest import SPECS
 
@@ -16,7 +16,7 @@ def test_the_report_s_columns_are_the_jobs_file_s_tables_in_order():
 
 
 def test_every_name_the_built_in_jobs_file_gives_is_defined_by_the_formulas():
-    assert check_jobs(engine.load(str(SPECS / "llama2-7b.toml")).ruleset) == []
+    assert check_jobs(vram_eval.load(str(SPECS / "llama2-7b.toml")).ruleset) == []
 
 
 @pytest.mark.parametrize("change, words", [
@@ -27,13 +27,13 @@ def test_every_name_the_built_in_jobs_file_gives_is_defined_by_the_formulas():
 def test_a_name_the_formulas_do_not_define_is_an_error(change, words):
     job = JOBS["training"]
     broken = {**JOBS, "training": Job(**{**job.__dict__, **change})}
-    errors = check_jobs(engine.load(str(SPECS / "llama2-7b.toml")).ruleset, broken)
+    errors = check_jobs(vram_eval.load(str(SPECS / "llama2-7b.toml")).ruleset, broken)
     assert any(words in e.message for e in errors), [e.message for e in errors]
 
 
 def test_a_regime_value_without_a_job_is_an_error():
     jobs = {name: job for name, job in JOBS.items() if name != "qlora"}
-    errors = check_jobs(engine.load(str(SPECS / "llama2-7b.toml")).ruleset, jobs)
+    errors = check_jobs(vram_eval.load(str(SPECS / "llama2-7b.toml")).ruleset, jobs)
     assert [e.message for e in errors] == ['regime = "qlora" is allowed by the formulas but has no [job.qlora]']
 
 
@@ -73,7 +73,7 @@ def test_remedies_say_which_input_they_set_and_which_one_solve_answers_with():
 
 
 def test_the_regime_input_picks_the_job_questions_answer_about():
-    from engine.focus import default_target, default_total
+    from vram_eval.focus import default_target, default_total
 
-    problem = engine.load(str(SPECS / "llama2-7b.toml"), ["regime=qlora"])
+    problem = vram_eval.load(str(SPECS / "llama2-7b.toml"), ["regime=qlora"])
     assert (default_total(problem), default_target(problem)) == (JOBS["qlora"].total, JOBS["qlora"].peak)

@@ -12,13 +12,13 @@ import json
 import pytest
 
 from conftest import DATA, evaluate
-from validation.cases import activation_comparable, activation_sets
+from vram_eval.lab.cases import activation_comparable, activation_sets
 
 MEASURED = json.loads((DATA / "measured" / "activations.json").read_text())
 
 
 def _cases():
-    # CPU-only behaviour that a GPU run does not share is left out (validation/cases.py).
+    # CPU-only behaviour that a GPU run does not share is left out (engine/lab/cases.py).
     yield from (c for c in MEASURED["cases"] if activation_comparable(c))
 
 

@@ -4,7 +4,7 @@ tests/data/measured/kv_cache.json: Llama, Mistral, Qwen2 and GPT-2 models built 
 random weights (fp16 and bf16, eval mode, CPU), one forward pass of input_ids (b, s) with
 use_cache=True, then 3 single-token decode steps feeding the cache back (or model.generate), and
 the bytes of the distinct storages behind every layer's keys/values tensors of the returned
-DynamicCache (validation/kv_cache.py, validation/KV_CACHE.md; torch 2.13.0+cpu,
+DynamicCache (engine/lab/kv_cache.py, validation/KV_CACHE.md; torch 2.13.0+cpu,
 transformers 5.24.0). MHA, GQA (kv_heads = a/2, a/4), MQA, head_dim != h/a, L in {2, 4}.
 Every full-attention case is reproduced to the byte with s = tokens in the cache.
 
@@ -19,7 +19,7 @@ import json
 import pytest
 
 from conftest import DATA, evaluate
-from validation.cases import kv_sets
+from vram_eval.lab.cases import kv_sets
 
 MEASURED = json.loads((DATA / "measured" / "kv_cache.json").read_text())
 CASES = MEASURED["cases"] + MEASURED["generate_cases"]

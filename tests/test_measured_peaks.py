@@ -11,7 +11,7 @@ import pytest
 
 from conftest import DATA, evaluate
 from validation import peaks_derived
-from validation.cases import peak_comparable, peak_sets
+from vram_eval.lab.cases import peak_comparable, peak_sets
 
 DOC = json.loads((DATA / "measured" / "peaks.json").read_text())
 ROWS = [r for r in peaks_derived.check(DOC) if not r[0].get("amp")]  # derived.py does not model autocast

@@ -1,6 +1,6 @@
 """Image-text models (formulas/multimodal.formula) and the Llama-4 and PhiMoE text blocks, against
 measurement (tests/data/measured/families.json, tests/data/family_shapes.toml: transformers 5.24 on
-the meta device; `python -m validation.families`):
+the meta device; `python -m vram_eval.lab.families`):
 
 * a composite config.json's text_config is read as its own model_type and its vision_config
   through the catalog's [vision_keys]: the vision tower and the projector are counted exactly;

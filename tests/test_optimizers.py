@@ -1,7 +1,7 @@
 """Optimizers by their Hugging Face Trainer names (formulas/workload.formula, peft.formula,
 peaks.formula): what each keeps per trained parameter, and what its step allocates.
 
-Reference numbers: tests/data/measured/optimizers.json (validation/optimizers.py: a random-weight
+Reference numbers: tests/data/measured/optimizers.json (engine/lab/optimizers.py: a random-weight
 Llama on the CPU, live tensor bytes op by op — Adafactor, torch.optim.Muon with AdamW on the rest,
 bitsandbytes 0.50.2's AdamW8bit and PagedAdamW32bit on its CPU backend)."""
 
@@ -12,7 +12,7 @@ import pytest
 from sympy import Rational
 
 from conftest import DATA, SPECS, evaluate, value
-from validation.cases import peak_sets
+from vram_eval.lab.cases import peak_sets
 
 LLAMA2_7B = SPECS / "llama2-7b.toml"
 DOC = json.loads((DATA / "measured" / "optimizers.json").read_text())

@@ -1,6 +1,6 @@
 """formulas/overhead.formula: the runtime overhead (CUDA context, cuBLAS workspaces, NCCL buffers,
 the caching allocator's reserve), its defaults against the published figures they come from
-(tests/data/references/overhead.toml), its report row, and validation/gpu.py's record format."""
+(tests/data/references/overhead.toml), its report row, and engine/lab/gpu.py's record format."""
 
 import json
 import statistics
@@ -178,10 +178,10 @@ def test_the_overhead_row_completes_each_column(cli):
     assert "\n  other " not in out
 
 
-# --- validation/gpu.py: the record every reader uses -----------------------------------------
+# --- engine/lab/gpu.py: the record every reader uses -----------------------------------------
 
 def _fake_document():
-    from validation.gpu import CASES, make_record
+    from vram_eval.lab.gpu import CASES, make_record
 
     cases = []
     for allocator, extra in (("default", 0.10), ("expandable", 0.04)):
@@ -198,7 +198,7 @@ def _fake_document():
 
 
 def test_a_record_keeps_what_the_readers_need():
-    from validation.gpu import check_document
+    from vram_eval.lab.gpu import check_document
 
     doc = _fake_document()
     check_document(doc)
@@ -207,7 +207,7 @@ def test_a_record_keeps_what_the_readers_need():
 
 @pytest.mark.parametrize("drop", ["peak_reserved", "device_used", "context_at_start", "cublas_workspace"])
 def test_a_measurement_without_a_field_is_refused(drop):
-    from validation.gpu import CASES, make_record
+    from vram_eval.lab.gpu import CASES, make_record
 
     stats = dict(peak_allocated=1, peak_reserved=2, device_used=3, device_used_basis="nvml process", memory_reserved=2,
                  context_at_start=1, cublas_workspace=1, n_trainable_tensors=1)
@@ -217,7 +217,7 @@ def test_a_measurement_without_a_field_is_refused(drop):
 
 
 def test_the_calibration_reads_the_records():
-    from validation.gpu import calibrate
+    from vram_eval.lab.gpu import calibrate
 
     got = calibrate(_fake_document())
     assert got["gpu_arch"] == "hopper" and got["cuda_context"] == 500 * MiB and got["cuda_context_bare"] == 420 * MiB
@@ -242,26 +242,26 @@ def test_the_accuracy_table_compares_three_levels(tmp_path, monkeypatch):
 @pytest.mark.parametrize("cc, arch", [("7.0", "volta"), ("7.5", "turing"), ("8.0", "ampere"), ("8.6", "ampere"),
                                       ("8.9", "ada"), ("9.0", "hopper"), ("10.0", "blackwell"), ("12.0", "blackwell")])
 def test_a_compute_capability_names_the_architecture(cc, arch):
-    from validation.gpu import gpu_arch
+    from vram_eval.lab.gpu import gpu_arch
 
     assert gpu_arch(cc) == arch
 
 
 def test_the_gpu_predictions_add_the_levels_in_order():
-    import engine
-    from validation.cases import gpu_prediction, gpu_sets
-    from validation.gpu import CASES
+    import vram_eval
+    from vram_eval.lab.cases import gpu_prediction, gpu_sets
+    from vram_eval.lab.gpu import CASES
 
     doc = _fake_document()
     c = doc["cases"][0]
-    problem = engine.load(None, gpu_sets(c, doc["versions"]))
-    p = gpu_prediction(c, engine.evaluate(problem.ruleset, problem.bindings))
+    problem = vram_eval.load(None, gpu_sets(c, doc["versions"]))
+    p = gpu_prediction(c, vram_eval.evaluate(problem.ruleset, problem.bindings))
     assert p["allocated"] < p["reserved"] < p["device"]
     assert CASES[0]["mode"] == c["mode"]
 
 
 def test_list_mode_needs_no_gpu(capsys):
-    from validation.gpu import CASES, main
+    from vram_eval.lab.gpu import CASES, main
 
     assert main(["--list"]) == 0
     out = capsys.readouterr().out

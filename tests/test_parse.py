@@ -5,8 +5,8 @@ from sympy import (Eq, Ge, Gt, Integer, Le, Lt, Max, Min, Mod, Ne, Piecewise, Ra
                    log, sqrt)
 from sympy.logic.boolalg import And, Not, Or, true
 
-from engine import parse_formulas
-from engine.symbols import Lookup, Member, Table, Text, TextEq, TextSet
+from vram_eval import parse_formulas
+from vram_eval.symbols import Lookup, Member, Table, Text, TextEq, TextSet
 
 a, b, c, x, y = (Symbol(n) for n in "abcxy")
 

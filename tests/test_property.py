@@ -5,8 +5,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import engine
-from engine.rules import RuleSet
+import vram_eval
+from vram_eval.rules import RuleSet
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = [p.read_text() for p in sorted((ROOT / "formulas").rglob("*.formula"))]
@@ -16,9 +16,9 @@ ALPHABET = st.sampled_from(list("abhLsN_019.eE+-*/%^()[]{},:=<>!\"' \n\t#") + ["
 
 def parse_or_engine_error(text: str) -> None:
     try:
-        file = engine.parse_formulas(text, path="fuzz.formula")
+        file = vram_eval.parse_formulas(text, path="fuzz.formula")
         RuleSet.build([file])
-    except engine.EngineError as exc:
+    except vram_eval.EngineError as exc:
         assert exc.render()  # and it renders
 
 
@@ -64,6 +64,6 @@ def test_arbitrary_bytes_from_a_file(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("fuzz") / "junk.formula"
     path.write_bytes(data)
     try:
-        engine.Library([str(path)]).user_files()
-    except engine.EngineError as exc:
+        vram_eval.Library([str(path)]).user_files()
+    except vram_eval.EngineError as exc:
         assert exc.path == str(path)

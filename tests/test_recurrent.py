@@ -14,7 +14,7 @@ import json
 import pytest
 
 from conftest import DATA, ROOT, evaluate, load_toml, value
-from validation.families import shrunken_config, state_bytes
+from vram_eval.lab.families import shrunken_config, state_bytes
 
 SHAPES = load_toml(DATA / "family_shapes.toml")
 WITH_STATE = {name: shape for name, shape in SHAPES.items() if "state" in shape}

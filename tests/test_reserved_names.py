@@ -2,21 +2,21 @@
 
 from sympy import Symbol
 
-import engine
-from engine.evaluate import evaluate_values
+import vram_eval
+from vram_eval.evaluate import evaluate_values
 
 TEXT = "total = N + E * I - S / Q + O^2 + beta * gamma + lambda + pi + zeta\n"
 VALUES = {"N": 2, "E": 3, "I": 5, "S": 8, "Q": 4, "O": 3, "beta": 7, "gamma": 11, "lambda": 13, "pi": 1, "zeta": 100}
 
 
 def test_reserved_names_are_plain_symbols():
-    (rule,) = engine.parse_formulas(TEXT).rules
+    (rule,) = vram_eval.parse_formulas(TEXT).rules
     assert {s.name for s in rule.expr.free_symbols} == set(VALUES)
     assert all(type(s) is Symbol for s in rule.expr.free_symbols)
 
 
 def test_reserved_names_evaluate_to_plain_arithmetic():
-    ruleset = engine.RuleSet.build([engine.parse_formulas(TEXT)])
+    ruleset = vram_eval.RuleSet.build([vram_eval.parse_formulas(TEXT)])
     from sympy import Integer
 
     values, missing = evaluate_values(ruleset, {k: Integer(v) for k, v in VALUES.items()})

@@ -4,15 +4,15 @@ import json
 
 import pytest
 
-import engine
-from engine.rules import RuleSet
+import vram_eval
+from vram_eval.rules import RuleSet
 
 from conftest import evaluate, value
 
 
 def build(*texts, user=()):
-    files = [engine.parse_formulas(t, path=f"b{i}.formula", builtin=True) for i, t in enumerate(texts)]
-    files += [engine.parse_formulas(t, path=f"u{i}.formula") for i, t in enumerate(user)]
+    files = [vram_eval.parse_formulas(t, path=f"b{i}.formula", builtin=True) for i, t in enumerate(texts)]
+    files += [vram_eval.parse_formulas(t, path=f"u{i}.formula") for i, t in enumerate(user)]
     return RuleSet.build(files)
 
 
@@ -35,7 +35,7 @@ def test_user_file_overrides_a_builtin_and_it_is_recorded():
 
 
 def test_two_user_files_defining_the_same_name_is_an_error():
-    with pytest.raises(engine.FormulaError, match="defined twice"):
+    with pytest.raises(vram_eval.FormulaError, match="defined twice"):
         build("x = 1", user=["w = 1", "w = 2"])
 
 
@@ -56,7 +56,7 @@ def test_unbound_outputs_are_unavailable_naming_the_missing_inputs():
     result = evaluate(None, "b=1")
     assert "params" in result.missing
     assert {"h", "L"} <= set(result.missing["params"])
-    with pytest.raises(engine.BindingError) as info:
+    with pytest.raises(vram_eval.BindingError) as info:
         result.require("params")
     assert "'params' cannot be computed" in info.value.message and "'h'" in info.value.message
 
@@ -68,7 +68,7 @@ def test_a_variant_file_is_chosen_by_its_input():
 
 
 def test_an_unknown_variant_names_the_files():
-    with pytest.raises(engine.SpecError) as info:
+    with pytest.raises(vram_eval.SpecError) as info:
         evaluate(None, "arch=lama")
     assert "gpt, llama" in info.value.message and "did you mean 'llama'" in info.value.hint
 

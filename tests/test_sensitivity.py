@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-import engine
-from engine.sensitivity import sensitivity
+import vram_eval
+from vram_eval.sensitivity import sensitivity
 
 from conftest import SPECS
 
 
 def rows(spec, target, *sets):
-    result = sensitivity(engine.load(str(spec), list(sets)), target)
+    result = sensitivity(vram_eval.load(str(spec), list(sets)), target)
     return result, {r.name: r for r in result.inputs}
 
 
@@ -63,8 +63,8 @@ def test_total_asks_for_the_sum_of_parts(cli):
 
 
 def _peak(spec, target, *sets):
-    return engine.evaluate(engine.load(str(spec), list(sets)).ruleset,
-                           engine.load(str(spec), list(sets)).bindings).values[target]
+    return vram_eval.evaluate(vram_eval.load(str(spec), list(sets)).ruleset,
+                           vram_eval.load(str(spec), list(sets)).bindings).values[target]
 
 
 @pytest.mark.parametrize("spec, target, sets, phase", [
@@ -74,7 +74,7 @@ def _peak(spec, target, *sets):
 def test_a_peaks_slope_in_b_is_the_step_to_the_next_batch(spec, target, sets, phase):
     """Every phase is linear in b; the phase that reaches the peak at b = 1 still does at b = 2, so
     the peak's derivative in b is peak(b=2) - peak(b=1), exactly, and it names that phase."""
-    result = sensitivity(engine.load(str(SPECS / spec), list(sets)))
+    result = sensitivity(vram_eval.load(str(SPECS / spec), list(sets)))
     assert result.target == target and result.phase[1] == phase
     by = {r.name: r for r in result.inputs}
     step = _peak(SPECS / spec, target, *sets, "b=2") - _peak(SPECS / spec, target, *sets, "b=1")

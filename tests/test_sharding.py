@@ -183,9 +183,9 @@ def test_offload_param_moves_the_partitions_to_host_memory():
     (("distributed=horovod",), "is not one of: auto, ddp, deepspeed, fsdp2, none"),
 ])
 def test_inconsistent_framework_settings_are_refused(sets, message):
-    import engine
+    import vram_eval
 
-    with pytest.raises(engine.EngineError, match=message):
+    with pytest.raises(vram_eval.EngineError, match=message):
         evaluate(LLAMA3_8B, *sets)["peak_training"]
 
 
@@ -247,7 +247,7 @@ def test_model_states_peak_is_model_states_plus_the_framework_row(sets):
                                   ("dp=8", "distributed=fsdp2")], ids=["one-gpu", "ddp", "zero2", "zero3", "fsdp2"])
 @pytest.mark.parametrize("total", ["total_training", "total_lora", "total_qlora"])
 def test_every_total_is_the_sum_of_its_report_rows(sets, total):
-    from engine.regimes import components
+    from vram_eval.regimes import components
 
     r = evaluate(LLAMA3_8B, *sets)
     rows = components(total)
@@ -268,10 +268,10 @@ def test_one_gpu_adds_no_framework_row_to_any_regime():
 
 
 def test_the_training_remedy_offloads_by_the_canonical_name():
-    import engine
-    from engine.regimes import REMEDIES
+    import vram_eval
+    from vram_eval.regimes import REMEDIES
 
-    ruleset = engine.load(str(LLAMA3_8B), [], []).ruleset
+    ruleset = vram_eval.load(str(LLAMA3_8B), [], []).ruleset
     assert ("offload_optimizer", "cpu") in REMEDIES["total_training"]
     for remedies in REMEDIES.values():
         for name, _ in remedies:

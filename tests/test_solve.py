@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-import engine
-from engine.solve import parse_budget, solve
+import vram_eval
+from vram_eval.solve import parse_budget, solve
 
 from conftest import DATA, SPECS, load_toml
 
@@ -13,7 +13,7 @@ GiB, GB = 2**30, 10**9
 
 
 def problem(spec=None, *sets):
-    return engine.load(None if spec is None else str(spec), list(sets))
+    return vram_eval.load(None if spec is None else str(spec), list(sets))
 
 
 def assert_boundary(sol, budget):
@@ -105,7 +105,7 @@ def test_requirements_restrict_the_answer():
 def test_a_non_monotonic_target_is_searched_exactly(tmp_path):
     f = tmp_path / "odd.formula"
     f.write_text("odd [bytes] = (s - 100)^2 * 1 MiB + 1 GiB\n")
-    p = engine.load(None, ["b=1"], [str(f)])
+    p = vram_eval.load(None, ["b=1"], [str(f)])
     sol = solve(p, "s", 2 * GiB, "odd")
     assert any("not monotonic" in n for n in sol.notes)
     assert (sol.value - 100) ** 2 * 2**20 + GiB <= 2 * GiB < (sol.value + 1 - 100) ** 2 * 2**20 + GiB
@@ -116,7 +116,7 @@ def test_a_non_monotonic_target_is_searched_exactly(tmp_path):
     ("13B", "is a count"), ("-1GiB", "must be positive"),
 ])
 def test_bad_budgets(text, words):
-    with pytest.raises(engine.SolveError) as info:
+    with pytest.raises(vram_eval.SolveError) as info:
         parse_budget(text)
     assert words in info.value.message + (info.value.hint or "")
 
@@ -128,7 +128,7 @@ def test_bad_budgets(text, words):
     ("gpu_memory", "total_training", "does not depend on gpu_memory"),
 ])
 def test_bad_names(name, target, words):
-    with pytest.raises(engine.SolveError) as info:
+    with pytest.raises(vram_eval.SolveError) as info:
         solve(problem(SPECS / "llama13b.toml"), name, 80 * GiB, target)
     assert words in info.value.message + " " + (info.value.hint or "")
 

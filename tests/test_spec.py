@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-import engine
-from engine.units import parse_quantity
+import vram_eval
+from vram_eval.units import parse_quantity
 
 from conftest import DATA, evaluate, value
 
@@ -52,7 +52,7 @@ def test_set_overrides_the_spec(tmp_path):
 
 
 def test_set_accepts_lists():
-    assert engine.load(None, ["lora_targets=q,k,v,o"]).bindings["lora_targets"].value.values == ["q", "k", "v", "o"]
+    assert vram_eval.load(None, ["lora_targets=q,k,v,o"]).bindings["lora_targets"].value.values == ["q", "k", "v", "o"]
 
 
 def test_gpu_from_the_catalog():
@@ -81,7 +81,7 @@ BAD = [
 @pytest.mark.parametrize("text, words, line", BAD, ids=[b[1] for b in BAD])
 def test_bad_spec_values_are_located(tmp_path, text, words, line):
     spec = write(tmp_path, "bad.toml", text)
-    with pytest.raises(engine.EngineError) as info:
+    with pytest.raises(vram_eval.EngineError) as info:
         evaluate(spec)
     err = info.value
     assert words in err.message, err.render()
@@ -104,14 +104,14 @@ IMPOSSIBLE = [
 @pytest.mark.parametrize("bad, other, words", IMPOSSIBLE, ids=[i[0] for i in IMPOSSIBLE])
 def test_impossible_values_are_refused_not_clamped(tmp_path, bad, other, words):
     spec = write(tmp_path, "m.toml", MODEL.replace("a = 32\n", ""))
-    with pytest.raises(engine.EngineError) as info:
+    with pytest.raises(vram_eval.EngineError) as info:
         evaluate(spec, other, bad)
     assert words in info.value.message, info.value.render()
 
 
 def test_requirement_points_at_the_spec_line(tmp_path):
     spec = write(tmp_path, "m.toml", MODEL + "kv_heads = 5\n")
-    with pytest.raises(engine.SpecError) as info:
+    with pytest.raises(vram_eval.SpecError) as info:
         evaluate(spec)
     assert (info.value.path, info.value.line) == (str(spec), 8)
     assert any("formulas/model.formula" in n for n in info.value.notes)
@@ -128,13 +128,13 @@ def test_hf_config_ignores_unknown_keys_and_picks_arch(tmp_path):
 
 def test_hf_config_with_unknown_model_type(tmp_path):
     path = write(tmp_path, "config.json", '{\n  "model_type": "rwkv",\n  "hidden_size": 768\n}\n')
-    with pytest.raises(engine.SpecError) as info:
+    with pytest.raises(vram_eval.SpecError) as info:
         evaluate(path)
     assert info.value.line == 2 and "rwkv" in info.value.message
 
 
 def test_hf_config_with_no_usable_fields(tmp_path):
-    with pytest.raises(engine.SpecError, match="none of the fields"):
+    with pytest.raises(vram_eval.SpecError, match="none of the fields"):
         evaluate(write(tmp_path, "config.json", '{"foo": 1}'))
 
 
@@ -153,7 +153,7 @@ def test_unreadable_specs(tmp_path, name, data, words):
         path.mkdir()
     elif data is not None:
         path.write_bytes(data)
-    with pytest.raises(engine.SpecError) as info:
+    with pytest.raises(vram_eval.SpecError) as info:
         evaluate(path)
     assert words in info.value.message
 

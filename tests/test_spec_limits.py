@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import spec as spec_module
-from engine import spec_file, spec_yaml
+from vram_eval import spec as spec_module
+from vram_eval import spec_file, spec_yaml
 
 from conftest import evaluate, value
 
@@ -335,7 +335,7 @@ def test_valid_specs_read_as_before(tmp_path):
 
 
 def _run(name: str, content: str):
-    from engine.cli import main
+    from vram_eval.cli import main
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, name)
@@ -401,7 +401,7 @@ def test_any_toml_or_yaml_tree_as_a_spec_is_an_answer_or_a_located_error(tree):
 
 
 def test_units_refuse_what_no_input_can_be_and_print_what_the_formulas_can():
-    from engine.units import NumberTooLarge, format_bytes, format_number, parse_number, parse_quantity
+    from vram_eval.units import NumberTooLarge, format_bytes, format_number, parse_number, parse_quantity
 
     with pytest.raises(NumberTooLarge, match=r"10\^30"):
         parse_quantity("1e400GiB")

@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-import engine
-from engine.sweep import MAX_POINTS, parse_range, sweep
+import vram_eval
+from vram_eval.sweep import MAX_POINTS, parse_range, sweep
 
 from conftest import SPECS
 
@@ -22,22 +22,22 @@ def test_range_stop_is_inclusive_and_x2_is_geometric():
     ("s=1:1000000000", f"limit of {MAX_POINTS:,}"), ("s=a:b", "not a number"), ("s512:1024", "not a range"),
 ])
 def test_bad_ranges(text, words):
-    with pytest.raises(engine.SolveError) as info:
+    with pytest.raises(vram_eval.SolveError) as info:
         parse_range(text)
     assert words in info.value.message + " " + (info.value.hint or "")
 
 
 def test_sweep_values_are_exact_integers_equal_to_evaluate():
-    p = engine.load(str(SPECS / "llama13b.toml"))
+    p = vram_eval.load(str(SPECS / "llama13b.toml"))
     result = sweep(p, parse_range("s=1024:4096:1024"), ["total_training", "kv_cache"])
     assert result.exact == {"total_training": True, "kv_cache": True}
     for s, total in zip(result.xs, result.columns["total_training"]):
-        again = engine.load(str(SPECS / "llama13b.toml"), [f"s={int(s)}"])
-        assert int(total) == int(engine.evaluate(again.ruleset, again.bindings)["total_training"])
+        again = vram_eval.load(str(SPECS / "llama13b.toml"), [f"s={int(s)}"])
+        assert int(total) == int(vram_eval.evaluate(again.ruleset, again.bindings)["total_training"])
 
 
 def test_a_million_points():
-    p = engine.load(str(SPECS / "llama2-7b.toml"))
+    p = vram_eval.load(str(SPECS / "llama2-7b.toml"))
     result = sweep(p, parse_range("s=1:1000000"), ["kv_cache"])
     assert len(result.xs) == 1_000_000
     assert int(result.columns["kv_cache"][-1]) == 1_000_000 * 524_288
@@ -159,17 +159,17 @@ def test_the_suggested_ranges_sweep(cli, text):
     data = json.loads(out)
     name = text.split("=")[0]
     for x, total in zip(data["values"], data["outputs"]["peak_training"]):  # what direct evaluation says
-        again = engine.load(str(SPECS / "llama13b.toml"), [f"{name}={x}"])
-        expected = engine.evaluate(again.ruleset, again.bindings)["peak_training"]
+        again = vram_eval.load(str(SPECS / "llama13b.toml"), [f"{name}={x}"])
+        expected = vram_eval.evaluate(again.ruleset, again.bindings)["peak_training"]
         assert total == (int(expected) if expected.is_Integer else float(expected))
 
 
 def test_a_requirement_offender_is_found_among_a_million_points_fast():
     import time
 
-    p = engine.load(str(SPECS / "llama2-7b.toml"))
+    p = vram_eval.load(str(SPECS / "llama2-7b.toml"))
     start = time.perf_counter()
-    with pytest.raises(engine.SolveError) as info:
+    with pytest.raises(vram_eval.SolveError) as info:
         sweep(p, parse_range("tp=1:1000000"))
     assert time.perf_counter() - start < 5
     assert "tp = 3 breaks a requirement" in info.value.message
@@ -191,7 +191,7 @@ def test_an_output_that_is_not_whole_is_not_rounded(tmp_path):
     # 1.5 and 2.5 came back as the integers 2 and 2
     mine = tmp_path / "half.formula"
     mine.write_text('half [bytes] = s / 2 "half of s"\n')
-    p = engine.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
+    p = vram_eval.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
     result = sweep(p, parse_range("s=2:6"), ["half"])
     assert result.exact == {"half": False}
     assert list(result.columns["half"]) == [1, 1.5, 2, 2.5, 3]
@@ -200,7 +200,7 @@ def test_an_output_that_is_not_whole_is_not_rounded(tmp_path):
 def test_overflow_is_inf_not_exact_and_null_in_json(cli, tmp_path):
     mine = tmp_path / "big.formula"
     mine.write_text('big [bytes] = 2 ^ (10 * b) "grows"\n')  # 1 KiB at the spec's b = 1
-    p = engine.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
+    p = vram_eval.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
     result = sweep(p, parse_range("b=101:104"), ["big"])  # 2^1010, 2^1020, then beyond float64
     assert result.exact == {"big": False}
     assert [v == float("inf") for v in result.columns["big"]] == [False, False, True, True]

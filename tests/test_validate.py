@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-import engine
-from engine.validate import scaled_shape, validate
+import vram_eval
+from vram_eval.validate import scaled_shape, validate
 
 from conftest import SPECS
 
@@ -22,7 +22,7 @@ def test_an_architecture_it_cannot_build_is_refused(cli):
 
 
 def test_the_scaled_model_keeps_the_specs_proportions():
-    shape = scaled_shape(engine.load(str(SPECS / "llama3-8b.toml")), "tiny")
+    shape = scaled_shape(vram_eval.load(str(SPECS / "llama3-8b.toml")), "tiny")
     assert (shape["a"] // shape["kv_heads"], shape["h"] // shape["a"]) == (4, 64)  # GQA 32:8 kept
     assert shape["f"] == 896  # 14336/4096 × 256
 
@@ -33,7 +33,7 @@ def test_measured_equals_predicted_at_tiny_scale(spec):
     formula that drifts from what PyTorch really does fails the build)."""
     pytest.importorskip("torch", reason="the validate extra is not installed")
     pytest.importorskip("transformers", reason="the validate extra is not installed")
-    result = validate(engine.load(str(SPECS / f"{spec}.toml")), "tiny")
+    result = validate(vram_eval.load(str(SPECS / f"{spec}.toml")), "tiny")
     assert len(result.rows) >= 5
     assert any(what.startswith("peak of a training step") for what, _, _ in result.rows)
     for what, predicted, measured in result.rows:

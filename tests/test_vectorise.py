@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sympy import Abs, Integer, Max, Min, Mod, Piecewise, Rational, Symbol, ceiling, floor
 
-import engine
-from engine.errors import Location
-from engine.focus import focus
-from engine.regimes import PEAKS, REGIMES
-from engine.symbols import Lookup, Member, Table, Text, TextEq, TextSet
-from engine.sweep import parse_range, sweep
-from engine.vectorise import Vectorised, VectoriseError, evaluate_array, evaluate_condition
+import vram_eval
+from vram_eval.errors import Location
+from vram_eval.focus import focus
+from vram_eval.regimes import PEAKS, REGIMES
+from vram_eval.symbols import Lookup, Member, Table, Text, TextEq, TextSet
+from vram_eval.sweep import parse_range, sweep
+from vram_eval.vectorise import Vectorised, VectoriseError, evaluate_array, evaluate_condition
 
 from conftest import SPECS
 
@@ -49,7 +49,7 @@ def _agrees(value: float, exact) -> bool:
 
 @pytest.mark.parametrize("spec", sorted(SPECS.glob("*.toml")), ids=lambda p: p.stem)
 def test_vectorised_equals_exact_for_every_builtin_spec(spec):
-    problem = engine.load(str(spec))
+    problem = vram_eval.load(str(spec))
     for name, points in POINTS.items():
         xs = np.array(points, dtype=float)
         for target in TARGETS:
@@ -64,7 +64,7 @@ def test_vectorised_equals_exact_for_every_builtin_spec(spec):
 
 
 def test_sweep_is_exact_where_it_says_so():
-    problem = engine.load(str(SPECS / "llama3-70b.toml"))
+    problem = vram_eval.load(str(SPECS / "llama3-70b.toml"))
     result = sweep(problem, parse_range("s=1:100000:997"), TARGETS)
     for target in TARGETS:
         assert result.exact[target], target
@@ -175,7 +175,7 @@ def test_unsupported_nodes_are_located_errors(expr, words):
     with pytest.raises(VectoriseError) as info:
         evaluate_array(expr, x, np.arange(3.0), WHERE, what="'pay'")
     error = info.value
-    assert isinstance(error, engine.SolveError) and error.location == WHERE
+    assert isinstance(error, vram_eval.SolveError) and error.location == WHERE
     assert words in error.message, error.message
     assert error.render().startswith("sweep: error: 'pay' cannot be computed over a range of x")
 
@@ -259,9 +259,9 @@ def test_no_code_is_compiled_or_executed(tmp_path):
     eval and compile taken away: lambdify could not."""
     mine = tmp_path / "wavy.formula"
     mine.write_text("wavy [bytes] = (100 - b if b < 50 else 3 * b) + floor(b / 3) * 0 \"not monotonic\"\n")
-    problem = engine.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
+    problem = vram_eval.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
     rng = parse_range("b=1:100000")
-    from engine.solve import solve
+    from vram_eval.solve import solve
 
     calls = []
 
@@ -313,8 +313,8 @@ def test_names_that_collide_with_numpy_sweep_like_direct_evaluation(cli, tmp_pat
     rows = [line.split(",") for line in out.splitlines()[1:]]
     assert [int(r[0]) for r in rows] == [1, 2, 3, 4]
     for value, got in rows:
-        problem = engine.load(str(SPECS / "llama13b.toml"), [f"{swept}={value}"], [str(mine)])
-        assert int(got) == int(engine.evaluate(problem.ruleset, problem.bindings)["pay"]), (swept, value)
+        problem = vram_eval.load(str(SPECS / "llama13b.toml"), [f"{swept}={value}"], [str(mine)])
+        assert int(got) == int(vram_eval.evaluate(problem.ruleset, problem.bindings)["pay"]), (swept, value)
 
 
 def test_names_that_collide_with_numpy_solve(cli, tmp_path):
@@ -325,9 +325,9 @@ def test_names_that_collide_with_numpy_solve(cli, tmp_path):
     import json
 
     value = json.loads(out)["value"]
-    fits = engine.load(str(SPECS / "llama13b.toml"), [f"select={value}"], [str(mine)])
-    over = engine.load(str(SPECS / "llama13b.toml"), [f"select={value + 1}"], [str(mine)])
-    pay = (engine.evaluate(problem.ruleset, problem.bindings)["pay"] for problem in (fits, over))
+    fits = vram_eval.load(str(SPECS / "llama13b.toml"), [f"select={value}"], [str(mine)])
+    over = vram_eval.load(str(SPECS / "llama13b.toml"), [f"select={value + 1}"], [str(mine)])
+    pay = (vram_eval.evaluate(problem.ruleset, problem.bindings)["pay"] for problem in (fits, over))
     assert next(pay) <= 1024 < next(pay)
 
 
@@ -443,7 +443,7 @@ def test_an_if_then_else_condition_is_lazy_exactly_and_vectorised():
 
     from sympy.logic.boolalg import ITE
 
-    from engine.exact import evaluate_exact
+    from vram_eval.exact import evaluate_exact
 
     x = Symbol("x")
     condition = ITE(x > 0, floor(40 / x) > 3, x < 1)

@@ -1,26 +1,7 @@
-"""Measurement scripts that produce ground-truth data for vram-eval (not part of the engine)."""
+"""The development tree: what regenerates the repository's own files from the instruments' output.
 
-
-def write_json(path, doc) -> None:
-    """Write a measurement document the way every file in tests/data/measured/ is written."""
-    import json
-
-    with open(path, "w") as fh:
-        json.dump(doc, fh, indent=1)
-        fh.write("\n")
-
-
-def script_arguments(doc: str, argv=None):
-    """The arguments of a measurement script that writes one file (``--out``), with Python's and
-    transformers' warnings silenced: what every such script starts with."""
-    import argparse
-    import warnings
-
-    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    return args
+Not installed (the wheel holds the instruments, ``vram_eval.lab``): run from a checkout, as
+``python -m validation.accuracy`` (docs/ACCURACY.md), ``python -m validation.peaks_fit`` (the fitted
+in-layer event forms, peak_forms.json) and ``python -m validation.report``; ``derived.py`` and
+``peaks_derived.py`` are the derivation oracles the tests compare the formulas with.
+"""

@@ -3,7 +3,7 @@
     python -m validation.accuracy            # writes docs/ACCURACY.md
     python -m validation.accuracy --check    # exits 1 if the file is out of date
 
-Reads tests/data/measured/*.json (made by validation/measure.py, kv_cache.py,
+Reads tests/data/measured/*.json (made by engine/lab/measure.py, kv_cache.py,
 param_counts.py with torch) and evaluates vram-eval's formulas for each case; it
 needs only the engine, not torch.
 """
@@ -15,26 +15,21 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import vram_eval
+from vram_eval.lab.cases import (activation_comparable, activation_sets, family_activation_comparable,
+                                family_activation_sets, gpu_prediction, gpu_sets, kv_comparable, kv_sets,
+                                peak_comparable, peak_sets)
+from vram_eval.lab.families import shrunken_config, state_bytes
 
-import engine  # noqa: E402
-from validation.cases import (activation_comparable, activation_sets, family_activation_comparable,  # noqa: E402
-                              family_activation_sets, gpu_prediction, gpu_sets, kv_comparable, kv_sets,
-                              peak_comparable, peak_sets)
-from validation.families import shrunken_config, state_bytes  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DATA = ROOT / "tests" / "data" / "measured"
 OUT = ROOT / "docs" / "ACCURACY.md"
-HF = {"hidden_size": "h", "num_hidden_layers": "L", "num_attention_heads": "a", "num_key_value_heads": "kv_heads",
-      "intermediate_size": "f", "vocab_size": "V", "tie_word_embeddings": "tie_embeddings", "head_dim": "head_dim",
-      "num_local_experts": "experts", "num_experts_per_tok": "experts_per_token", "n_embd": "h", "n_layer": "L",
-      "n_head": "a", "n_positions": "s_max", "max_position_embeddings": "s_max", "ffn_dim": "f"}
 
 
 def values(sets, *names):
-    problem = engine.load(None, sets)
-    result = engine.evaluate(problem.ruleset, problem.bindings)
+    problem = vram_eval.load(None, sets)
+    result = vram_eval.evaluate(problem.ruleset, problem.bindings)
     return [int(result[n]) for n in names]
 
 
@@ -43,14 +38,16 @@ def value(sets, name):
 
 
 def param_rows():
+    """The public configs of param_counts.json, read as a user's config.json is (the engine's reader)."""
+    import tempfile
+
     data = json.loads((DATA / "param_counts.json").read_text())
-    for name, case in data["models"].items():
-        cfg, kind = case["config"], case.get("model_type", "llama")
-        sets = ["arch=" + ("gpt" if kind in ("gpt2", "opt") else "llama")]
-        sets += [f"{HF[k]}={str(v).lower() if isinstance(v, bool) else v}" for k, v in cfg.items() if k in HF and v is not None]
-        sets += ["qkv_bias=true"] if kind == "qwen2" else []
-        sets += ["pos_offset=2", "tie_embeddings=true"] if kind == "opt" else []
-        yield ("parameters", kind, name, value(sets, "params"), case["num_params"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.json"
+        for name, case in data["models"].items():
+            kind = case.get("model_type", "llama")
+            path.write_text(json.dumps(dict(case["config"], model_type=kind)))
+            yield ("parameters", kind, name, _config_value(path, [], "params"), case["num_params"])
 
 
 def activation_rows():
@@ -80,7 +77,7 @@ def shape_rows():
     except ImportError:  # Python 3.9, 3.10
         import tomli as tomllib
 
-    from validation.families import apply_changes
+    from vram_eval.lab.families import apply_changes
 
     shapes = tomllib.loads((ROOT / "tests" / "data" / "family_shapes.toml").read_text())
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,11 +192,11 @@ def _config_value(path, sets, name):
 
 
 def _evaluated(path, sets):
-    problem = engine.load(str(path), sets)
-    return engine.evaluate(problem.ruleset, problem.bindings)
+    problem = vram_eval.load(str(path), sets)
+    return vram_eval.evaluate(problem.ruleset, problem.bindings)
 
 
-# validation/gpu.py's three levels (validation/cases.py gpu_prediction) and what measured each.
+# engine/lab/gpu.py's three levels (engine/lab/cases.py gpu_prediction) and what measured each.
 GPU_LEVEL_WORDS = {"allocated": "max_memory_allocated", "reserved": "max_memory_reserved",
                    "device": "device memory (NVML)"}
 
@@ -221,7 +218,7 @@ TARGETS = {"parameters": 0.0, "KV cache": 0.0, "parameters, from config.json": 0
 
 
 def peak_rows():
-    """formulas/peaks.formula against the CPU live-tensor bytes of validation/peaks.py.
+    """formulas/peaks.formula against the CPU live-tensor bytes of engine/lab/peaks.py.
 
     torch.optim keeps one fp32 `step` counter per trained tensor; on a GPU it stays on the host, so
     the formulas leave it out and the comparison adds it (4 bytes per tensor)."""
@@ -259,20 +256,20 @@ def peak_rows():
 
 
 def gpu_rows():
-    """validation/gpu.py's measurements against the formulas, at three levels: the tensors plus
+    """engine/lab/gpu.py's measurements against the formulas, at three levels: the tensors plus
     cuBLAS's workspace (max_memory_allocated), plus the allocator's reserve (max_memory_reserved),
     plus the CUDA context (the device's peak: peak_reserved + outside_allocator) — none yet."""
     path = DATA / "gpu_peaks.json"
     if not path.exists():
         return
-    from validation.gpu import check_document
+    from vram_eval.lab.gpu import check_document
 
     data = json.loads(path.read_text())
     check_document(data)
     versions = data["versions"]
     for c in data["cases"]:
-        problem = engine.load(None, gpu_sets(c, versions))
-        predicted = gpu_prediction(c, engine.evaluate(problem.ruleset, problem.bindings))
+        problem = vram_eval.load(None, gpu_sets(c, versions))
+        predicted = gpu_prediction(c, vram_eval.evaluate(problem.ruleset, problem.bindings))
         measured = {"allocated": c["peak_allocated"], "reserved": c["peak_reserved"],
                     "device": c["peak_reserved"] + c["outside_allocator"]}
         job = "peak of generation" if c["mode"] == "inference" else "peak of a training step"
@@ -352,7 +349,7 @@ def build() -> str:
     if not (DATA / "gpu_peaks.json").exists():
         out += ["| peak of a training step, peak of generation (GPU `max_memory_allocated`) | — | 0 | — | ±5% | "
                 "not measured: no GPU was lent to the sessions that built this (the `device` status said "
-                "`not drawn`); `python -m validation.gpu --out tests/data/measured/gpu_peaks.json` measures "
+                "`not drawn`); `python -m vram_eval.lab.gpu --out tests/data/measured/gpu_peaks.json` measures "
                 "it where one is; the formulas are checked on the CPU above, and the runtime overhead (CUDA context, "
                 "cuBLAS workspaces, NCCL buffers, the allocator's reserve: formulas/overhead.formula) keeps its "
                 "published, uncalibrated defaults |"]

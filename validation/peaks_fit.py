@@ -30,7 +30,7 @@ import time
 import warnings
 from fractions import Fraction
 
-from validation import write_json
+from vram_eval.lab import write_json
 
 FEATURES = ["bsh", "bsf", "bs", "bas2", "bas", "bskvd", "bs2", "sd", "sh", "s", "1", "h2", "hkvd",
             "hf", "h", "bsV", "Vh", "bV", "bh", "tgt", "pad"]
@@ -177,7 +177,7 @@ def random_shapes(arch, kvc, n, seed):
 def collect(arch, dtype, attn, mode, kvc, ltk, n):
     import torch
 
-    from validation import peaks
+    from vram_eval.lab import peaks
 
     rows = []
     for sh in random_shapes(arch, kvc, n, seed=0 if mode != "inference" else 1):

@@ -111,7 +111,7 @@ def listings_md():
     import transformers
 
     transformers.logging.set_verbosity_error()
-    from validation.saved_bytes import run_case
+    from vram_eval.lab.saved_bytes import run_case
 
     out = []
     for title, arch, kw, layer in LISTING_CASES:

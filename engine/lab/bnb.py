@@ -1,6 +1,6 @@
 """What bitsandbytes converts to 4 bits when transformers loads a model with load_in_4bit.
 
-    python -m validation.bnb --out tests/data/measured/bnb.json
+    python -m vram_eval.lab.bnb --out tests/data/measured/bnb.json
 
 For each small config below: the model is built with random weights in bf16, saved, and loaded
 back with ``BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")`` on the CPU (the
@@ -22,7 +22,7 @@ import sys
 import tempfile
 import warnings
 
-from validation import write_json
+from . import write_json
 
 SMALL = dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
              intermediate_size=512, vocab_size=1000, max_position_embeddings=4096,
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     transformers.logging.set_verbosity_error()
     cases = {name: measure(config) for name, config in CASES.items()}
     doc = {
-        "description": "parameters bitsandbytes 4-bit leaves in 16 bits and converts, per small model (validation/bnb.py)",
+        "description": "parameters bitsandbytes 4-bit leaves in 16 bits and converts, per small model (engine/lab/bnb.py)",
         "versions": {"transformers": transformers.__version__, "torch": torch.__version__,
                      "bitsandbytes": bitsandbytes.__version__, "python": platform.python_version(),
                      "device": "cpu", "date": datetime.date.today().isoformat()},

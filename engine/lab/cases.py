@@ -85,7 +85,7 @@ def peak_comparable(c: dict) -> bool:
 
 
 def gpu_sets(c: dict, versions=None) -> List[str]:
-    """--set values for a case of validation/gpu.py (bf16 Llama with SDPA on a GPU); versions (the
+    """--set values for a case of engine/lab/gpu.py (bf16 Llama with SDPA on a GPU); versions (the
     file's "versions") give the GPU's architecture for the cuBLAS workspace."""
     sets = ["arch=llama", "activation_model=measured", "weight_dtype=bf16", "flash_attention=true",
             "tie_embeddings=false", f"h={c['h']}", f"a={c['a']}", f"kv_heads={c['kv_heads']}", f"f={c['f']}",
@@ -93,7 +93,7 @@ def gpu_sets(c: dict, versions=None) -> List[str]:
             f"recompute={'full' if c['mode'] == 'train_ckpt' else 'none'}",
             f"expandable_segments={'true' if c.get('allocator') == 'expandable' else 'false'}"]
     if versions and versions.get("compute_capability"):
-        from validation.gpu import gpu_arch
+        from .gpu import gpu_arch
 
         sets.append(f"gpu_arch={gpu_arch(versions['compute_capability'])}")
     if c["mode"] == "inference":
@@ -110,7 +110,7 @@ GPU_LEVELS = ("allocated", "reserved", "device")
 
 
 def gpu_prediction(c: dict, values) -> dict:
-    """What vram-eval predicts for a validation/gpu.py case, at the three levels it measures:
+    """What vram-eval predicts for a engine/lab/gpu.py case, at the three levels it measures:
     torch.cuda.max_memory_allocated (the tensors' peak + the cuBLAS workspace), max_memory_reserved
     (+ the allocator's reserve) and the process's device memory at the peak (+ the CUDA context and
     NCCL: peak_<job>), in whole bytes.
@@ -128,7 +128,7 @@ def gpu_prediction(c: dict, values) -> dict:
 
 def family_activation_sets(c: dict) -> List[str]:
     """--set values, besides the case's own config.json, that reproduce a family case of
-    tests/data/measured/activations.json (validation/family_activations.py)."""
+    tests/data/measured/activations.json (engine/lab/family_activations.py)."""
     e = DTYPE_BYTES[c["dtype"]]
     # from_config(dtype=...) keeps RoPE's inv_freq buffers in fp32, as from_pretrained does
     sets = ["activation_model=measured", f"weight_dtype={c['dtype']}", f"b={c['b']}", f"s={c['s']}",

@@ -19,7 +19,7 @@ and where it was saved (a decoder layer, the LM head, or outside). It reports:
   the forward (all of them / those saved inside the decoder layers);
 * ``kept_bytes``: saved storages the policy keeps on the GPU (LM head input, small tensors).
 
-Run: ``python -m validation.offload`` (a few seconds). Nothing here runs at import time.
+Run: ``python -m vram_eval.lab.offload`` (a few seconds). Nothing here runs at import time.
 """
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def main(argv=None):
     p.add_argument("--out", help="write the cases to this JSON file")
     args = p.parse_args(argv)
     results = [measure(**c) for c in CASES]
-    text = json.dumps({"source": "validation/offload.py", "cases": results}, indent=1)
+    text = json.dumps({"source": "engine/lab/offload.py", "cases": results}, indent=1)
     if args.out:
         with open(args.out, "w") as fh:
             fh.write(text + "\n")

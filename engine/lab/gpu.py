@@ -1,10 +1,10 @@
 """Peak GPU memory of real training steps and real generations, at three levels, for the accuracy
 table and the calibration of the runtime overhead (formulas/overhead.formula).
 
-    python -m validation.gpu --out tests/data/measured/gpu_peaks.json   # needs CUDA (~5 min on an H100)
-    python -m validation.gpu --list                                     # the cases and vram-eval's
+    python -m vram_eval.lab.gpu --out tests/data/measured/gpu_peaks.json   # needs CUDA (~5 min on an H100)
+    python -m vram_eval.lab.gpu --list                                     # the cases and vram-eval's
                                                                         # predictions; no GPU, no torch
-    python -m validation.gpu --calibrate tests/data/measured/gpu_peaks.json   # the defaults it measured
+    python -m vram_eval.lab.gpu --calibrate tests/data/measured/gpu_peaks.json   # the defaults it measured
 
 On a GPU, each case runs in a fresh Python process (so that one case's loaded kernels and cached
 blocks are not the next one's), once with PyTorch's default caching allocator and once with
@@ -46,7 +46,7 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from validation import write_json
+from . import write_json
 
 # A ~1B-parameter Llama (Llama-3.2-1B's width, fewer layers) keeps every case on one 80 GB GPU.
 SHAPE = dict(h=2048, a=32, kv_heads=8, f=8192, L=8, V=128256)
@@ -172,7 +172,7 @@ def _versions(torch) -> dict:
 
 
 def _run(torch, c: dict, allocator: str) -> dict:
-    from validation.saved_bytes import apply_lora, build_model
+    from .saved_bytes import apply_lora, build_model
 
     torch.zeros(1, device="cuda")  # the context, nothing else
     torch.cuda.synchronize()
@@ -257,17 +257,18 @@ def _measure(allocators: List[str], timeout: int) -> dict:
                   f"outside {record['outside_allocator']:,}", file=sys.stderr)
     return {"description": "torch.cuda.max_memory_allocated / max_memory_reserved and the process's device memory "
                            "(NVML) of two training steps or a generation of a random-weight bf16 Llama (SDPA), one "
-                           "fresh process per case and allocator setting, by `python -m validation.gpu`.",
+                           "fresh process per case and allocator setting, by `python -m vram_eval.lab.gpu`.",
             "versions": versions, "elapsed_s": round(time.time() - t0, 1), "cases": results}
 
 
 def list_cases() -> int:
-    import engine
-    from validation.cases import gpu_prediction, gpu_sets
+    from ..evaluate import evaluate
+    from ..load import load
+    from .cases import gpu_prediction, gpu_sets
 
     for c in CASES:
-        problem = engine.load(None, gpu_sets(c))
-        p = gpu_prediction(c, engine.evaluate(problem.ruleset, problem.bindings))
+        problem = load(None, gpu_sets(c))
+        p = gpu_prediction(c, evaluate(problem.ruleset, problem.bindings))
         print(f"{c['mode']:10s} {'LoRA ' if c.get('lora') else ''}{c.get('optimizer_impl', ''):7s} b={c['b']} s={c['s']}: "
               f"predicted allocated {p['allocated']:,}, reserved {p['reserved']:,}, device {p['device']:,} bytes")
     return 0
