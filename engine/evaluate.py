@@ -25,7 +25,7 @@ from .spec import Binding
 from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_python_value, to_sympy_value
 from .symbols import Lookup, Member, Table, Text, TextSet, UnknownKey
 
-__all__ = ["Breakdown", "evaluate", "evaluate_values", "check_requirements", "unmet_expectations", "expectation_warning",
+__all__ = ["Breakdown", "Point", "evaluate", "evaluate_values", "dependents", "check_requirements", "unmet_expectations", "expectation_warning",
            "shown_number"]
 
 
@@ -92,19 +92,28 @@ def _missing_text(missing: Sequence[str]) -> str:
 
 
 def evaluate(
-    ruleset: RuleSet,
-    bindings: Mapping[str, Binding],
+    problem,
+    bindings: Optional[Mapping[str, Binding]] = None,
     wanted: Optional[Iterable[str]] = None,
     spec: Optional[str] = None,
     title: Optional[str] = None,
 ) -> Breakdown:
-    """Evaluate the rules at the bound point; check requirements; return a Breakdown.
+    """Every value at the problem's point, requirements checked: a Breakdown.
 
-    ``wanted`` names outputs that must be available (else BindingError)."""
+    ``problem`` is a :class:`~vram_eval.load.Problem` (as for solve, sensitivity and sweep);
+    ``evaluate(ruleset, bindings)`` is still accepted. ``wanted`` names outputs that must be
+    available (else BindingError)."""
+    if bindings is None:
+        ruleset, bindings, point = problem.ruleset, problem.bindings, problem.point
+        spec = problem.spec_path if spec is None else spec
+        title = problem.title if title is None else title
+    else:
+        ruleset, point = problem, Point(problem, bindings)
     try:
-        values, missing = evaluate_values(ruleset, {n: b.value for n, b in bindings.items()})
+        values, missing = point.everything()
     except EvaluationError as exc:
         raise blame(exc, ruleset, bindings) from None
+    values, missing = dict(values), dict(missing)
     check_requirements(ruleset, bindings, values)
     check_memory(ruleset, bindings, values)
     result = Breakdown(ruleset, bindings, values, missing, spec, title)
@@ -113,19 +122,85 @@ def evaluate(
     return result
 
 
-def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, free=frozenset()):
+class Point:
+    """The values at one bound point, each worked out once: asked for by the names a question
+    needs (:meth:`of`), and kept for the next question at the same point. Every question's
+    point is its Problem's (``problem.point``); only what a question changes (a free input, a
+    remedy's setting) is computed again."""
+
+    def __init__(self, ruleset: RuleSet, bindings: Mapping[str, Binding]) -> None:
+        self.ruleset = ruleset
+        self.bindings = bindings
+        self.values: Dict[str, Basic] = {}
+        self.missing: Dict[str, FrozenSet[str]] = {}
+        self._done: set = set()
+
+    def of(self, names: Iterable[str]):
+        """``(values, missing)`` with every name ``names`` depends on worked out (and possibly more:
+        index them by name). An error of the formulas at the point (EvaluationError) is raised
+        each time it is asked for; :func:`~vram_eval.guards.blame` says whose value caused it."""
+        needed = self.ruleset.closure(names)
+        todo = needed - self._done
+        if todo:
+            bound = {n: b.value for n, b in self.bindings.items()}
+            values, missing = evaluate_values(self.ruleset, bound, only=todo | self._done,
+                                              known=(self.values, self.missing))
+            self.values.update(values)
+            self.missing.update(missing)
+            self._done |= todo
+        return self.values, self.missing
+
+    def moved(self, bindings: Mapping[str, Binding], changed: Iterable[str]) -> "Point":
+        """The point with ``changed`` inputs bound anew (``bindings``): what does not depend on
+        them is this point's, taken as it is."""
+        point = Point(self.ruleset, bindings)
+        moving = dependents(self.ruleset, changed)
+        point.values = {n: v for n, v in self.values.items() if n not in moving}
+        point.missing = {n: m for n, m in self.missing.items() if n not in moving}
+        point._done = {n for n in self._done if n not in moving}
+        return point
+
+    def everything(self):
+        """``(values, missing)`` of every name of the rule set."""
+        return self.of(self.ruleset.order)
+
+
+def dependents(ruleset: RuleSet, names: Iterable[str], among=None) -> FrozenSet[str]:
+    """``names`` and every name (among ``among``, default all) whose value depends on them."""
+    moving = set(names)
+    for n in ruleset.order:
+        if (among is None or n in among) and n not in moving and ruleset.dependencies(n) & moving:
+            moving.add(n)
+    return frozenset(moving)
+
+
+def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, free=frozenset(), known=None):
     """``(values, missing)`` for a plain mapping name → value (the library core).
 
     ``only`` limits the work to those names (say, the closure of one output); ``free``
     names symbols that may stay in the values — bind ``x`` to ``Symbol("x")`` to get
-    every output as an expression of ``x`` (solve, sensitivity and sweep do)."""
+    every output as an expression of ``x`` (solve, sensitivity and sweep do). ``known``,
+    ``(values, missing)`` already worked out at the same point, is taken as it is, not
+    computed again (a :class:`Point`'s, or those that do not depend on a free input)."""
     values: Dict[str, Basic] = {}
     missing: Dict[str, FrozenSet[str]] = {}
     symbols: Dict[Symbol, Basic] = {}
     plain: Dict[str, object] = {}  # the same values as Python Fractions/bools/strings, for exact.py
     free = frozenset(free)
+    done_values, done_missing = known if known is not None else ({}, {})
     for name in ruleset.order:
         if only is not None and name not in only:
+            continue
+        if name in done_missing:
+            missing[name] = done_missing[name]
+            continue
+        if name in done_values:
+            value = values[name] = done_values[name]
+            symbols[Symbol(name)] = value
+            try:
+                plain[name] = to_python_value(value)
+            except Unsupported:
+                pass
             continue
         rule = ruleset.rules.get(name)
         if name in bound:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
-from sympy import Symbol
 from sympy.logic.boolalg import BooleanAtom
 
 from .errors import BindingError, Location, suggest
-from .evaluate import evaluate_values
+from .load import Problem
 from .rules import RuleSet
-from .symbols import Table, Text, TextSet
+from .specialise import specialise
+from .symbols import Table
 
 __all__ = ["Explanation", "explain", "list_names"]
 
@@ -63,7 +63,7 @@ def explain(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None) -> 
     if rule.kind == "definition":
         full = ruleset.expand(canonical)
         general = str(full)
-        specialised, fixed = specialise(ruleset, canonical, bindings, full)
+        specialised, fixed = specialise(Problem(ruleset, bindings or {}), canonical, full)
         expanded = str(specialised)
         used = {str(sym) for sym in full.free_symbols}
         choices = tuple(f"{n} = {_show(v)}" for n, v in fixed.items() if n in used and not isinstance(v, Table))
@@ -85,31 +85,6 @@ def explain(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None) -> 
         allowed=tuple(sorted(allowed)) if allowed else None,
         replaces=replaces,
     )
-
-
-def specialise(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None, full=None):
-    """(expression of ``name`` down to inputs with the string/boolean choices and tables
-    fixed at their bound or default values, the choices used)."""
-    bound = {n: b.value for n, b in (bindings or {}).items()}
-    if full is not None:
-        fixed = _choices(ruleset, bound, name)
-        return full.xreplace({Symbol(n): v for n, v in fixed.items()}), fixed
-    # The same question asked again (solve for another budget, sensitivity then solve) reuses it.
-    key = (name, tuple(sorted(bound.items(), key=lambda item: item[0])))
-    cache = ruleset.__dict__.setdefault("_specialised", {})
-    if key not in cache:
-        fixed = _choices(ruleset, bound, name)
-        cache[key] = (ruleset.expand(name).xreplace({Symbol(n): v for n, v in fixed.items()}), fixed)
-    return cache[key]
-
-
-def _choices(ruleset: RuleSet, bound: Mapping, name: str) -> Dict[str, object]:
-    """Values of the string, boolean and list inputs, and of the tables, that ``name`` depends on."""
-    values, _ = evaluate_values(ruleset, bound, only=ruleset.closure([name]))
-    return {
-        n: v for n, v in values.items()
-        if isinstance(v, (Text, TextSet, Table, BooleanAtom))
-    }
 
 
 def _show(value) -> str:

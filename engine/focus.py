@@ -16,7 +16,7 @@ from sympy import Basic, Integer, Symbol
 from sympy.logic.boolalg import And, BooleanAtom, Or, false, true
 
 from .errors import BindingError, EvaluationError, Location, SolveError, ValueTooLarge, suggest
-from .evaluate import check_requirements, evaluate_values
+from .evaluate import check_requirements, dependents, evaluate_values
 from .guards import blame, check_memory
 from .exact import MAX_BITS, MemoEnv, TooLarge, Unsupported, evaluate_exact, to_sympy_value
 from .load import Problem
@@ -137,9 +137,7 @@ def default_total(problem: Problem) -> str:
 
 def _unbound_inputs(problem: Problem, name: str) -> List[str]:
     """Inputs ``name`` needs that have neither a value nor a default (in the branches taken)."""
-    rs = problem.ruleset
-    bound = {n: b.value for n, b in problem.bindings.items()}
-    _, missing = evaluate_values(rs, bound, only=rs.closure([name]))
+    _, missing = problem.point.of([name])
     return sorted(missing.get(name, ()))
 
 
@@ -178,6 +176,9 @@ def focus(problem: Problem, name: str, target: Optional[str] = None, where: str 
             Location(where, None, 1, name, len(name)),
             hint=f"{target} depends on: " + ", ".join(i for i in rs.inputs_of(target) if rs.unit(i) in NUMERIC_UNITS),
         )
+    foci = problem.point.__dict__.setdefault("foci", {})  # the same question again: the same function
+    if (canonical, target) in foci:
+        return foci[(canonical, target)]
     _check_users_memory(problem, target)
     involved = [req for req in rs.requirements if canonical in rs.closure(req.deps)]
     rest = [req for req in rs.requirements if req not in involved]
@@ -191,8 +192,9 @@ def focus(problem: Problem, name: str, target: Optional[str] = None, where: str 
     symbol = Symbol(canonical)
     expectations = tuple((rule, condition, {d: values[d] for d in rule.deps})
                          for rule, condition in _requirements_in(expecting, values, missing))
-    return Focus(problem, canonical, target, symbol, values[target], at,
-                 _requirements_in(involved, values, missing), expectations)
+    foci[(canonical, target)] = Focus(problem, canonical, target, symbol, values[target], at,
+                                      _requirements_in(involved, values, missing), expectations)
+    return foci[(canonical, target)]
 
 
 def _check_users_memory(problem: Problem, target: str) -> None:
@@ -203,9 +205,8 @@ def _check_users_memory(problem: Problem, target: str) -> None:
             and rs.rules[n].kind == "definition" and rs.unit(n) == "bytes"]
     if not mine:
         return
-    bound = {n: b.value for n, b in problem.bindings.items()}
     try:
-        values, _ = evaluate_values(rs, bound, only=rs.closure(mine))
+        values, _ = problem.point.of(mine)
     except ValueTooLarge:
         return  # too large at the spec's point (2 ** s at s = 4096): the question is about other values
     except EvaluationError as exc:
@@ -218,14 +219,16 @@ def _evaluate(problem: Problem, name: str, outputs: List[str], also=()):
     computed) for ``outputs`` and whatever ``also`` names need (requirements' dependencies)."""
     rs = problem.ruleset
     bound = {n: b.value for n, b in problem.bindings.items()}
-    at = bound.get(name)
+    needed = rs.closure(list(outputs) + sorted(also))
+    moving = dependents(rs, [name], needed) & needed | {name}
+    bound[name] = Symbol(name)
     try:
-        if at is None:
-            plain, _ = evaluate_values(rs, bound, only=rs.closure([name]))
-            at = plain.get(name)
-        bound[name] = Symbol(name)
-        needed = rs.closure(list(outputs) + sorted(also))
-        values, missing = evaluate_values(rs, bound, only=needed, free={name})
+        # What does not depend on the input is the point's, worked out once for every question.
+        point_values, point_missing = problem.point.of([name] + sorted(needed - moving))
+        at = problem.bindings[name].value if name in problem.bindings else point_values.get(name)
+        known = ({n: v for n, v in point_values.items() if n in needed and n not in moving},
+                 {n: m for n, m in point_missing.items() if n in needed and n not in moving})
+        values, missing = evaluate_values(rs, bound, only=needed, free={name}, known=known)
     except EvaluationError as exc:
         raise blame(exc, rs, problem.bindings) from None
     for out in outputs:

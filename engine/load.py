@@ -8,6 +8,7 @@ then the RuleSet is composed and every entry is checked against it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
@@ -33,6 +34,24 @@ class Problem:
     gpu: Optional[GPU] = None
     # Said on stderr by the CLI before any answer (a config.json read with a --set arch block).
     warnings: Tuple[str, ...] = ()
+
+    @functools.cached_property
+    def point(self):
+        """The values at the bound point (:class:`~vram_eval.evaluate.Point`), each worked out once
+        for every question asked of this problem."""
+        from .evaluate import Point
+
+        return Point(self.ruleset, self.bindings)
+
+    def changed(self, entries: Sequence[Entry]) -> "Problem":
+        """The same problem with ``entries`` bound on top (a remedy's settings): its point keeps
+        every value that does not depend on them."""
+        bindings = dict(self.bindings)
+        new = bind(self.ruleset, entries)
+        bindings.update(new)
+        problem = Problem(self.ruleset, bindings, self.spec, self.gpu, self.warnings)
+        problem.__dict__["point"] = self.point.moved(bindings, new)  # functools.cached_property's slot
+        return problem
 
     @property
     def spec_path(self) -> Optional[str]:

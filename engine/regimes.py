@@ -8,6 +8,8 @@ The module-level tables below are views of that file, in the shapes their reader
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -22,7 +24,8 @@ else:  # pragma: no cover
 
 __all__ = ["Job", "Remedy", "read_jobs", "JOBS", "job_of", "REGIMES", "ROWS", "OVERHEAD_ROW", "OVERHEAD_PARTS",
            "OVERHEAD_INPUTS", "HEADROOM", "PEAKS", "TOTAL_OF_PEAK", "phase_reached", "components", "REMEDIES", "SMALLEST",
-           "REMEDY_SOLVES", "check_jobs"]
+           "REMEDY_SOLVES", "remedy_entry", "check_jobs", "HEADER", "HeaderItem",
+           "OVERHEAD_WORDS", "OVERHEAD_MEASURE"]
 
 JOBS_FILE = "jobs.toml"
 # A remedy's value that asks solve for the input's smallest value that fits.
@@ -47,6 +50,39 @@ class Job:
     rows: Dict[str, str]  # report row → output
     phases: Tuple[Tuple[str, str], ...]  # (label, output), in step order
     remedies: Tuple[Remedy, ...]
+
+
+@dataclass(frozen=True)
+class HeaderItem:
+    """One item of a report header line (jobs.toml's [header]): see the file for the fields."""
+
+    show: str
+    names: Tuple[str, ...]  # the {name}s of `show`, in order
+    when: Dict[str, object]
+    unless: Dict[str, object]
+    words: Dict[str, Dict[str, str]]
+    defaulted_from: Optional[str] = None
+    defaulted_note: str = ""
+
+
+_NAME_IN_TEXT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _header_item(raw, where: str, path) -> HeaderItem:
+    fields = {"show", "when", "unless", "words", "defaulted"}
+    if not isinstance(raw, dict) or not isinstance(raw.get("show"), str) or not set(raw) <= fields:
+        raise _error(f"{where}: an item is {{ show = \"TEXT with {{name}}\" }} with optional when, unless, words, "
+                     "defaulted", "[header]", path)
+    tables = {k: raw.get(k, {}) for k in ("when", "unless", "words")}
+    defaulted = raw.get("defaulted", {})
+    if not all(isinstance(v, dict) for v in list(tables.values()) + [defaulted]) or \
+            not all(isinstance(w, dict) for w in tables["words"].values()) or \
+            (defaulted and not (isinstance(defaulted.get("from"), str) and isinstance(defaulted.get("note"), str))):
+        raise _error(f"{where}: when, unless and words are tables (words: name = {{ value = \"text\" }}); "
+                     "defaulted is { from = \"NAME\", note = \"TEXT\" }", f'"{raw["show"]}"', path)
+    return HeaderItem(raw["show"], tuple(_NAME_IN_TEXT.findall(raw["show"])), dict(tables["when"]),
+                      dict(tables["unless"]), {n: dict(w) for n, w in tables["words"].items()},
+                      defaulted.get("from"), defaulted.get("note", ""))
 
 
 def _path():
@@ -121,15 +157,24 @@ def read_jobs(path=None):
         for row in job.rows:
             if row not in order:
                 raise _error(f"job.{job.name}: the row '{row}' is not in row_order", f'"{row}"', path)
-    return jobs, tuple(order), overhead
+    header = data.get("header") or {}
+    lines = {}
+    for line in ("model_line", "settings_line"):
+        items = header.get(line, [])
+        if not isinstance(items, list):
+            raise _error(f"header.{line} must be a list of items", f"{line} =", path)
+        lines[line] = tuple(_header_item(item, f"header.{line}", path) for item in items)
+    return jobs, tuple(order), overhead, lines
 
 
-_JOBS, _ROWS, _OVERHEAD = read_jobs()
+_JOBS, _ROWS, _OVERHEAD, HEADER = read_jobs()
 JOBS: Dict[str, Job] = _JOBS
 ROWS: Tuple[str, ...] = _ROWS
 OVERHEAD_ROW: str = _OVERHEAD.get("row", "runtime overhead")
 OVERHEAD_PARTS: Tuple[str, ...] = tuple(_OVERHEAD.get("parts", ()))
 OVERHEAD_INPUTS: Tuple[str, ...] = tuple(_OVERHEAD.get("inputs", ()))
+OVERHEAD_WORDS: Dict[str, str] = dict(_OVERHEAD.get("words", {}))
+OVERHEAD_MEASURE: str = _OVERHEAD.get("measure", "")
 
 # (heading, total, {row: output}) — the report's columns.
 REGIMES: Tuple[Tuple[str, str, Dict[str, str]], ...] = tuple((j.heading, j.total, j.rows) for j in JOBS.values())
@@ -144,6 +189,15 @@ REMEDIES: Dict[str, List[Tuple[str, str]]] = {
     out: [(r.name, r.value) for r in j.remedies] for j in JOBS.values() for out in (j.total, j.peak)}
 # an input a remedy sets → the input solve answers with instead (zero_stage → dp).
 REMEDY_SOLVES: Dict[str, str] = {r.name: r.solve_for for j in JOBS.values() for r in j.remedies if r.solve_for}
+
+
+@functools.lru_cache(maxsize=None)
+def remedy_entry(name: str, value: str):
+    """A remedy's setting as a spec entry, read once (jobs.toml's ``set = "NAME=VALUE"`` is
+    --set text: the same spellings, true/false and lists)."""
+    from .spec import parse_set
+
+    return parse_set(f"{name}={value}")
 
 
 def phase_reached(peak: str, values) -> Optional[Tuple[str, str]]:
@@ -174,7 +228,7 @@ def components(total: str) -> Dict[str, str]:
     return {}
 
 
-def check_jobs(ruleset, jobs: Optional[Dict[str, Job]] = None, path=None) -> List[FormulaError]:
+def check_jobs(ruleset, jobs: Optional[Dict[str, Job]] = None, path=None, header=None) -> List[FormulaError]:
     """Every output the jobs file names is a definition of the formulas, every input a remedy sets
     or solves for is one of their inputs, and every value of `regime` has a job."""
     errors: List[FormulaError] = []
@@ -206,4 +260,9 @@ def check_jobs(ruleset, jobs: Optional[Dict[str, Job]] = None, path=None) -> Lis
         errors.append(_error(f"regime = \"{value}\" is allowed by the formulas but has no [job.{value}]", None, path))
     for name in OVERHEAD_INPUTS:
         an_input(name, "the overhead row's input")
+    for line, items in (HEADER if header is None else header).items():
+        for item in items:
+            for name in set(item.names) | set(item.when) | set(item.unless) | set(item.words) | \
+                    ({item.defaulted_from} if item.defaulted_from else set()):
+                an_input(name, f"header.{line}: the item '{item.show}' names")
     return errors

@@ -8,12 +8,13 @@ import math
 from typing import Any, Dict, List, Optional
 
 from sympy import Basic, Integer, Rational
-from sympy.logic.boolalg import BooleanAtom
 
 from .evaluate import Breakdown
-from .regimes import HEADROOM, OVERHEAD_INPUTS, OVERHEAD_PARTS, OVERHEAD_ROW, PEAKS, REGIMES, ROWS, phase_reached
-from .symbols import Table, Text, TextSet
+from .regimes import (_NAME_IN_TEXT, HEADER, HEADROOM, OVERHEAD_INPUTS, OVERHEAD_MEASURE, OVERHEAD_PARTS, OVERHEAD_ROW,
+                      OVERHEAD_WORDS, PEAKS, REGIMES, ROWS, phase_reached)
+from .symbols import Table
 from .units import format_bytes, format_count, format_number
+from .values import to_python
 
 __all__ = ["to_python", "breakdown_dict", "render_json", "render_yaml", "render_listing", "render_report", "render",
            "render_check", "render_explanation", "render_names", "render_solutions", "render_sensitivity",
@@ -21,25 +22,6 @@ __all__ = ["to_python", "breakdown_dict", "render_json", "render_yaml", "render_
 
 UNIT_WORDS = {"GiB": "GiB (2^30 bytes)", "GB": "GB (10^9 bytes)", "MiB": "MiB (2^20 bytes)", "MB": "MB (10^6 bytes)",
               "TiB": "TiB (2^40 bytes)", "TB": "TB (10^12 bytes)"}
-
-
-def to_python(value: Basic) -> Any:
-    """Exact where JSON allows: integers stay integers, other numbers are floats."""
-    if isinstance(value, BooleanAtom):
-        return bool(value)
-    if isinstance(value, Text):
-        return value.value
-    if isinstance(value, TextSet):
-        return value.values
-    if isinstance(value, Table):
-        return {k: to_python(v) for k, v in value.entries.items()}
-    if isinstance(value, Integer):
-        return int(value)
-    if isinstance(value, Rational):
-        return float(value)
-    if isinstance(value, Basic) and value.is_number:
-        return float(value.evalf(20))
-    return value
 
 
 def breakdown_dict(result: Breakdown, gpu=None) -> Dict[str, Any]:
@@ -182,24 +164,9 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     if params is not None:
         head += f" — {format_count(to_python(params))} parameters ({format_number(to_python(params))})"
     lines.append(head)
-    facts = []
-    for label, name in (("arch", "arch"), ("weights", "weight_dtype"), ("b", "b"), ("s", "s")):
-        if get(name) is not None:
-            facts.append(f"{label} {format_value(get(name), None).strip(chr(34))}")
-    if get("s") is not None and "s" not in result.bindings and "default_context" in result.bindings \
-            and get("s") == get("default_context"):
-        facts[-1] += " (a config.json's default; --set s=N for another)"
-    parallel = [f"{n} {format_value(get(n), None)}" for n in ("dp", "tp", "pp") if get(n) is not None and get(n) != 1]
-    if get("zero_stage") not in (None, 0):
-        parallel.append(f"ZeRO-{format_value(get('zero_stage'), None)}")
-    for name, label in (("uses_ddp", "DDP"), ("uses_fsdp2", "FSDP2")):
-        if get(name) is not None and bool(get(name)):
-            parallel.append(label)
-    for name, label in (("offload_optimizer", "offload"), ("offload_param", "offload_param")):
-        if get(name) is not None and to_python(get(name)) != "none":
-            parallel.append(f"{label} {to_python(get(name))}")
-    lines.append("  " + ", ".join(facts + parallel) + (f"   ({result.spec})" if result.spec else ""))
-    lines.append("  " + _settings_line(result))
+    facts = _header_line(result, HEADER["model_line"])
+    lines.append("  " + ", ".join(facts) + (f"   ({result.spec})" if result.spec else ""))
+    lines.append("  " + "; ".join(_header_line(result, HEADER["settings_line"])))
     unmeasured = to_python(get("unmeasured")) if get("unmeasured") is not None else ()
     block = to_python(get("arch")) if get("arch") is not None else "the arch's"
     if get("block_checked") is not None and not get("block_checked"):
@@ -287,12 +254,12 @@ def _gpu_line(memory, gpu, unit: str) -> str:
 
 def _overhead_note(v, uncalibrated: List[str], unit: str) -> List[str]:
     """What the uncalibrated runtime overhead is made of, and how to replace it."""
-    words = {"cuda_context": "CUDA context", "cublas_workspace": "cuBLAS workspaces", "nccl_buffers": "NCCL buffers"}
+    words = OVERHEAD_WORDS
     parts = [f"{words[n]} {format_bytes(v[n], 'MiB', digits=0)}" for n in uncalibrated if n in words]
     if "allocator_fragmentation" in uncalibrated:
         parts.append(f"allocator reserve {format_number(100 * to_python(v['allocator_fragmentation']))}% of the allocated bytes")
     return [f"runtime overhead (uncalibrated): {' + '.join(parts)}: published defaults;",
-            f"  set {', '.join(uncalibrated)} to measured values (python -m vram_eval.lab.gpu measures them)"]
+            f"  set {', '.join(uncalibrated)} to measured values ({OVERHEAD_MEASURE} measures them)"]
 
 
 def _fit(room, unit: str) -> str:
@@ -329,23 +296,41 @@ def _verdict(total: str, get, unit: str) -> str:
     return "—" if room is None else _fit(room, unit) + " (sum of parts)"
 
 
-def _settings_line(result: Breakdown) -> str:
+def _header_line(result: Breakdown, items) -> List[str]:
+    """The items of a header line (jobs.toml's [header]) that the point shows."""
     v = result.values
-    py = lambda n: to_python(v[n]) if n in v else None  # noqa: E731
-    parts = []
-    if py("activation_model") is not None:
-        model = {"korthikanti": "Korthikanti et al. 2022", "measured": "measured (PyTorch)"}.get(py("activation_model"))
-        attention = "fused attention" if py("flash_attention") else "eager attention"
-        parts.append(f"activations: {model}, {attention}, recompute {py('recompute')}")
-    if py("optimizer") is not None:
-        parts.append(f"optimizer {py('optimizer')}")
-    if py("lora_rank") is not None and py("lora_targets") is not None:
-        parts.append(f"LoRA r={py('lora_rank')} on {','.join(py('lora_targets'))}")
-    if py("qlora_dtype") is not None:
-        parts.append(f"QLoRA {py('qlora_dtype')}" + (" + double quant" if py("double_quant") else ""))
-    if py("kv_dtype") is not None:
-        parts.append(f"KV {py('kv_dtype')}")
-    return "; ".join(parts)
+    out = []
+    for item in items:
+        if any(n not in v for n in item.names + tuple(item.when)):
+            continue
+        if any(_plain(v[n]) != want for n, want in item.when.items()):
+            continue
+        if any(n in v and _plain(v[n]) == unwanted for n, unwanted in item.unless.items()):
+            continue
+        text = _NAME_IN_TEXT.sub(lambda m: _shown(v[m.group(1)], item.words.get(m.group(1), {})), item.show)
+        first = item.names[0] if item.names else None
+        if item.defaulted_from and first not in result.bindings and item.defaulted_from in result.bindings \
+                and v.get(item.defaulted_from) == v[first]:
+            text += item.defaulted_note
+        out.append(text)
+    return out
+
+
+def _plain(value):
+    py = to_python(value)
+    return int(py) if isinstance(py, float) and py.is_integer() else py
+
+
+def _shown(value, words) -> str:
+    """A value in a header line: in words if the data gives them (true/false as written), a list
+    joined by ",", else as a table cell shows it, without quotes."""
+    py = to_python(value)
+    key = ("true" if py else "false") if isinstance(py, bool) else str(py)
+    if key in words:
+        return words[key]
+    if isinstance(py, list):
+        return ",".join(py)
+    return format_value(value, None).strip(chr(34))
 
 
 def _grid(table, rule_before: int) -> List[str]:

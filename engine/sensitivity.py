@@ -22,7 +22,7 @@ from sympy import Basic, Derivative, Integer, Max, Min, Symbol, diff
 from .errors import EngineError
 from .evaluate import evaluate
 from .exact import TooLarge, Unsupported, evaluate_exact
-from .explain import specialise
+from .specialise import specialise
 from .focus import NUMERIC_UNITS, default_target, focus, _resolve_output
 from .load import Problem
 from .regimes import PEAKS, TOTAL_OF_PEAK, phase_reached
@@ -58,7 +58,7 @@ class Sensitivity:
         return str(diff(self.symbolic, symbol) if symbol in self.symbolic.free_symbols else Integer(0))
 
     def as_dict(self) -> dict:
-        from .report import to_python
+        from .values import to_python
 
         expression = self.expression
         return {
@@ -83,9 +83,9 @@ class Sensitivity:
 def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
     rs = problem.ruleset
     target = _resolve_output(problem, target or default_target(problem), "--target")
-    point = evaluate(rs, problem.bindings)  # once: the phase reached, and the value at the point
+    point = evaluate(problem)  # the phase reached, and the value at the point (the problem's point)
     phase = phase_reached(target, point.values)
-    expression = _at_phase(problem, target, phase[1]) if phase else specialise(rs, target, problem.bindings)[0]
+    expression = _at_phase(problem, target, phase[1]) if phase else specialise(problem, target)[0]
     rows: List[InputSensitivity] = []
     at: Dict[str, Basic] = {}
     value = None
@@ -144,7 +144,7 @@ def _at_phase(problem: Problem, peak: str, phase: str) -> Basic:
     phase, which is then expanded (the choices fixed as the point has them)."""
     rs = problem.ruleset
     phases = [output for _, output in PEAKS[TOTAL_OF_PEAK[peak]][2]]
-    inner, fixed = specialise(rs, phase, problem.bindings)
+    inner, fixed = specialise(problem, phase)
     outer = rs.expand(peak, fixed={n: v for n, v in fixed.items()}, keep=phases)
     reached = Symbol(phase)
     outer = outer.replace(lambda e: isinstance(e, Max) and reached in e.args, lambda e: reached)

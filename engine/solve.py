@@ -22,8 +22,9 @@ from .errors import EngineError, Location, SolveError, ValueTooLarge
 from .exact import MAX_BITS
 from .focus import Focus, focus
 from .load import Problem
-from .regimes import REMEDIES, REMEDY_SOLVES, SMALLEST, TOTAL_OF_PEAK, components, job_of
-from .spec import parse_set, bind
+from .regimes import REMEDIES, REMEDY_SOLVES, SMALLEST, TOTAL_OF_PEAK, components, job_of, remedy_entry
+from .specialise import choices
+from .spec_types import Entry
 from .units import format_bytes, parse_quantity, unit_hint
 
 __all__ = ["Solution", "solve", "parse_budget", "SEARCH_LIMIT"]
@@ -58,7 +59,7 @@ class Solution:
 
     def as_dict(self) -> dict:
         """The DESIGN.md JSON shape, plus documented extras."""
-        from .report import to_python
+        from .values import to_python
 
         return {
             "for": self.name,
@@ -396,12 +397,9 @@ def _sizes_expression(fx: Focus) -> Basic:
     (the strings, booleans and tables; then every name a remaining condition tests but the input:
     pp == 1, zero_stage >= 3, b > 1), so the closed form reads as arithmetic in the sizes. The
     choices are fixed rule by rule while expanding, so the branches they rule out are never built."""
-    from .explain import _choices
-
     rs = fx.problem.ruleset
-    bound = {n: b.value for n, b in fx.problem.bindings.items()}
     # an output the spec or --set gives (params = 7.5B) is solved as given: a name here
-    expr = rs.expand(fx.target, fixed=_choices(rs, bound, fx.target), keep=fx.problem.bindings)
+    expr = rs.expand(fx.target, fixed=choices(fx.problem, fx.target), keep=fx.problem.bindings)
     structural = set()
     for node in expr.atoms(Piecewise):
         for _, cond in node.args:
@@ -413,11 +411,7 @@ def _sizes_expression(fx: Focus) -> Basic:
 
 
 def _values_at_point(fx: Focus, names) -> dict:
-    from .evaluate import evaluate_values
-
-    rs = fx.problem.ruleset
-    bound = {n: b.value for n, b in fx.problem.bindings.items()}
-    values, _ = evaluate_values(rs, bound, only=rs.closure(list(names)))
+    values, _ = fx.problem.point.of(names)
     return {n: values[n] for n in names if n in values}
 
 
@@ -493,14 +487,14 @@ def _remedy_fits(fx: Focus, budget: Basic, changes) -> Optional[str]:
         if key == "regime" and job_of(val) is not None:  # the same question of the other job: total or peak
             target = job_of(val).peak if fx.target in TOTAL_OF_PEAK else job_of(val).total
     try:
-        trial = _with(fx.problem, *(f"{k}={v}" for k, v in changes if v != SMALLEST))
+        trial = _with(fx.problem, *(remedy_entry(k, v) for k, v in changes if v != SMALLEST))
         for key, val in changes:
             if val == SMALLEST:  # the input's smallest value that fits, the question's input as given
                 least = solve(trial, key, int(budget), target, remedies=False)
                 if least.value is None:
                     return None
                 changes = [(k, f"{int(least.value)}" if v == SMALLEST and k == key else v) for k, v in changes]
-                trial = _with(trial, f"{key}={int(least.value)}")
+                trial = _with(trial, Entry(key, int(least.value), Location("remedy")))
         settings = " ".join(f"--set {k}={v}" for k, v in changes)
         answer_with = next((REMEDY_SOLVES[k] for k, _ in changes if k in REMEDY_SOLVES), None)
         if answer_with is not None and fx.name != answer_with:  # ZeRO-3 shards over dp: how many
@@ -515,7 +509,6 @@ def _remedy_fits(fx: Focus, budget: Basic, changes) -> Optional[str]:
     return f"{settings}: {fx.name} = {shown} fits"
 
 
-def _with(problem: Problem, *settings: str) -> Problem:
-    bindings = dict(problem.bindings)
-    bindings.update(bind(problem.ruleset, [parse_set(setting) for setting in settings]))
-    return Problem(problem.ruleset, bindings, problem.spec, problem.gpu)
+def _with(problem: Problem, *entries: Entry) -> Problem:
+    """The problem with a remedy's settings: another point, sharing what they do not change."""
+    return problem.changed(entries)

@@ -93,10 +93,9 @@ def scaled_shape(problem: Problem, scale: str) -> dict:
 
 
 def _check_fits_memory(problem: Problem, shape: dict) -> None:
-    """Refuse a run that would not fit in this machine's memory (fp32 training, generous)."""
-    params = 12 * shape["h"] ** 2 * shape["L"] + 2 * shape["V"] * shape["h"]
-    activations = 64 * shape["b"] * shape["s"] * (shape["h"] + shape["f"] + shape["a"] * shape["s"]) * shape["L"]
-    need = 16 * params + activations + 4 * shape["b"] * shape["s"] * shape["V"] * 3
+    """Refuse a run that would not fit in this machine's memory: the formulas' own peak of the
+    scaled model's training step, in fp32 with eager attention (more than the bf16 runs need)."""
+    need = int(_predict(problem, shape, "eager", ["weight_dtype=fp32", "framework=pytorch"])["peak_allocated_training"])
     try:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not on Linux

@@ -1,0 +1,53 @@
+"""The report's header lines are data (formulas/jobs.toml's [header]): what each item shows,
+when, and what `check` says of a name the formulas do not have."""
+
+import pytest
+
+import vram_eval
+from conftest import SPECS
+from vram_eval.errors import FormulaError
+from vram_eval.regimes import HEADER, HeaderItem, check_jobs, read_jobs
+
+JOBS_TOML = SPECS.parent / "formulas" / "jobs.toml"
+
+
+def _header(cli, *args):
+    _, out, _ = cli("specs/llama2-7b.toml", *args)
+    return out.splitlines()[1]
+
+
+@pytest.mark.parametrize("sets, shown, hidden", [
+    ((), "b 1, s 4,096", "dp"),
+    (("--set", "dp=1"), "s 4,096", "dp 1"),                    # unless dp = 1
+    (("--set", "dp=8", "--set", "zero_stage=3"), "dp 8, ZeRO-3", "ZeRO-0"),
+    (("--set", "dp=8", "--set", "zero_stage=0"), "dp 8", "ZeRO"),  # unless zero_stage = 0
+    (("--set", "dp=2", "--set", "distributed=ddp"), "dp 2, DDP", "FSDP2"),  # when uses_ddp = true
+    (("--set", "dp=8", "--set", "zero_stage=3", "--set", "offload_optimizer=cpu"), "ZeRO-3, offload cpu", "offload none"),
+])
+def test_the_model_line_shows_an_item_as_its_data_says(cli, sets, shown, hidden):
+    line = _header(cli, *sets)
+    assert shown in line and hidden not in line
+
+
+def test_the_settings_line_says_values_in_the_words_the_data_gives(cli):
+    _, out, _ = cli("specs/llama2-7b.toml", "--set", "flash_attention=false", "--set", "double_quant=false")
+    settings = out.splitlines()[2]
+    assert settings.startswith("  activations: measured (PyTorch), eager attention, recompute none")
+    assert "QLoRA nf4;" in settings and "double quant" not in settings
+
+
+def test_a_name_the_formulas_do_not_have_fails_check():
+    header = {"model_line": HEADER["model_line"] + (HeaderItem("gpus {gpus_in_all}", ("gpus_in_all",), {}, {}, {}),)}
+    errors = check_jobs(vram_eval.load(str(SPECS / "llama2-7b.toml")).ruleset, header=header)
+    assert [e.message for e in errors] == ["header.model_line: the item 'gpus {gpus_in_all}' names 'gpus_in_all' is not an "
+                                           "input of the formulas"]
+
+
+@pytest.mark.parametrize("item", ['{ text = "b {b}" }', '{ show = "b {b}", when = "b" }', '"b {b}"'])
+def test_a_malformed_item_is_a_located_error(tmp_path, item):
+    text = JOBS_TOML.read_text().replace('{ show = "b {b}" }', item, 1)
+    path = tmp_path / "jobs.toml"
+    path.write_text(text)
+    with pytest.raises(FormulaError, match="header.model_line") as info:
+        read_jobs(path)
+    assert info.value.location.path == str(path) and info.value.location.line is not None

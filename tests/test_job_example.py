@@ -1,0 +1,63 @@
+"""The README's worked example of adding a job ("scoring") is data and formulas only: applied to
+a copy of the tree, check passes, the report grows a column and solve answers against its peak."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _example(path: str) -> str:
+    """The fenced block the README marks ``<!-- example: PATH -->``."""
+    match = re.search(r"<!-- example: " + re.escape(path) + r" -->\n```[a-z]*\n(.*?)```", README, re.S)
+    assert match, f"the README has no example block for {path}"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """A copy of the checkout's engine and data with the README's example applied."""
+    root = tmp_path_factory.mktemp("job-example")
+    for folder in ("engine", "grammar", "formulas", "specs"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "formulas" / "scoring.formula").write_text(_example("formulas/scoring.formula"))
+    jobs = root / "formulas" / "jobs.toml"
+    jobs.write_text(jobs.read_text() + "\n" + _example("formulas/jobs.toml"))
+    workload = root / "formulas" / "workload.formula"
+    text = workload.read_text()
+    assert 'or regime == "inference"' in text
+    workload.write_text(text.replace('or regime == "inference"', 'or regime == "inference" or regime == "scoring"', 1))
+    return root
+
+
+def run(tree, *args):
+    env = dict(os.environ, VRAM_EVAL_CACHE="off")
+    # the copy's own engine/ (python -m engine from its root): the installed package is not used
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=tree, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_check_accepts_the_new_job(tree):
+    proc = run(tree, "check", "formulas")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_report_grows_a_column(tree):
+    proc = run(tree, "specs/llama2-7b.toml")
+    assert proc.returncode == 0, proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if "full training" in line)
+    assert header.split()[-1] == "scoring"
+
+
+def test_solve_answers_against_the_new_jobs_peak(tree):
+    proc = run(tree, "solve", "specs/llama2-7b.toml", "--for", "b", "--budget", "24GiB", "--set", "regime=scoring",
+               "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert '"target": "peak_scoring"' in proc.stdout
