@@ -2,19 +2,29 @@
 
 Errors: syntax, unknown functions and units, duplicate names, alias clashes,
 cycles — in every file, and in every variant of every variant directory; a name in
-formulas/jobs.toml that the formulas do not define.
+formulas/jobs.toml that the formulas do not define; a variant that leaves out a name of
+its directory's interface, or declares one differently from the others; an input that
+nothing reads, and a variant's definition that nothing uses.
 Warnings: inputs without a default that no spec in ``specs/`` sets.
+
+A variant directory's *interface* (formulas/arch/: the block) is the names its variants
+define that a file outside the directory uses: the shared formulas name each of them where
+they use it. Every variant defines every one (a block without the feature defines it as 0
+or false, with a doc that says so), as the same kind (input or definition) with the same
+unit. The other names of a variant file are its own: used only there, free to differ.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import resources
-from .errors import EngineError, FormulaError, Location
+from .errors import (EngineError, FormulaError, IncompleteVariant, InconsistentVariants, Location, UnreadableFile,
+                     UnusedName)
 from .library import Library, formula_files
+from .rules import FormulaFile, Rule, RuleSet, _name_location, _one_line
 from .transform import read_formula_file
 
 __all__ = ["CheckReport", "check_paths"]
@@ -29,14 +39,17 @@ class CheckReport:
     warnings: List[str] = field(default_factory=list)
 
 
-def check_paths(paths: Sequence[str] = ()) -> CheckReport:
+def check_paths(paths: Sequence[str] = (), builtin_dir: Optional[Path] = None) -> CheckReport:
+    """Check the built-in formulas and the user's ``paths``. ``builtin_dir`` checks another
+    formulas tree as the built-ins (its jobs.toml, if it has one, as the jobs file)."""
     report = CheckReport()
-    builtin = resources.formulas_dir().resolve()
+    builtin = Path(builtin_dir).resolve() if builtin_dir else resources.formulas_dir().resolve()
     user = []
     for raw in paths:
         p = Path(raw)
         if not p.exists():
-            report.errors.append(FormulaError("no such file or directory", Location(raw)))
+            report.errors.append(UnreadableFile[FormulaError]("no such file or directory", Location(raw), file=raw,
+                                                              reason="missing"))
             continue
         resolved = p.resolve()
         if resolved == builtin or builtin in resolved.parents or _copy_of_builtins(p, builtin):
@@ -61,40 +74,156 @@ def check_paths(paths: Sequence[str] = ()) -> CheckReport:
 
     # 2. the composed sets: defaults, then each variant of each variant directory
     try:
-        library = Library(user)
-        combos = [{}] + [{sel: value} for sel, options in library.variants().items() for value in options]
+        library = Library(user, builtin_dir=builtin if builtin_dir else None)
+        jobs = _jobs_check(builtin, builtin_dir is not None)
+        variants = library.variant_files()
+        combos = [{}] + [{sel: value} for sel, options in variants.items() for value in options]
+        interface_errors, lacking = _interfaces(library.shared_files() + library.user_files(), variants)
     except EngineError as exc:
         report.errors.append(exc)
         return report
     seen = set()
+
+    def add(error: EngineError) -> None:
+        key = (error.message, str(error.location))
+        if key not in seen:
+            seen.add(key)
+            report.errors.append(error)
+
+    for error in interface_errors:
+        add(error)
+    variant_names = {r.name for files in variants.values() for f in files.values() for r in f.rules}
+    unused: Dict[Tuple[str, str], Tuple[Rule, List[str], List[str]]] = {}  # (name, where) → (rule, unused in, in)
     for chosen in combos:
         try:
             ruleset = library.ruleset(chosen)
         except EngineError as exc:
-            key = (exc.message, str(exc.location))
-            if key not in seen:
-                seen.add(key)
-                report.errors.append(exc)
+            add(exc)
             continue
-        for _, error in ruleset.undeclared():
-            key = (error.message, str(error.location))
-            if key not in seen:
-                seen.add(key)
-                report.errors.append(error)
-        if not chosen:  # the jobs file names outputs and inputs of the default set
-            from .regimes import check_jobs
-
-            for error in check_jobs(ruleset):
-                key = (error.message, str(error.location))
-                if key not in seen:
-                    seen.add(key)
-                    report.errors.append(error)
-        for sel, value in chosen.items():
-            report.variants.append(f"{sel}={value}")
+        for name, error in ruleset.undeclared():
+            if name not in lacking:  # a variant's missing interface name is said once, above
+                add(error)
+        for error in jobs(ruleset):
+            add(error)
+        label = ", ".join(f"{sel}={value}" for sel, value in chosen.items())
+        report.variants.extend(f"{sel}={value}" for sel, value in chosen.items())
+        if chosen or not variants:  # with variants, {} is the default variant's set again
+            idle = set(_unused(ruleset, set(variants), variant_names))
+            for name, rule in ruleset.rules.items():
+                if rule.kind in ("input", "definition", "table"):
+                    _, off, among = unused.setdefault((name, rule.where), (rule, [], []))
+                    among.append(label)
+                    if name in idle:
+                        off.append(label)
         for warning in _unbound(ruleset):
             if warning not in report.warnings:
                 report.warnings.append(warning)
+    for (name, _), (rule, off, among) in unused.items():
+        if off:
+            add(_unused_error(rule, off if len(off) < len(among) else []))
     return report
+
+
+def _jobs_check(builtin: Path, custom: bool):
+    """ruleset → the errors of the jobs file against it (the built-in formulas/jobs.toml, or a
+    custom tree's own; none for a tree without one)."""
+    from .regimes import JOBS_FILE, check_jobs, read_jobs
+
+    if not custom:
+        return check_jobs
+    path = builtin / JOBS_FILE
+    if not path.is_file():
+        return lambda ruleset: []
+    jobs, _, _, header = read_jobs(path)
+    return lambda ruleset: check_jobs(ruleset, jobs, path, header)
+
+
+def _interfaces(outside: Sequence[FormulaFile], variants: Mapping[str, Mapping[str, FormulaFile]]):
+    """(errors, names some variant lacks) for each variant directory's interface: the names its
+    variants define that a file outside it uses."""
+    errors: List[FormulaError] = []
+    lacking: Set[str] = set()
+    for selector, files in variants.items():
+        others = list(outside) + [f for s, fs in variants.items() if s != selector for f in fs.values()]
+        alias_of = {a: r.name for f in files.values() for r in f.rules for a in r.aliases}
+        uses: Dict[str, Rule] = {}  # interface name → the first statement outside that uses it
+        for f in others:
+            for rule in list(f.rules) + list(f.requirements):
+                for name in sorted(rule.deps):
+                    uses.setdefault(alias_of.get(name, name), rule)
+        defined = {value: {r.name: r for r in f.rules} for value, f in files.items()}
+        interface = sorted({name for names in defined.values() for name in names if name in uses})
+        for name in interface:
+            have = [v for v in files if name in defined[v]]
+            use = uses[name]
+            used_at = _name_location(use, name)
+            for value in files:
+                if name in defined[value]:
+                    continue
+                lacking.add(name)
+                errors.append(IncompleteVariant(
+                    f"{selector} = \"{value}\" leaves out '{name}', which {use.location.path} uses and "
+                    + " and ".join(f"{selector} = \"{h}\"" for h in have) + " define" + ("s" if len(have) == 1 else ""),
+                    Location(files[value].path),
+                    notes=[f"{used_at}: uses it: {_one_line(use.text)}"]
+                    + [f"{defined[h][name].where}: {selector} = \"{h}\" defines it: {_one_line(defined[h][name].text)}"
+                       for h in have[:2]],
+                    hint=f"define '{name}' in {files[value].path} (a block without the feature defines it as 0 or "
+                         "false, with a doc that says so)",
+                    name=name, variant=f"{selector}={value}", defined_by=tuple(f"{selector}={h}" for h in have),
+                    used_at=used_at))
+            declarations = tuple((f"{selector}={v}", defined[v][name].kind, defined[v][name].unit) for v in have)
+            if len({(kind, unit) for _, kind, unit in declarations}) > 1:
+                first = defined[have[0]][name]
+                errors.append(InconsistentVariants(
+                    f"the {selector} variants declare '{name}' differently: "
+                    + "; ".join(f"{v}: {kind}{f' [{unit}]' if unit else ''}" for v, kind, unit in declarations),
+                    first.location,
+                    notes=[f"{defined[v][name].where}: {_one_line(defined[v][name].text)}" for v in have[1:]],
+                    hint="the formulas outside use one meaning of it: give it the same kind and unit in every variant",
+                    name=name, declarations=declarations))
+    return errors, lacking
+
+
+def _unused(ruleset: RuleSet, selectors: Set[str], variant_names: Set[str]) -> List[str]:
+    """The inputs nothing reads and the variants' definitions nothing uses, in ``ruleset``.
+
+    What is read starts from every definition outside the variant files (the outputs), every
+    requirement and expectation, and every built-in definition a user's file overrides, and
+    follows dependencies (an input's default too). A
+    variant directory's selector is read by the library (it picks the file), and the spec
+    readers' annotations by the report (spec_types.ANNOTATION_INPUTS)."""
+    from .spec_types import ANNOTATION_INPUTS
+
+    roots = {n for n, r in ruleset.rules.items() if r.kind == "definition" and n not in variant_names}
+    for rule in ruleset.requirements + ruleset.expectations:
+        roots |= rule.deps
+    for _, replaced in ruleset.overridden:  # what a user's override no longer reads, the built-ins still do
+        roots |= replaced.deps
+    live = ruleset.closure(roots)
+    out = []
+    for name, rule in ruleset.rules.items():
+        if name in live or name in selectors or name in ANNOTATION_INPUTS:
+            continue
+        if rule.kind == "input" or (name in variant_names and rule.kind in ("definition", "table")):
+            out.append(name)
+    return out
+
+
+def _unused_error(rule: Rule, where: List[str]) -> UnusedName:
+    """The error for an input nothing reads (or a variant's definition nothing uses), under the
+    variants ``where`` (empty: under every one)."""
+    under = f" under {' and '.join(where)}" if where else ""
+    if rule.kind == "input":
+        return UnusedName(
+            f"nothing reads the input '{rule.name}'{under}: no definition, requirement or expectation uses it, "
+            "so a value set for it changes nothing", rule.location,
+            hint="use it in a formula; if the formulas leave it out on purpose, say so with `expect` (a warning "
+                 "when it is set otherwise) or `require`; or remove it",
+            name=rule.name, variant=", ".join(where))
+    return UnusedName(
+        f"nothing uses '{rule.name}'{under}: a variant's definition no formula reads", rule.location,
+        hint="remove it, or use it where the block needs it", name=rule.name, variant=", ".join(where))
 
 
 def _copy_of_builtins(path: Path, builtin: Path) -> bool:

@@ -267,7 +267,7 @@ def _explain(args) -> int:
 
 def _budgets(args, problem):
     """(label, bytes) for each --budget and --gpu; the spec's GPU if neither is given."""
-    from .errors import SpecError
+    from .errors import Location, SpecError, UnboundInput
     from .hardware import find_gpu
     from .solve import parse_budget
 
@@ -278,7 +278,9 @@ def _budgets(args, problem):
     if not budgets:
         memory = problem.bindings.get("gpu_memory")
         if memory is None:
-            raise SpecError("solve needs a budget", hint="give --budget 24GiB, --gpu h100, or gpu = \"h100\" in the spec")
+            raise UnboundInput[SpecError]("solve needs a budget", Location("--budget"),
+                                          hint="give --budget 24GiB, --gpu h100, or gpu = \"h100\" in the spec",
+                                          name="gpu_memory", missing=("gpu_memory",))
         label = _gpu_label(problem.gpu) if problem.gpu else "gpu_memory"
         budgets.append((label, int(memory.value)))
     return budgets

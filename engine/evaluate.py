@@ -18,12 +18,13 @@ from sympy import Basic, Piecewise, Symbol, log, nan, zoo
 from sympy.logic.boolalg import BooleanAtom
 from sympy.utilities.exceptions import SymPyDeprecationWarning
 
-from .errors import BindingError, EvaluationError, SpecError, ValueTooLarge, suggest
+from .errors import (BindingError, EvaluationError, LimitExceeded, NoRealValue, RequirementNotMet, SpecError, TypeMismatch,
+                     UnboundInput, UnknownKey, UnknownName, ValueTooLarge, closest, did_you_mean)
 from .guards import blame, check_memory, one_line, shown_value
 from .rules import Rule, RuleSet
 from .spec import Binding
 from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_python_value, to_sympy_value
-from .symbols import Lookup, Member, Table, Text, TextSet, UnknownKey
+from .symbols import Lookup, Member, MissingKey, Table, Text, TextSet
 
 __all__ = ["Breakdown", "Point", "evaluate", "evaluate_values", "dependents", "check_requirements", "unmet_expectations", "expectation_warning",
            "shown_number"]
@@ -72,16 +73,19 @@ class Breakdown:
         """The value of ``name``; a located error if it is unknown or unavailable."""
         canonical = self.ruleset.resolve(name)
         if canonical is None:
-            raise BindingError(f"no input or output is called '{name}'",
-                               hint=suggest(name, self.ruleset.known_names()))
+            known = tuple(self.ruleset.known_names())
+            guess = closest(name, known)
+            raise UnknownName[BindingError](f"no input or output is called '{name}'", hint=did_you_mean(guess),
+                                            name=name, known=known, suggestion=guess)
         if canonical in self.values:
             return self.values[canonical]
         missing = sorted(self.missing.get(canonical, {canonical}))
         rule = self.ruleset.rules.get(canonical)
-        raise BindingError(
+        raise UnboundInput[BindingError](
             f"'{canonical}' cannot be computed: " + _missing_text(missing),
             rule.location if rule else None,
             hint="set " + (" and ".join(missing)) + " in the spec or with --set NAME=VALUE",
+            name=canonical, missing=tuple(missing),
         )
 
 
@@ -245,7 +249,7 @@ def _fast_value(rule: Rule, plain: Mapping[str, object]) -> Optional[Basic]:
     """The rule's value by exact.py, or None to let SymPy do it (irrational results, errors)."""
     try:
         return to_sympy_value(evaluate_exact(rule.expr, plain))
-    except (Unsupported, ArithmeticError, TypeError, ValueError, UnknownKey, RecursionError):
+    except (Unsupported, ArithmeticError, TypeError, ValueError, MissingKey, RecursionError):
         return None  # SymPy recomputes it and reports any error in its own words
 
 
@@ -260,23 +264,26 @@ def _value_of(rule: Rule, symbols: Mapping[Symbol, Basic], free=frozenset()) -> 
             # SymPy only warns when a table or a list lands in a sum; here that is an error.
             warnings.simplefilter("error", SymPyDeprecationWarning)
             value = expr.xreplace(subs) if subs else expr
-    except UnknownKey as exc:
-        raise EvaluationError(
+    except MissingKey as exc:
+        raise UnknownKey[EvaluationError](
             f"'{rule.name}': the table {exc.table.table_name} has no key {exc.key}",
             rule.location,
             hint="keys: " + ", ".join(exc.table.entries), rule=rule,
+            table=exc.table.table_name, key=exc.key.value, keys=tuple(exc.table.entries),
         ) from None
     except ZeroDivisionError:
-        raise EvaluationError(f"'{rule.name}' divides by zero at these values (x / 0 or x % 0)", rule.location,
-                              rule=rule) from None
+        raise NoRealValue[EvaluationError](f"'{rule.name}' divides by zero at these values (x / 0 or x % 0)",
+                                           rule.location, rule=rule, operation="division") from None
     except (TypeError, ValueError, AttributeError, SymPyDeprecationWarning) as exc:
-        raise EvaluationError(
+        raise TypeMismatch[EvaluationError](
             f"'{rule.name}' cannot be computed from these values ({_plain(exc)})",
             rule.location,
             hint="true/false and strings cannot be used in arithmetic; write (A if flag else B)", rule=rule,
+            expected="a number", found="true/false or a string",
         ) from None
     except RecursionError:
-        raise EvaluationError(f"'{rule.name}' is nested too deeply to evaluate", rule.location, rule=rule) from None
+        raise LimitExceeded[EvaluationError](f"'{rule.name}' is nested too deeply to evaluate", rule.location,
+                                             rule=rule, what="nesting") from None
     if free and _names(value) and _names(value) <= free:
         return value
     return _checked(rule, value)
@@ -289,8 +296,9 @@ def _check_kinds(rule: Rule, subs: Mapping[Symbol, Basic]) -> None:
         if isinstance(value, (Table, TextSet)) and _used_outside(rule.expr, symbol):
             what = "the table" if isinstance(value, Table) else "the list"
             how = "look a value up with table[key]" if isinstance(value, Table) else 'test it with "item" in list'
-            raise EvaluationError(f"'{rule.name}' uses {what} '{symbol.name}' as a value", rule.location,
-                                  hint=f"{what} cannot be used in arithmetic or compared; {how}", rule=rule)
+            raise TypeMismatch[EvaluationError](f"'{rule.name}' uses {what} '{symbol.name}' as a value", rule.location,
+                                                hint=f"{what} cannot be used in arithmetic or compared; {how}",
+                                                rule=rule, expected="a number", found=what.replace("the ", "a "))
 
 
 def _used_outside(expr: Basic, symbol: Symbol) -> bool:
@@ -320,9 +328,9 @@ def _check_logs(rule: Rule, subs: Mapping[Symbol, Basic]) -> None:
     for node in rule.expr.atoms(log):
         argument = node.args[0].xreplace(subs) if subs else node.args[0]
         if argument.is_number and argument.is_real and argument <= 0:
-            raise EvaluationError(
+            raise NoRealValue[EvaluationError](
                 f"'{rule.name}' takes the logarithm of {argument} at these values (log needs a positive number; "
-                "log(x, base) a positive base other than 1)", rule.location, rule=rule)
+                "log(x, base) a positive base other than 1)", rule.location, rule=rule, operation="log")
 
 
 def _names(value: Basic) -> FrozenSet[str]:
@@ -339,18 +347,22 @@ def _checked(rule: Rule, value: Basic) -> Basic:
     if isinstance(value, (BooleanAtom, Text, TextSet, Table)):
         return value
     if value.has(zoo, nan) or value.has(Symbol("zoo")):
-        raise EvaluationError(f"'{rule.name}' divides by zero at these values", rule.location, rule=rule)
+        raise NoRealValue[EvaluationError](f"'{rule.name}' divides by zero at these values", rule.location, rule=rule,
+                                           operation="division")
     if not value.is_number:
-        raise EvaluationError(
+        raise TypeMismatch[EvaluationError](
             f"'{rule.name}' does not reduce to a number at these values: {value}",
             rule.location,
             hint="is a string compared with < or >, or a true/false used as a number?", rule=rule,
+            expected="a number", found="an expression with names left in it",
         )
     if value.is_real is False:
-        raise EvaluationError(f"'{rule.name}' has no real value at these values ({value})", rule.location,
-                              hint="a square root or logarithm of a negative number?", rule=rule)
+        raise NoRealValue[EvaluationError](f"'{rule.name}' has no real value at these values ({value})", rule.location,
+                                           hint="a square root or logarithm of a negative number?", rule=rule,
+                                           operation="complex")
     if value.is_finite is False:
-        raise EvaluationError(f"'{rule.name}' is infinite at these values", rule.location, rule=rule)
+        raise NoRealValue[EvaluationError](f"'{rule.name}' is infinite at these values", rule.location, rule=rule,
+                                           operation="infinite")
     return value
 
 
@@ -361,9 +373,9 @@ def _holds(rule, values: Mapping[str, Basic], plain: Mapping) -> Optional[bool]:
     except Unsupported:
         try:
             ok = rule.expr.xreplace({Symbol(d): values[d] for d in rule.deps})
-        except (TypeError, ValueError, UnknownKey):
+        except (TypeError, ValueError, MissingKey):
             return None
-    except (ArithmeticError, TypeError, ValueError, UnknownKey):
+    except (ArithmeticError, TypeError, ValueError, MissingKey):
         return None
     if ok is True or (isinstance(ok, BooleanAtom) and bool(ok)):
         return True
@@ -424,8 +436,9 @@ def check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values
         involved = [b for n, b in bindings.items() if n in behind]
         where = involved[-1].location if involved else rule.location
         shown = ", ".join(f"{n} = {shown_value(values[n])}" for n in sorted(rule.deps) if n in values)
-        raise SpecError(
+        raise RequirementNotMet[SpecError](
             (rule.doc or f"requirement not met: {one_line(rule.text)}") + (f" (here {shown})" if shown else ""),
             where,
             notes=[f"{rule.where}: {one_line(rule.text)}"],
+            rule=rule, values={n: values[n] for n in sorted(rule.deps) if n in values},
         )

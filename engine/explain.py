@@ -7,7 +7,7 @@ from typing import List, Mapping, Optional, Tuple
 
 from sympy.logic.boolalg import BooleanAtom
 
-from .errors import BindingError, Location, suggest
+from .errors import BindingError, Location, UnknownName, closest, did_you_mean
 from .load import Problem
 from .rules import RuleSet
 from .specialise import specialise
@@ -45,11 +45,15 @@ def explain(ruleset: RuleSet, name: str, bindings: Optional[Mapping] = None) -> 
 
         elsewhere = Library().variants_defining(name)
         where = Location("explain", None, 1, name, len(name))
+        known = tuple(ruleset.known_names())
         if elsewhere:
-            raise BindingError(f"'{name}' is defined only for " + " and ".join(elsewhere), where,
-                               hint="choose that variant: --set " + elsewhere[0])
-        raise BindingError(f"no input or output is called '{name}'", where,
-                           hint=suggest(name, ruleset.known_names()) or "`vram-eval explain --list` lists every name")
+            raise UnknownName[BindingError](f"'{name}' is defined only for " + " and ".join(elsewhere), where,
+                                            hint="choose that variant: --set " + elsewhere[0],
+                                            name=name, known=known, suggestion=None)
+        guess = closest(name, known)
+        raise UnknownName[BindingError](f"no input or output is called '{name}'", where,
+                                        hint=did_you_mean(guess) or "`vram-eval explain --list` lists every name",
+                                        name=name, known=known, suggestion=guess)
     rule = ruleset.rules.get(canonical)
     used_by = tuple(n for n in ruleset.order if n in ruleset.rules and canonical in ruleset.rules[n].deps)
     allowed = ruleset.allowed_values(canonical)

@@ -15,7 +15,8 @@ from typing import Dict, List, Optional, Tuple
 from sympy import Basic, Integer, Symbol
 from sympy.logic.boolalg import And, BooleanAtom, Or, false, true
 
-from .errors import BindingError, EvaluationError, Location, SolveError, ValueTooLarge, suggest
+from .errors import (BindingError, EvaluationError, Location, NoDependence, SolveError, UnboundInput, UnknownName,
+                     ValueTooLarge, WrongKind, closest, did_you_mean)
 from .evaluate import check_requirements, dependents, evaluate_values
 from .guards import blame, check_memory
 from .exact import MAX_BITS, MemoEnv, TooLarge, Unsupported, evaluate_exact, to_sympy_value
@@ -145,9 +146,11 @@ def _resolve_output(problem: Problem, target: str, where: str) -> str:
     rs = problem.ruleset
     canonical = rs.resolve(target)
     if canonical is None or canonical not in rs.rules or rs.rules[canonical].kind != "definition":
-        outputs = rs.outputs
-        raise SolveError(f"no output is called '{target}'", Location(where, None, 1, target, len(target)),
-                         hint=suggest(target, outputs) or "`vram-eval explain --list` lists the outputs")
+        outputs = tuple(rs.outputs)
+        guess = closest(target, outputs)
+        raise UnknownName[SolveError](f"no output is called '{target}'", Location(where, None, 1, target, len(target)),
+                                      hint=did_you_mean(guess) or "`vram-eval explain --list` lists the outputs",
+                                      name=target, known=outputs, suggestion=guess)
     return canonical
 
 
@@ -158,23 +161,29 @@ def focus(problem: Problem, name: str, target: Optional[str] = None, where: str 
     target = _resolve_output(problem, target or default_target(problem), "--target")
     canonical = rs.resolve(name)
     if canonical is None:
-        raise SolveError(f"no input is called '{name}'", Location(where, None, 1, name, len(name)),
-                         hint=suggest(name, rs.known_names()) or "`vram-eval explain --list` lists the inputs")
+        known = tuple(rs.known_names())
+        guess = closest(name, known)
+        raise UnknownName[SolveError](f"no input is called '{name}'", Location(where, None, 1, name, len(name)),
+                                      hint=did_you_mean(guess) or "`vram-eval explain --list` lists the inputs",
+                                      name=name, known=known, suggestion=guess)
     rule = rs.rules.get(canonical)
     if rule is not None and rule.kind == "table":
-        raise SolveError(f"'{canonical}' is a table, not a number", Location(where, None, 1, name, len(name)))
+        raise WrongKind[SolveError](f"'{canonical}' is a table, not a number", Location(where, None, 1, name, len(name)),
+                                    name=canonical, actual="table", wanted="a number")
     unit = rs.unit(canonical)
     if unit not in NUMERIC_UNITS or rs.allowed_values(canonical) is not None:
-        raise SolveError(
+        raise WrongKind[SolveError](
             f"'{canonical}' is a {'choice' if unit != 'bool' else 'true/false'} input, not a number",
             Location(where, None, 1, name, len(name)),
             hint="set it with --set and solve for a number such as s, b, dp or lora_rank",
+            name=canonical, actual="choice" if unit != "bool" else "bool", wanted="a number",
         )
     if canonical not in rs.closure([target]):
-        raise SolveError(
+        raise NoDependence(
             f"{target} does not depend on {canonical}",
             Location(where, None, 1, name, len(name)),
             hint=f"{target} depends on: " + ", ".join(i for i in rs.inputs_of(target) if rs.unit(i) in NUMERIC_UNITS),
+            target=target, name=canonical,
         )
     foci = problem.point.__dict__.setdefault("foci", {})  # the same question again: the same function
     if (canonical, target) in foci:
@@ -234,9 +243,10 @@ def _evaluate(problem: Problem, name: str, outputs: List[str], also=()):
     for out in outputs:
         if out in missing:
             lacking = sorted(missing[out])
-            raise BindingError(
+            raise UnboundInput[BindingError](
                 f"'{out}' cannot be computed: " + ", ".join(f"'{m}'" for m in lacking) + " not set",
-                rs.rules[out].location, hint="set " + " and ".join(lacking) + " in the spec or with --set NAME=VALUE")
+                rs.rules[out].location, hint="set " + " and ".join(lacking) + " in the spec or with --set NAME=VALUE",
+                name=out, missing=tuple(lacking))
     return values, at, missing
 
 

@@ -17,7 +17,7 @@ from sympy import Add, Basic, Mul, Piecewise, Pow, Symbol
 from sympy.core.relational import GreaterThan, LessThan, StrictGreaterThan, StrictLessThan
 from sympy.logic.boolalg import And, BooleanAtom, Not, Or, false, true
 
-from .errors import EngineError, EvaluationError, SpecError
+from .errors import EngineError, EvaluationError, InvalidValue, LimitExceeded, SpecError
 from .regimes import HEADROOM, PEAKS, REGIMES
 from .rules import Rule, RuleSet
 from .spec import Binding
@@ -50,10 +50,11 @@ def check_memory(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapp
         if name not in SHOWN and rule.builtin:
             continue
         if value > MAX_MEMORY:
-            raise EvaluationError(
+            raise LimitExceeded[EvaluationError](
                 f"'{name}' comes out at about 10^{len(str(int(value))) - 1} bytes at these values, beyond the bound "
                 f"of 2^{MAX_MEMORY.bit_length() - 1} bytes (about 10^30) for a memory",
-                rule.location, hint="is an input far too large?", rule=rule)
+                rule.location, hint="is an input far too large?", rule=rule, what="memory", limit=MAX_MEMORY,
+                amount=value)
         if value.is_negative:
             involved = _involved(ruleset, bindings, rule)
             where = involved[-1].location if rule.builtin and involved else rule.location
@@ -61,9 +62,9 @@ def check_memory(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapp
             if involved:
                 notes.append("set here: " + "; ".join(f"{b.location}: {b.key} = {shown_value(b.value)}"
                                                      for b in involved[-4:]))
-            raise EvaluationError(
+            raise InvalidValue[EvaluationError](
                 f"'{name}' comes out negative ({value} bytes) at these values; memory cannot be negative",
-                where, notes=notes, rule=rule,
+                where, notes=notes, rule=rule, name=name, value=value, expected="at least 0 bytes",
                 hint="check the inputs above (a negative size or count?)" if involved
                 else "the definition itself gives a negative number: is a sign or a term wrong?")
 
@@ -83,10 +84,12 @@ def blame(exc: EvaluationError, ruleset: RuleSet, bindings: Mapping[str, Binding
     value = shown_value(culprit.value)
     if misfits:
         expects = uses[culprit.name]
-        return SpecError(f"'{culprit.key}' = {value}: the formulas use '{culprit.name}' as {expects}",
-                         culprit.location, hint=f"'{culprit.name}' expects {expects}",
-                         notes=[f"{rule.where}: {exc.message}"])
-    return SpecError(f"'{culprit.key}' = {value}: {exc.message}", culprit.location, hint=exc.hint,
+        return InvalidValue[SpecError](f"'{culprit.key}' = {value}: the formulas use '{culprit.name}' as {expects}",
+                                       culprit.location, hint=f"'{culprit.name}' expects {expects}",
+                                       notes=[f"{rule.where}: {exc.message}"], name=culprit.name,
+                                       value=culprit.value, expected=expects)
+    # the same kind of mistake (no real value, a type, too large...), at the value that caused it
+    return exc.moved(SpecError, culprit.location, message=f"'{culprit.key}' = {value}: {exc.message}",
                      notes=[f"{rule.where}: {one_line(rule.text)}"])
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 from . import resources
-from .errors import Location, SpecError, suggest
+from .errors import DuplicateDefinition, InvalidValue, Location, SpecError, UnknownKey, closest, did_you_mean
 from .units import parse_quantity
 
 if sys.version_info >= (3, 11):
@@ -96,13 +96,18 @@ class GPU:
         }
 
 
-def _error(path, key: str, message: str) -> SpecError:
-    """Located at the entry's table header, ``[key]``."""
+def _header(path, key: str) -> Location:
+    """Where the entry ``[key]`` starts: its table header."""
     lines = path.read_text(encoding="utf-8").splitlines()
     line = next((n for n, text in enumerate(lines, 1) if text.strip() == f"[{key}]"), None)
     source = lines[line - 1] if line else None
-    return SpecError(f"GPU catalog entry [{key}]: {message}",
-                     Location(str(path), line, 1 if line else None, source, len(source or "") or 1))
+    return Location(str(path), line, 1 if line else None, source, len(source or "") or 1)
+
+
+def _error(path, key: str, message: str, field: str, value, expected: str = "") -> SpecError:
+    """An entry's value that is not one the catalog takes, located at the entry's table header."""
+    return InvalidValue[SpecError](f"GPU catalog entry [{key}]: {message}", _header(path, key),
+                                   name=f"{key}.{field}", value=value, expected=expected)
 
 
 def _entry(path, key: str, entry: Dict[str, Any]) -> GPU:
@@ -110,22 +115,28 @@ def _entry(path, key: str, entry: Dict[str, Any]) -> GPU:
     memory = str(entry["memory"])
     parsed = parse_quantity(memory)
     if parsed is None or parsed[1] != "bytes":
-        raise _error(path, key, f"memory = \"{memory}\" is not a memory size such as \"80GiB\"")
+        raise _error(path, key, f"memory = \"{memory}\" is not a memory size such as \"80GiB\"", "memory", memory,
+                     "a memory size such as \"80GiB\"")
     memory_bytes = int(parsed[0])
     if entry.get("memory_bytes", memory_bytes) != memory_bytes:
-        raise _error(path, key, f"memory_bytes = {entry['memory_bytes']} but memory = \"{memory}\" is {memory_bytes} bytes")
+        raise _error(path, key, f"memory_bytes = {entry['memory_bytes']} but memory = \"{memory}\" is {memory_bytes} bytes",
+                     "memory_bytes", entry["memory_bytes"], f"{memory_bytes} (memory in bytes)")
     devices = entry.get("devices", 1)
     if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
-        raise _error(path, key, "devices must be a whole number of at least 1")
+        raise _error(path, key, "devices must be a whole number of at least 1", "devices", devices,
+                     "a whole number of at least 1")
     reported = entry.get("reported_mib")
     reason = entry.get("no_driver_figure")
     if reported is None and not reason:
-        raise _error(path, key, "needs reported_mib (the driver's memory.total in MiB) or a no_driver_figure reason")
+        raise _error(path, key, "needs reported_mib (the driver's memory.total in MiB) or a no_driver_figure reason",
+                     "reported_mib", None, "the driver's memory.total in MiB, or a no_driver_figure reason")
     if reported is not None:
         if not isinstance(reported, int) or isinstance(reported, bool) or reported <= 0:
-            raise _error(path, key, "reported_mib must be a positive whole number of MiB")
+            raise _error(path, key, "reported_mib must be a positive whole number of MiB", "reported_mib", reported,
+                         "a positive whole number of MiB")
         if reported * MiB * devices > memory_bytes:
-            raise _error(path, key, f"reported_mib = {reported} is more than memory = \"{memory}\" holds")
+            raise _error(path, key, f"reported_mib = {reported} is more than memory = \"{memory}\" holds",
+                         "reported_mib", reported, f"at most memory = \"{memory}\"")
     return GPU(
         id=key,
         name=entry.get("name", key),
@@ -155,7 +166,9 @@ def gpu_catalog() -> Dict[str, GPU]:
         gpu = _entry(path, key, entry)
         for name in (key, *gpu.aliases):
             if name in out:
-                raise _error(path, key, f"the id or alias '{name}' is already used by [{out[name].id}]")
+                raise DuplicateDefinition[SpecError](
+                    f"GPU catalog entry [{key}]: the id or alias '{name}' is already used by [{out[name].id}]",
+                    _header(path, key), name=name, first=_header(path, out[name].id))
             out[name] = gpu
     return out
 
@@ -163,15 +176,18 @@ def gpu_catalog() -> Dict[str, GPU]:
 def find_gpu(name: str, location: Optional[Location] = None) -> GPU:
     catalog = gpu_catalog()
     if not isinstance(name, str):
-        raise SpecError(f"'{GPU_KEY}' names a GPU of the catalog, such as \"h100\"", location)
+        raise InvalidValue[SpecError](f"'{GPU_KEY}' names a GPU of the catalog, such as \"h100\"", location,
+                                      name=GPU_KEY, value=name, expected="the id of a GPU of the catalog")
     key = name.strip().lower().replace("_", "-").replace(" ", "-")
     if key in catalog:
         return catalog[key]
     ids = sorted({g.id for g in catalog.values()})
-    hint = suggest(key, list(catalog))
-    raise SpecError(
+    guess = closest(key, list(catalog))
+    hint = did_you_mean(guess)
+    raise UnknownKey[SpecError](
         f"unknown GPU '{name if len(name) <= 60 else name[:57] + '...'}'",
         location,
         hint=(hint + " " if hint else "") + "known: " + ", ".join(ids)
         + '; `vram-eval gpus` lists them; or give the memory directly: gpu_memory = "24GiB"',
+        table="gpus", key=name, keys=tuple(sorted(catalog)), suggestion=guess,
     )

@@ -21,7 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import sympy
 
 from . import cache, resources
-from .errors import FormulaError, Location, SpecError, suggest
+from .errors import FormulaError, InvalidValue, Location, SpecError, UnreadableFile, closest, did_you_mean
 from .rules import FormulaFile, RuleSet
 from .symbols import Text
 
@@ -33,8 +33,9 @@ def formula_files(root: Path) -> List[Path]:
     if root.is_file():
         return [root]
     if root.exists() and not root.is_dir():
-        raise FormulaError("this is not a regular file (a pipe, a device or a socket)", Location(str(root)),
-                           hint="give a .formula text file or a directory of them")
+        raise UnreadableFile[FormulaError]("this is not a regular file (a pipe, a device or a socket)",
+                                           Location(str(root)), hint="give a .formula text file or a directory of them",
+                                           file=str(root), reason="not regular")
     return sorted(p for p in root.rglob("*.formula") if p.is_file())
 
 
@@ -111,8 +112,9 @@ class Library:
         self.user_paths = [Path(p) for p in user_paths]
         for p in self.user_paths:
             if not p.exists():
-                raise FormulaError("no such file or directory", Location(str(p)),
-                                   hint="--formulas takes a .formula file or a directory of them")
+                raise UnreadableFile[FormulaError]("no such file or directory", Location(str(p)),
+                                                   hint="--formulas takes a .formula file or a directory of them",
+                                                   file=str(p), reason="missing")
 
     def _parse(self, path: Path, builtin: bool) -> FormulaFile:
         shown = str(path)
@@ -142,6 +144,15 @@ class Library:
         variants = {name: {p.stem: p for p in formula_files(d)} for name, d in variant_dirs.items()}
         return top + nested, variants
 
+    def shared_files(self) -> List[FormulaFile]:
+        """The built-in files outside every variant directory, parsed."""
+        return self._layout()[0]
+
+    def variant_files(self) -> Dict[str, Dict[str, FormulaFile]]:
+        """selector input → {value: its parsed file} for every variant directory."""
+        return {selector: {value: self._parse(path, True) for value, path in options.items()}
+                for selector, options in self._layout()[1].items()}
+
     def variants_defining(self, name: str) -> List[str]:
         """'arch=llama' for each variant file that defines or declares ``name``."""
         found = []
@@ -156,7 +167,8 @@ class Library:
         for root in self.user_paths:
             found = formula_files(root)
             if root.is_dir() and not found:
-                raise FormulaError("no *.formula files in this directory", Location(str(root)))
+                raise UnreadableFile[FormulaError]("no *.formula files in this directory", Location(str(root)),
+                                                   file=str(root), reason="empty")
             files.extend(self._parse(p, False) for p in found)
         return files
 
@@ -182,12 +194,13 @@ class Library:
                 continue
             value = value.value if isinstance(value, Text) else str(value)
             if value not in options:
-                hint = suggest(value, options)
+                hint = did_you_mean(closest(value, options))
                 folder = Path(self.builtin_dir.name) / name
-                raise SpecError(
+                raise InvalidValue[SpecError](
                     f'{name} = "{value}" is not one of: ' + ", ".join(options),
                     where,
                     hint=(hint + " " if hint else "") + f"(each is a file in {folder}/)",
+                    name=name, value=value, allowed=tuple(options), expected="one of: " + ", ".join(options),
                 )
             files.append(self._parse(options[value], True))
         choices = {name: tuple(options) for name, options in variants.items()}

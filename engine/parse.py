@@ -16,7 +16,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import resources
-from .errors import FormulaSyntaxError, Location
+from .errors import FormulaSyntaxError, LimitExceeded, Location
 
 __all__ = ["parse_text", "MAX_NESTING"]
 
@@ -120,17 +120,17 @@ def parse_text(text: str, path: Optional[str] = None) -> Tree:
         return parser.parse(text + "\n")
     except _TooDeep as exc:
         tok = exc.token
-        raise FormulaSyntaxError(
+        raise LimitExceeded[FormulaSyntaxError](
             f"brackets nested more than {MAX_NESTING} deep",
             Location.in_text(path, text, tok.line, tok.column),
-            hint="split the expression into named definitions",
+            hint="split the expression into named definitions", what="nesting", limit=MAX_NESTING,
         ) from None
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, path, parser.options.postlex) from None
     except LarkError as exc:  # pragma: no cover - Lark internals; still a user error
         raise FormulaSyntaxError(f"cannot parse: {exc}", Location(path)) from None
     except RecursionError:
-        raise FormulaSyntaxError("expression nested too deeply", Location(path)) from None
+        raise LimitExceeded[FormulaSyntaxError]("expression nested too deeply", Location(path), what="nesting") from None
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, path: Optional[str], layout: _Layout) -> FormulaSyntaxError:
@@ -139,7 +139,7 @@ def _syntax_error(exc: UnexpectedInput, text: str, path: Optional[str], layout: 
         char = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else "?"
         message = f"unexpected character {char!r}"
         hint = _hint_for_char(char)
-        return FormulaSyntaxError(message, Location.in_text(path, text, line, col), hint=hint)
+        return FormulaSyntaxError(message, Location.in_text(path, text, line, col), hint=hint, found=char)
 
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         if layout.open_brackets:
@@ -147,7 +147,7 @@ def _syntax_error(exc: UnexpectedInput, text: str, path: Optional[str], layout: 
             return FormulaSyntaxError(
                 f"'{tok.value}' is never closed",
                 Location.in_text(path, text, tok.line, tok.column),
-                hint="close the bracket on this line or an indented line below it",
+                hint="close the bracket on this line or an indented line below it", found=str(tok.value),
             )
         lines = text.splitlines() or [""]
         return FormulaSyntaxError(
@@ -165,7 +165,8 @@ def _syntax_error(exc: UnexpectedInput, text: str, path: Optional[str], layout: 
         hint = f"expected {expected}"
         if layout.open_brackets:
             hint += "; a bracket is open"
-        return FormulaSyntaxError("the line ends too early", Location.in_text(path, text, tok.line, tok.column), hint=hint)
+        return FormulaSyntaxError("the line ends too early", Location.in_text(path, text, tok.line, tok.column), hint=hint,
+                                  found=None)
     shown = tok.value if len(tok.value) <= 30 else tok.value[:27] + "..."
     hint = f"expected {expected}"
     starts_line = text.splitlines()[tok.line - 1][: tok.column - 1].strip() == "" if tok.line <= len(text.splitlines()) else False
@@ -174,7 +175,8 @@ def _syntax_error(exc: UnexpectedInput, text: str, path: Optional[str], layout: 
     elif tok.type in ("NAME", "NUMBER", "QUANTITY", "STRING") and "_NL" in expected_names:
         hint += " (is an operator missing between the two?)"
     width = len(tok.value.splitlines()[0]) if tok.value else 1
-    return FormulaSyntaxError(f"unexpected {shown!r}", Location.in_text(path, text, tok.line, tok.column, width), hint=hint)
+    return FormulaSyntaxError(f"unexpected {shown!r}", Location.in_text(path, text, tok.line, tok.column, width), hint=hint,
+                              found=str(tok.value))
 
 
 def _acceptable(exc: UnexpectedToken) -> set:

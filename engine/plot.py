@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence, Tuple
 
-from .errors import EngineError, Location, SolveError
+from .errors import Location, MissingDependency, PlotFileError
 from .units import BYTE_UNITS
 
 __all__ = ["plot_sweep"]
@@ -17,15 +17,17 @@ def plot_sweep(result, path: str, lines: Sequence[Tuple[str, int]] = (), crossin
     """``lines``: (label, bytes); ``crossings``: (target, label, x, bytes) to mark."""
     suffix = Path(path).suffix.lower()
     if suffix not in (".png", ".svg"):
-        raise SolveError(f"cannot draw '{path}': the plot file must end in .png or .svg", Location("--plot"))
+        raise PlotFileError(f"cannot draw '{path}': the plot file must end in .png or .svg", Location("--plot"),
+                            file=str(path), reason="suffix")
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise EngineError("--plot needs matplotlib and numpy, which are not installed", Location("--plot"),
-                          hint="install the optional extra:  pip install 'vram-eval[plot]'") from None
+        raise MissingDependency("--plot needs matplotlib and numpy, which are not installed", Location("--plot"),
+                                hint="install the optional extra:  pip install 'vram-eval[plot]'",
+                                package="matplotlib", extra="plot") from None
     scale = BYTE_UNITS[unit]
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for target, column in result.columns.items():
@@ -47,6 +49,7 @@ def plot_sweep(result, path: str, lines: Sequence[Tuple[str, int]] = (), crossin
     try:
         fig.savefig(path)
     except OSError as exc:
-        raise EngineError(f"cannot write the plot: {exc.strerror}", Location(path)) from None
+        raise PlotFileError(f"cannot write the plot: {exc.strerror}", Location(path), file=str(path),
+                            reason="unwritable") from None
     finally:
         plt.close(fig)

@@ -20,7 +20,7 @@ from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from sympy import Basic, Symbol
 
-from .errors import FormulaError, Location
+from .errors import CyclicDefinition, DuplicateDefinition, FormulaError, Location, UnknownName
 from .symbols import Lookup, Member, Text, TextEq, names_in
 
 __all__ = ["Rule", "FormulaFile", "RuleSet"]
@@ -86,11 +86,12 @@ class RuleSet:
                         if rule.unit is None and old.unit is not None:
                             rule = dataclasses.replace(rule, unit=old.unit)  # an override keeps its unit
                     else:
-                        raise FormulaError(
+                        raise DuplicateDefinition[FormulaError](
                             f"'{rule.name}' is defined twice",
                             rule.location,
                             notes=[f"{old.where}: first defined here: {_one_line(old.text)}"],
                             hint="rename one of them, or put an override in your own file passed with --formulas",
+                            name=rule.name, first=old.location,
                         )
                 rules[rule.name] = rule
             requirements.extend(file.requirements)
@@ -116,10 +117,10 @@ class RuleSet:
             return name
         return self.alias_of.get(name)
 
-    def undeclared(self) -> List[Tuple[str, FormulaError]]:
+    def undeclared(self) -> List[Tuple[str, UnknownName]]:
         """(name, located error) for each name a formula uses that nothing defines or declares
         (a typo, or a new input that needs ``input NAME``), with "did you mean"."""
-        from .errors import suggest
+        from .errors import closest, did_you_mean
 
         known = sorted((set(self.rules) | set(self.alias_of)) - self.free)
         first_use: Dict[str, Rule] = {}  # the first statement, in evaluation order, that uses each name
@@ -128,12 +129,13 @@ class RuleSet:
                 first_use.setdefault(name, rule)
         errors = []
         for name in sorted(self.free):
-            guess = suggest(name, known)
-            errors.append((name, FormulaError(
+            guess = closest(name, known)
+            errors.append((name, UnknownName[FormulaError](
                 f"'{name}' is not defined: no formula defines it and no input declares it",
                 _name_location(first_use[name], name),
-                hint=(guess + " " if guess else "")
+                hint=(did_you_mean(guess) + " " if guess else "")
                 + f"(a new input must be declared: input {name} [count] = 1 \"what it is\")",
+                name=name, known=known, suggestion=guess,
             )))
         return errors
 
@@ -286,17 +288,19 @@ def _aliases(rules: Dict[str, Rule]) -> Dict[str, str]:
     for rule in rules.values():
         for alias in rule.aliases:
             if alias in rules:
-                raise FormulaError(
+                raise DuplicateDefinition[FormulaError](
                     f"alias '{alias}' of '{rule.name}' is already the name of a rule",
                     rule.location,
                     notes=[f"{rules[alias].where}: '{alias}' is defined here"],
+                    name=alias, first=rules[alias].location,
                 )
             if alias in alias_of and alias_of[alias] != rule.name:
                 other = rules[alias_of[alias]]
-                raise FormulaError(
+                raise DuplicateDefinition[FormulaError](
                     f"alias '{alias}' is given to both '{alias_of[alias]}' and '{rule.name}'",
                     rule.location,
                     notes=[f"{other.where}: '{other.name}' declares it too"],
+                    name=alias, first=other.location,
                 )
             alias_of[alias] = rule.name
     return alias_of
@@ -345,14 +349,15 @@ def _order(rules: Dict[str, Rule]) -> List[str]:
     return order
 
 
-def _cycle_error(cycle: List[str], rules: Dict[str, Rule]) -> FormulaError:
+def _cycle_error(cycle: List[str], rules: Dict[str, Rule]) -> CyclicDefinition:
     first = rules[cycle[0]]
     notes = [f"{rules[n].where}: {_one_line(rules[n].text)}" for n in cycle[:-1]]
-    return FormulaError(
+    return CyclicDefinition(
         "these definitions depend on each other in a cycle: " + " → ".join(cycle),
         first.location,
         notes=notes,
         hint="one of them must be given a value that does not depend on the others",
+        cycle=tuple(cycle),
     )
 
 

@@ -18,7 +18,7 @@ from typing import List, Optional, Tuple
 
 from sympy import Basic, Integer, Piecewise, Poly, Rational, Symbol, ceiling, fraction, together
 
-from .errors import EngineError, Location, SolveError, ValueTooLarge
+from .errors import EngineError, InvalidValue, Location, NoDependence, SolveError, ValueTooLarge
 from .exact import MAX_BITS
 from .focus import Focus, focus
 from .load import Problem
@@ -80,6 +80,9 @@ class Solution:
         }
 
 
+_MEMORY = "a memory size with a unit, such as 24GiB"
+
+
 def parse_budget(text: str, where: str = "--budget") -> int:
     """'24GiB' → bytes. A budget must carry a memory unit."""
     loc = Location(where, None, 1, text, len(text))
@@ -89,17 +92,20 @@ def parse_budget(text: str, where: str = "--budget") -> int:
         parsed = None
     if parsed is None:
         fixed = unit_hint(text)
-        raise SolveError(f"'{text}' is not a memory size", loc,
-                         hint=f"did you mean '{text[: -len(fixed)].strip()}{fixed}'?" if fixed else
-                         "give a unit: KiB MiB GiB TiB (powers of 2) or KB MB GB TB (powers of 10), e.g. 24GiB")
+        raise InvalidValue[SolveError](f"'{text}' is not a memory size", loc,
+                                       hint=f"did you mean '{text[: -len(fixed)].strip()}{fixed}'?" if fixed else
+                                       "give a unit: KiB MiB GiB TiB (powers of 2) or KB MB GB TB (powers of 10), e.g. 24GiB",
+                                       name="budget", value=text, expected=_MEMORY)
     value, kind = parsed
     if kind is None:
-        raise SolveError(f"the budget '{text}' has no unit", loc,
-                         hint=f"say {text}GiB (2^30 bytes) or {text}GB (10^9 bytes); the two differ by 7%")
+        raise InvalidValue[SolveError](f"the budget '{text}' has no unit", loc,
+                                       hint=f"say {text}GiB (2^30 bytes) or {text}GB (10^9 bytes); the two differ by 7%",
+                                       name="budget", value=text, expected=_MEMORY)
     if kind != "bytes":
-        raise SolveError(f"'{text}' is a count, not memory", loc, hint="memory units: GiB, GB, MiB, ...")
+        raise InvalidValue[SolveError](f"'{text}' is a count, not memory", loc, hint="memory units: GiB, GB, MiB, ...",
+                                       name="budget", value=text, expected=_MEMORY)
     if value <= 0:
-        raise SolveError("the budget must be positive", loc)
+        raise InvalidValue[SolveError]("the budget must be positive", loc, name="budget", value=text, expected="above 0")
     return int(value) if value.denominator == 1 else int(ceiling(Rational(value.numerator, value.denominator)))
 
 
@@ -151,10 +157,10 @@ def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solu
             shown = f"; {fx.target} = {format_bytes(f(lo))}"
         except (_Undefined, EngineError):
             shown = ""
-        raise SolveError(
+        raise NoDependence(
             f"{fx.target} does not change with {fx.name} at these values",
             Location("--for", None, 1, fx.name, len(fx.name)),
-            hint=f"for example zero_stage only matters with dp > 1{shown}",
+            hint=f"for example zero_stage only matters with dp > 1{shown}", target=fx.target, name=fx.name,
         )
     if not monotone:
         notes.append(f"{fx.target} is not monotonic in {fx.name}: every value was checked exactly")

@@ -29,7 +29,8 @@ from sympy import Basic, Integer, Rational
 from sympy.logic.boolalg import false, true
 
 from . import resources
-from .errors import Location, SpecError, suggest
+from .errors import (ArgumentSyntaxError, DuplicateDefinition, InvalidValue, LimitExceeded, Location, SpecError,
+                     SpecSyntaxError, UnknownName, UnreadableFile, WrongKind, closest, did_you_mean)
 from .rules import RuleSet
 from .spec_file import (MAX_DEPTH, MAX_ENTRIES, _NUMBER_BOUNDS, _UNSHOWABLE, _BadNumber, _check_lines, _check_text,
                         _describe, _Lines, _read_text, _short)
@@ -68,8 +69,9 @@ def load_spec(path: str) -> Spec:
     text = _read_text(p, shown)
     suffix = p.suffix.lower()
     if suffix not in (".json", ".yaml", ".yml", ".toml"):
-        raise SpecError(f"unknown spec format '{_short(suffix or p.name)}'", Location(shown),
-                        hint="a spec is a .toml, .yaml/.yml or Hugging Face config.json file")
+        raise UnreadableFile[SpecError](f"unknown spec format '{_short(suffix or p.name)}'", Location(shown),
+                                        hint="a spec is a .toml, .yaml/.yml or Hugging Face config.json file",
+                                        file=shown, reason="format")
     lines = _Lines(shown, text)
     _check_lines(lines)
     if suffix == ".json":
@@ -90,19 +92,21 @@ def load_spec(path: str) -> Spec:
 def _from_tree(tree, lines: _Lines, locate, kind: str) -> Spec:
     shown = lines.shown
     if not isinstance(tree, dict):
-        raise SpecError("a spec must be a table of keys and values", lines.at(1, 1))
+        raise SpecSyntaxError("a spec must be a table of keys and values", lines.at(1, 1), format=kind)
     entries: List[Entry] = []
     metadata: Dict[str, str] = {}
     seen: Dict[str, str] = {}
+    first: Dict[str, Location] = {}
     count = 0
 
     def limit(where: Location) -> SpecError:
-        return SpecError(f"more than {MAX_ENTRIES:,} keys and list items, the most a spec may have", where,
-                         hint="a spec has a few dozen keys: is this the right file?")
+        return LimitExceeded[SpecError](f"more than {MAX_ENTRIES:,} keys and list items, the most a spec may have",
+                                        where, hint="a spec has a few dozen keys: is this the right file?",
+                                        what="entries", limit=MAX_ENTRIES)
 
     def too_deep(where: Location) -> SpecError:
-        return SpecError(f"tables and lists are nested more than {MAX_DEPTH} levels deep", where,
-                         hint="a spec needs two or three levels")
+        return LimitExceeded[SpecError](f"tables and lists are nested more than {MAX_DEPTH} levels deep", where,
+                                        hint="a spec needs two or three levels", what="nesting", limit=MAX_DEPTH)
 
     def measure(value, depth: int, where: Location) -> None:
         """Count the items of a list value (aliases expanded, as the engine would)."""
@@ -134,9 +138,11 @@ def _from_tree(tree, lines: _Lines, locate, kind: str) -> Spec:
             measure(value, len(section) + 2, where)
             dotted = ".".join(section + (key,))
             if key in seen:
-                raise SpecError(f"'{_short(key)}' is set twice: as {_short(seen[key])} and as {_short(dotted)}",
-                                where, hint="sections are only for readers; each key may appear once")
+                raise DuplicateDefinition[SpecError](
+                    f"'{_short(key)}' is set twice: as {_short(seen[key])} and as {_short(dotted)}",
+                    where, hint="sections are only for readers; each key may appear once", name=key, first=first[key])
             seen[key] = dotted
+            first[key] = where
             _check_text(key, value, where, metadata=key in METADATA_KEYS and not section)
             if key in METADATA_KEYS and not section:
                 metadata[key] = str(value)
@@ -155,14 +161,16 @@ def parse_set(text: str) -> Entry:
     """``--set s=4096`` → an Entry located on the command line."""
     shown = _UNSHOWABLE.sub("\ufffd", text)
     if "=" not in text:
-        raise SpecError("--set needs NAME=VALUE", Location("--set", None, 1, shown, len(text)),
-                        hint="for example  --set s=4096  or  --set weight_dtype=bf16")
+        raise ArgumentSyntaxError("--set needs NAME=VALUE", Location("--set", None, 1, shown, len(text)),
+                                  hint="for example  --set s=4096  or  --set weight_dtype=bf16", option="--set", text=text)
     key, value = text.split("=", 1)
     key, value = key.strip(), value.strip()
     if not key:
-        raise SpecError("--set needs a name before '='", Location("--set", None, 1, shown))
+        raise ArgumentSyntaxError("--set needs a name before '='", Location("--set", None, 1, shown), option="--set",
+                                  text=text)
     if value == "":
-        raise SpecError(f"--set {_short(key)}= needs a value", Location("--set", None, len(text) + 1, shown))
+        raise ArgumentSyntaxError(f"--set {_short(key)}= needs a value", Location("--set", None, len(text) + 1, shown),
+                                  option="--set", text=text)
     raw: object = value
     if value.lower() in ("true", "false"):  # the documented spellings, in any case
         raw = value.lower() == "true"
@@ -188,16 +196,19 @@ def bind(ruleset: RuleSet, entries: Iterable[Entry]) -> Dict[str, Binding]:
         if name is None and entry.optional:
             continue
         if name is None:
-            hint = suggest(entry.name, known + list(METADATA_KEYS))
-            raise SpecError(
+            names = known + list(METADATA_KEYS)
+            guess = closest(entry.name, names)
+            raise UnknownName[SpecError](
                 f"unknown key '{_short(entry.key)}'" + (f" (for '{entry.target}')" if entry.target else ""),
                 entry.location,
-                hint=hint or "run `vram-eval explain --list` to see every input and output name",
+                hint=did_you_mean(guess) or "run `vram-eval explain --list` to see every input and output name",
+                name=entry.name, known=names, suggestion=guess,
             )
         rule = ruleset.rules.get(name)
         if rule is not None and rule.kind == "table":
-            raise SpecError(f"'{name}' is a table of the formulas and cannot be set", entry.location,
-                            notes=[f"{rule.where}: {name} is defined here"])
+            raise WrongKind[SpecError](f"'{name}' is a table of the formulas and cannot be set", entry.location,
+                                       notes=[f"{rule.where}: {name} is defined here"], name=name, actual="table",
+                                       wanted="an input")
         value = _convert(entry, name, ruleset)
         bindings.pop(name, None)  # the latest setting comes last: errors point at it first
         bindings[name] = Binding(name, value, entry.location, entry.key)
@@ -213,7 +224,9 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet) -> Basic:
     numeric = unit in ("bytes", "count", "ratio")
 
     def fail(message: str, hint: Optional[str] = None) -> SpecError:
-        return SpecError(f"{what}: {message}", entry.value_at or entry.location, hint=hint)
+        return InvalidValue[SpecError](f"{what}: {message}", entry.value_at or entry.location, hint=hint, name=name,
+                                       value=raw, allowed=tuple(sorted(allowed)) if allowed is not None else None,
+                                       expected=_expects(unit, allowed))
 
     if isinstance(raw, _BadNumber):
         raise fail(f"{raw.text} is {raw.why}", _NUMBER_BOUNDS)
@@ -238,7 +251,8 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet) -> Basic:
             if not isinstance(item, str):
                 raise fail(f"list items must be strings, not {_describe(item)}")
             if allowed is not None and item not in allowed:
-                raise fail(f"'{_short(item)}' is not one of: {', '.join(sorted(allowed))}", suggest(item, allowed))
+                raise fail(f"'{_short(item)}' is not one of: {', '.join(sorted(allowed))}",
+                           did_you_mean(closest(item, allowed)))
             items.append(Text(item))
         return TextSet(*items)
     if isinstance(raw, (int, float)):
@@ -269,7 +283,8 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet) -> Basic:
                 return _convert(Entry(entry.key, [raw], entry.location, entry.target, value_at=entry.value_at),
                                 name, ruleset)
             if allowed is not None and raw not in allowed:
-                raise fail(f"'{_short(raw)}' is not one of: {', '.join(sorted(allowed))}", suggest(raw, allowed))
+                raise fail(f"'{_short(raw)}' is not one of: {', '.join(sorted(allowed))}",
+                           did_you_mean(closest(raw, allowed)))
             return Text(raw)
         value, kind = parsed
         number = Rational(value.numerator, value.denominator)

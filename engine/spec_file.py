@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import resources
-from .errors import Location, SpecError, suggest
+from .errors import InvalidValue, LimitExceeded, Location, SpecError, UnreadableFile, suggest
 from .safe_read import FileTooLarge, NotRegular, read_regular
 from .units import MAX_DIGITS, MAX_MAGNITUDE_TEXT
 
@@ -93,13 +93,17 @@ def _check_text(key: object, value: object, where: Location, metadata: bool = Fa
     for item in items:
         if isinstance(item, str):
             if len(item) > MAX_STRING and not metadata:
-                raise SpecError(f"'{_short(key)}': the string is {len(item):,} characters long; values are limited "
-                                f"to {MAX_STRING:,}", where, hint="input values are short names such as \"bf16\"")
+                raise LimitExceeded[SpecError](
+                    f"'{_short(key)}': the string is {len(item):,} characters long; values are limited "
+                    f"to {MAX_STRING:,}", where, hint="input values are short names such as \"bf16\"",
+                    what="string length", limit=MAX_STRING, amount=len(item))
             m = _BAD_CHARACTER.search(item)
             if m:
-                raise SpecError(f"'{_short(key)}': the string holds the character U+{ord(m.group()):04X}, "
-                                "which a spec may not contain", where,
-                                hint="spec strings are printable text: no control characters or lone surrogates")
+                raise InvalidValue[SpecError](
+                    f"'{_short(key)}': the string holds the character U+{ord(m.group()):04X}, "
+                    "which a spec may not contain", where,
+                    hint="spec strings are printable text: no control characters or lone surrogates",
+                    name=str(key), value=item, expected="printable text")
 
 
 class _Lines:
@@ -148,8 +152,9 @@ def _read_text(p: Path, shown: str) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         column = len(data[: exc.start].rsplit(b"\n", 1)[-1].decode("utf-8", "replace")) + 1
-        raise SpecError(f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x})", Location(shown, line, column),
-                        hint="spec files are UTF-8 TOML, YAML or JSON") from None
+        raise UnreadableFile[SpecError](f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                                        Location(shown, line, column), hint="spec files are UTF-8 TOML, YAML or JSON",
+                                        file=shown, reason="not UTF-8") from None
     if text.startswith("\ufeff"):  # a byte-order mark, as some editors write
         text = text[1:]
     return text
@@ -157,36 +162,43 @@ def _read_text(p: Path, shown: str) -> str:
 
 def _read_bytes(p: Path, shown: str) -> bytes:
     """The bytes of a regular file of at most MAX_BYTES; anything else is refused before it is read."""
-    too_large = SpecError(f"the file is larger than {_kib(MAX_BYTES)}, the most vram-eval reads as a spec",
-                          Location(shown), hint="a spec is a few KiB: give the model's own .toml, .yaml or config.json")
+    unreadable = UnreadableFile[SpecError]
     try:
         return read_regular(p, MAX_BYTES)
     except FileNotFoundError:
-        raise SpecError("no such file", Location(shown), hint=_nearby_specs_hint(p)) from None
+        raise unreadable("no such file", Location(shown), hint=_nearby_specs_hint(p), file=shown,
+                         reason="missing") from None
     except IsADirectoryError:
-        raise SpecError("this is a directory, not a spec file", Location(shown),
-                        hint="give a .toml, .yaml or config.json file") from None
+        raise unreadable("this is a directory, not a spec file", Location(shown),
+                         hint="give a .toml, .yaml or config.json file", file=shown, reason="directory") from None
     except NotRegular as exc:
-        raise SpecError(f"this is {exc.kind}, not a spec file", Location(shown),
-                        hint="vram-eval reads a spec only from a regular file: save it as a .toml, .yaml or "
-                        "config.json file") from None
-    except FileTooLarge:
-        raise too_large from None
+        raise unreadable(f"this is {exc.kind}, not a spec file", Location(shown),
+                         hint="vram-eval reads a spec only from a regular file: save it as a .toml, .yaml or "
+                         "config.json file", file=shown, reason="not regular") from None
+    except FileTooLarge as exc:
+        raise LimitExceeded[SpecError](f"the file is larger than {_kib(MAX_BYTES)}, the most vram-eval reads as a spec",
+                                       Location(shown),
+                                       hint="a spec is a few KiB: give the model's own .toml, .yaml or config.json",
+                                       what="file size", limit=MAX_BYTES, amount=exc.size) from None
     except ValueError:  # an embedded NUL byte
-        raise SpecError("this is not a usable file name", Location(shown)) from None
+        raise unreadable("this is not a usable file name", Location(shown), file=shown, reason="bad name") from None
     except OSError as exc:
-        raise SpecError(f"cannot read the file: {exc.strerror}", Location(shown)) from None
+        raise unreadable(f"cannot read the file: {exc.strerror}", Location(shown), file=shown,
+                         reason="unreadable") from None
 
 
 def _check_lines(lines: _Lines) -> None:
     if len(lines.lines) > MAX_LINES + (lines.lines[-1] == ""):
-        raise SpecError(f"the file has more than {MAX_LINES:,} lines, the most a spec may have",
-                        lines.at(MAX_LINES + 1, 1), hint="a spec is a few dozen lines: is this the right file?")
+        raise LimitExceeded[SpecError](f"the file has more than {MAX_LINES:,} lines, the most a spec may have",
+                                       lines.at(MAX_LINES + 1, 1),
+                                       hint="a spec is a few dozen lines: is this the right file?",
+                                       what="lines", limit=MAX_LINES, amount=len(lines.lines))
     for number, line in enumerate(lines.lines, 1):
         if len(line) > MAX_LINE:
-            raise SpecError(f"line {number} is longer than {_kib(MAX_LINE)} ({len(line):,} characters), "
-                            "the longest line a spec may have", lines.at(number, MAX_LINE + 1),
-                            hint="a spec is a few dozen short lines: is this the right file?")
+            raise LimitExceeded[SpecError](f"line {number} is longer than {_kib(MAX_LINE)} ({len(line):,} characters), "
+                                           "the longest line a spec may have", lines.at(number, MAX_LINE + 1),
+                                           hint="a spec is a few dozen short lines: is this the right file?",
+                                           what="line length", limit=MAX_LINE, amount=len(line))
 
 
 def _nearby_specs_hint(p: Path) -> Optional[str]:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from . import resources
-from .errors import Location, SpecError, UnknownModelType
+from .errors import (DuplicateDefinition, InvalidValue, LimitExceeded, Location, SpecError, SpecSyntaxError,
+                     UnknownKey, UnknownModelType, UnreadableFile)
 from .spec_file import MAX_DEPTH, MAX_ENTRIES, _BadNumber, _check_text, _describe, _finite_float, _Lines, _short
 from .spec_types import Entry, Spec
 from .units import MAX_DIGITS
@@ -23,6 +24,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.9/3.10 only
     import tomli as tomllib
 
+
+_Invalid = InvalidValue[SpecError]
+_Limit = LimitExceeded[SpecError]
 
 # The catalog, as messages and the report name it.
 CATALOG_SHOWN = "specs/catalog/huggingface.toml"
@@ -115,24 +119,28 @@ def _list_counts(key: str, value, rule: dict, where: Location, layers=None) -> L
     With `indices` the list names layers (Bamba's attn_layer_indices): distinct whole numbers
     below the config's num_hidden_layers (`layers`), since transformers ignores any other."""
     if not isinstance(value, list):
-        raise SpecError(f'"{key}" must be a list, not {_describe(value)}', where)
+        raise _Invalid(f'"{key}" must be a list, not {_describe(value)}', where, name=key, value=value,
+                       expected="a list")
     if rule.get("indices"):
         whole = all(isinstance(item, int) and not isinstance(item, bool) and item >= 0 for item in value)
         if not whole or len(set(value)) != len(value) or (
                 isinstance(layers, int) and not isinstance(layers, bool) and any(item >= layers for item in value)):
-            raise SpecError(f'"{key}" must list distinct layer indices from 0 to num_hidden_layers - 1', where,
-                            hint="transformers skips a repeated or out-of-range index, so the count would be wrong")
+            raise _Invalid(f'"{key}" must list distinct layer indices from 0 to num_hidden_layers - 1', where,
+                           hint="transformers skips a repeated or out-of-range index, so the count would be wrong",
+                           name=key, value=value, expected="distinct layer indices from 0 to num_hidden_layers - 1")
     if not value and rule.get("empty_is_default"):
         return []
     known = rule.get("known")
     numbers = known is not None and all(isinstance(k, int) and not isinstance(k, bool) for k in known)
     if "counts" in rule and not all(isinstance(item, int) and not isinstance(item, bool) if numbers
                                     else isinstance(item, str) for item in value):
-        raise SpecError(f'"{key}" must be a list of {"whole numbers" if numbers else "strings"}, one per layer', where)
+        raise _Invalid(f'"{key}" must be a list of {"whole numbers" if numbers else "strings"}, one per layer', where,
+                       name=key, value=value, expected=f'a list of {"whole numbers" if numbers else "strings"}, one per layer')
     for item in value if known is not None else ():
         if item not in known:
-            raise SpecError(f'"{key}" lists the layer kind "{_short(str(item))}", which vram-eval does not model',
-                            where, hint="modelled kinds: " + ", ".join(str(k) for k in known))
+            raise _Invalid(f'"{key}" lists the layer kind "{_short(str(item))}", which vram-eval does not model',
+                           where, hint="modelled kinds: " + ", ".join(str(k) for k in known), name=key, value=item,
+                           allowed=tuple(known), expected="a modelled layer kind")
     entries = [Entry(key, len(value), where, target=rule["length"], optional=True)]
     totals: Dict[str, int] = {}
     for kind, target in rule.get("counts", {}).items():
@@ -156,24 +164,28 @@ def _read_config_json(lines: _Lines) -> Spec:
         tree = json.loads(text, object_pairs_hook=_json_pairs, parse_int=_json_int,
                           parse_float=_finite_float, parse_constant=_json_constant)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"JSON syntax: {exc.msg}", lines.at(exc.lineno, exc.colno)) from None
+        raise SpecSyntaxError(f"JSON syntax: {exc.msg}", lines.at(exc.lineno, exc.colno), format="json") from None
     except _JsonDuplicate as exc:
         key = exc.args[0]
-        where, seen = lines.at(1, 1), set()
+        where, first, seen = lines.at(1, 1), None, {}
         for event, _, token, offset, obj in _json_scan(text):
             if event == "key" and _json_decode_key(token) == key:
                 if obj in seen:
-                    where = lines.offset(offset, len(token))
+                    where, first = lines.offset(offset, len(token)), seen[obj]
                     break
-                seen.add(obj)
-        raise SpecError(f"\"{_short(key)}\" is set twice in one JSON object", where,
-                        hint="each key may appear once (Python's json would silently keep the last)") from None
+                seen[obj] = lines.offset(offset, len(token))
+        raise DuplicateDefinition[SpecError](
+            f"\"{_short(key)}\" is set twice in one JSON object", where,
+            hint="each key may appear once (Python's json would silently keep the last)", name=key,
+            first=first) from None
     except RecursionError:
-        raise SpecError(too_deep, deep_location(), hint="a config.json needs two or three levels") from None
+        raise _Limit(too_deep, deep_location(), hint="a config.json needs two or three levels", what="nesting",
+                     limit=MAX_DEPTH) from None
     if not isinstance(tree, dict):
-        raise SpecError("a config.json must be a JSON object", lines.at(1, 1))
+        raise SpecSyntaxError("a config.json must be a JSON object", lines.at(1, 1), format="json")
     if _json_too_deep(tree):
-        raise SpecError(too_deep, deep_location(), hint="a config.json needs two or three levels")
+        raise _Limit(too_deep, deep_location(), hint="a config.json needs two or three levels", what="nesting",
+                     limit=MAX_DEPTH)
 
     if len(tree) > MAX_ENTRIES:
         where = lines.at(1, 1)
@@ -182,8 +194,8 @@ def _read_config_json(lines: _Lines) -> Spec:
             if number > MAX_ENTRIES:
                 where = lines.offset(offset, len(token))
                 break
-        raise SpecError(f"more than {MAX_ENTRIES:,} keys, the most a config.json may have", where,
-                        hint="is this a model's config.json?")
+        raise _Limit(f"more than {MAX_ENTRIES:,} keys, the most a config.json may have", where,
+                     hint="is this a model's config.json?", what="entries", limit=MAX_ENTRIES, amount=len(tree))
 
     positions: Dict[str, Tuple[int, int]] = {}
     scan = (e for e in _json_scan(text) if e[0] == "key" and e[1] == 1)
@@ -207,18 +219,20 @@ def _read_config_json(lines: _Lines) -> Spec:
     text_trees = [tree] + [tree[k] for k, rule in nested.items()
                            if rule.get("bind") == "text" and isinstance(tree.get(k), dict)]
     if not any(key in keys and value is not None for t in text_trees for key, value in t.items()):
-        raise SpecError("this config.json has none of the fields vram-eval reads", lines.at(1, 1),
-                        hint="expected keys such as hidden_size, num_hidden_layers, num_attention_heads, vocab_size")
+        raise UnreadableFile[SpecError]("this config.json has none of the fields vram-eval reads", lines.at(1, 1),
+                                        hint="expected keys such as hidden_size, num_hidden_layers, "
+                                        "num_attention_heads, vocab_size", file=shown, reason="format")
     entries: List[Entry] = []
     model_type = tree.get("model_type")
     if model_type is None:
-        raise SpecError('this config.json has no "model_type", so the architecture is unknown', lines.at(1, 1),
-                        hint=f'add "model_type" ({known}), or write a TOML spec with arch = "llama" or "gpt" '
-                        "and the sizes instead")
+        raise _Invalid('this config.json has no "model_type", so the architecture is unknown', lines.at(1, 1),
+                       hint=f'add "model_type" ({known}), or write a TOML spec with arch = "llama" or "gpt" '
+                       "and the sizes instead", name="model_type", value=None, allowed=tuple(sorted(model_types)),
+                       expected="a model type of the catalog")
     where = locate("model_type")
     if not isinstance(model_type, str):
-        raise SpecError(f'"model_type" must be a string such as "llama", not {_describe(model_type)}', where,
-                        hint=known)
+        raise _Invalid(f'"model_type" must be a string such as "llama", not {_describe(model_type)}', where,
+                       hint=known, name="model_type", value=model_type, expected='a string such as "llama"')
     unknown = None
     if model_type not in model_types:
         # No "did you mean" from the name: a family with a similar name (qwen3_moe, qwen3) often has
@@ -233,7 +247,7 @@ def _read_config_json(lines: _Lines) -> Spec:
             "config's sizes are read as that block's, with a warning; or write a TOML spec with arch and "
             "the sizes (README, \"Specs\"), or add the family to specs/catalog/huggingface.toml "
             "(README, \"Adding a model family\")",
-            model_type=str(model_type),
+            model_type=str(model_type), keys=tuple(sorted(model_types)),
         )
     # The model type's bindings come first; the config's own keys (later entries win)
     # override them, except those the catalog fixes for the type.
@@ -253,9 +267,10 @@ def _read_config_json(lines: _Lines) -> Spec:
             if value is None and key in null_as:
                 value = null_as[key]  # a null that means something (DeepSeek-V2-Lite's q_lora_rank: no latent)
             if key in unsupported and value not in (None, False, 0, "", []):
-                raise SpecError(f'"{prefix + key}" is set: {unsupported[key]} for model_type "{of_type}"',
-                                where_is(key), hint="a wrong count is worse than none: vram-eval refuses this "
-                                "config.json rather than guess (README, \"Model families read from a config.json\")")
+                raise _Invalid(f'"{prefix + key}" is set: {unsupported[key]} for model_type "{of_type}"',
+                               where_is(key), hint="a wrong count is worse than none: vram-eval refuses this "
+                               "config.json rather than guess (README, \"Model families read from a config.json\")",
+                               name=prefix + key, value=value, expected=f"unset (null, false, 0 or empty) for {of_type}")
             if key in nested and prefix == "":
                 continue  # a sub-config: bound below, by its own rule
             if key in lists and value is not None and key_map is keys:
@@ -286,17 +301,21 @@ def _read_config_json(lines: _Lines) -> Spec:
                 continue
             sub, sub_where = {}, where
         if not isinstance(sub, dict):
-            raise SpecError(f'"{sub_key}" must be an object of config keys, not {_describe(sub)}', sub_where)
+            raise _Invalid(f'"{sub_key}" must be an object of config keys, not {_describe(sub)}', sub_where,
+                           name=sub_key, value=sub, expected="an object of config keys")
         if len(sub) > MAX_ENTRIES:
-            raise SpecError(f"\"{sub_key}\" has more than {MAX_ENTRIES:,} keys, the most a config.json may have",
-                            sub_where, hint="is this a model's config.json?")
+            raise _Limit(f"\"{sub_key}\" has more than {MAX_ENTRIES:,} keys, the most a config.json may have",
+                         sub_where, hint="is this a model's config.json?", what="entries", limit=MAX_ENTRIES,
+                         amount=len(sub))
         types: Dict[str, dict] = catalog.get(rule.get("types", "model_types"), {})
         sub_type = sub.get("model_type", rule.get("model_types", {}).get(model_type))
         type_where = _nested_keys(text, lines, sub_key).get("model_type") or sub_where
         if not isinstance(sub_type, str) or sub_type not in types:
             shown_type = f'"{_short(sub_type)}"' if isinstance(sub_type, str) else _describe(sub_type)
-            raise SpecError(f"{sub_key}'s model_type {shown_type} is not one vram-eval knows", type_where,
-                            hint="known: " + ", ".join(sorted(types)))
+            raise UnknownKey[SpecError](f"{sub_key}'s model_type {shown_type} is not one vram-eval knows", type_where,
+                                        hint="known: " + ", ".join(sorted(types)),
+                                        table=rule.get("types", "model_types"), key=sub_type,
+                                        keys=tuple(sorted(types)), suggestion=None)
         for target, value in types[sub_type].items():
             sub_entries.append(Entry(f"{sub_key}.model_type", value, type_where, target=target))
         subs.append((sub_key, rule, sub, sub_type))

@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from .errors import Location, SpecError
+from .errors import LimitExceeded, Location, SpecError, SpecSyntaxError
 from .spec_file import MAX_DEPTH, _NUMBER_BOUNDS, _finite_float, _Lines
 
 if sys.version_info >= (3, 11):
@@ -28,17 +28,20 @@ def _read_toml(lines: _Lines):
         m = re.search(r"\(at line (\d+), column (\d+)\)", message)
         loc = lines.at(int(m.group(1)), int(m.group(2))) if m else lines.end()
         message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
-        raise SpecError(f"TOML syntax: {message[:1].lower() + message[1:]}", loc, hint=hint) from None
+        raise SpecSyntaxError(f"TOML syntax: {message[:1].lower() + message[1:]}", loc, hint=hint,
+                              format="toml") from None
     except RecursionError:
         offset = _toml_too_deep(text)
-        raise SpecError(f"tables and lists are nested more than {MAX_DEPTH} levels deep",
-                        lines.offset(offset) if offset is not None else lines.at(1, 1),
-                        hint="a spec needs two or three levels") from None
+        raise LimitExceeded[SpecError](f"tables and lists are nested more than {MAX_DEPTH} levels deep",
+                                       lines.offset(offset) if offset is not None else lines.at(1, 1),
+                                       hint="a spec needs two or three levels", what="nesting", limit=MAX_DEPTH) from None
     except ValueError as exc:  # an integer beyond Python's 4,300-digit conversion limit
         m = re.search(r"[0-9A-Za-z_]{4300,}", text)
         loc = lines.offset(m.start(), len(m.group())) if m else lines.at(1, 1)
-        what = "this integer is too long" if m else f"TOML value: {exc}"
-        raise SpecError(what, loc, hint=_NUMBER_BOUNDS) from None
+        if m:
+            raise LimitExceeded[SpecError]("this integer is too long", loc, hint=_NUMBER_BOUNDS, what="digits",
+                                           amount=len(m.group())) from None
+        raise SpecSyntaxError(f"TOML value: {exc}", loc, hint=_NUMBER_BOUNDS, format="toml") from None
 
     return tree, _TomlIndex(lines).locate
 

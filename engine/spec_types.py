@@ -13,7 +13,7 @@ from sympy import Basic
 
 from .errors import Location
 
-__all__ = ["Entry", "Spec", "Binding", "METADATA_KEYS"]
+__all__ = ["Entry", "Spec", "Binding", "METADATA_KEYS", "ANNOTATION_INPUTS"]
 
 # Keys that describe a spec rather than bind an input.
 METADATA_KEYS = {
@@ -21,6 +21,15 @@ METADATA_KEYS = {
     "description": "free text",
     "source": "where the numbers come from",
     "notes": "free text",
+}
+
+# Inputs (declared in formulas/model.formula) that describe the block rather than size it: the
+# spec readers set them (the Hugging Face catalog's `unmeasured`; block_checked = false for a
+# model_type it does not know) and the report prints them. No formula reads them, and
+# `vram-eval check` does not count them as unused.
+ANNOTATION_INPUTS = {
+    "unmeasured": "features of the block whose activations and peaks are not measured",
+    "block_checked": "false for a config.json whose model_type the catalog does not know",
 }
 
 

@@ -9,15 +9,20 @@ import functools
 import math
 from typing import Dict, List, Optional, Tuple
 
-from .errors import Location, SpecError
+from .errors import DuplicateDefinition, LimitExceeded, Location, SpecError, SpecSyntaxError
 from .spec_file import MAX_DEPTH, MAX_ENTRIES, _BadNumber, _Lines, _short
 from .units import MAX_DIGITS
 
 
 class _YamlProblem(Exception):
-    def __init__(self, message: str, mark, hint: Optional[str] = None) -> None:
+    """Raised inside the loader; turned into ``error`` (a SpecError kind, with ``facts``) at ``mark``.
+    ``first``: the mark of the first of a duplicate key."""
+
+    def __init__(self, message: str, mark, hint: Optional[str] = None, error: type = SpecError, first=None,
+                 **facts) -> None:
         super().__init__(message)
         self.message, self.mark, self.hint = message, mark, hint
+        self.error, self.first, self.facts = error, first, facts
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,13 +45,15 @@ def _yaml_loader():
                 self.count += 1
                 if self.count > MAX_ENTRIES:
                     raise _YamlProblem(f"more than {MAX_ENTRIES:,} keys and list items, the most a spec may have",
-                                       event.start_mark, hint="a spec has a few dozen keys: is this the right file?")
+                                       event.start_mark, hint="a spec has a few dozen keys: is this the right file?",
+                                       error=LimitExceeded[SpecError], what="entries", limit=MAX_ENTRIES)
             nested = isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent))
             if nested:
                 self.depth += 1
                 if self.depth > MAX_DEPTH:
                     raise _YamlProblem(f"mappings and lists are nested more than {MAX_DEPTH} levels deep",
-                                       event.start_mark, hint="a spec needs two or three levels")
+                                       event.start_mark, hint="a spec needs two or three levels",
+                                       error=LimitExceeded[SpecError], what="nesting", limit=MAX_DEPTH)
             try:
                 return super().compose_node(parent, index)
             finally:
@@ -67,7 +74,8 @@ def _yaml_loader():
                     continue  # construct_mapping says "found unhashable key"
                 if key in own:
                     raise _YamlProblem(f"'{_short(key)}' is set twice in one mapping", key_node.start_mark,
-                                       hint=f"the first is on line {own[key].line + 1}; each key may appear once")
+                                       hint=f"the first is on line {own[key].line + 1}; each key may appear once",
+                                       error=DuplicateDefinition[SpecError], first=own[key], name=str(key))
                 own[key] = key_node.start_mark
             data.update(self.construct_mapping(node))
             marks: Dict[object, object] = {}
@@ -102,20 +110,24 @@ def _read_yaml(lines: _Lines):
     try:
         loader = _yaml_loader()(lines.text)
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow, found before parsing
-        raise SpecError(f"YAML syntax: character #x{exc.character:04x} is not allowed in YAML",
-                        lines.offset(exc.position), hint="special (control) characters are not allowed") from None
+        raise SpecSyntaxError(f"YAML syntax: character #x{exc.character:04x} is not allowed in YAML",
+                              lines.offset(exc.position), hint="special (control) characters are not allowed",
+                              format="yaml") from None
     try:
         tree = loader.get_single_data()
     except _YamlProblem as exc:
-        mark = exc.mark
-        raise SpecError(exc.message, lines.at(mark.line + 1, mark.column + 1), hint=exc.hint) from None
+        mark, facts = exc.mark, dict(exc.facts)
+        if exc.first is not None:
+            facts["first"] = lines.at(exc.first.line + 1, exc.first.column + 1)
+        raise exc.error(exc.message, lines.at(mark.line + 1, mark.column + 1), hint=exc.hint, **facts) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         loc = lines.at(mark.line + 1, mark.column + 1) if mark else lines.at(1, 1)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"YAML syntax: {problem}", loc) from None
+        raise SpecSyntaxError(f"YAML syntax: {problem}", loc, format="yaml") from None
     except RecursionError:  # pragma: no cover - nesting is bounded above
-        raise SpecError(f"mappings and lists are nested more than {MAX_DEPTH} levels deep", lines.at(1, 1)) from None
+        raise LimitExceeded[SpecError](f"mappings and lists are nested more than {MAX_DEPTH} levels deep",
+                                       lines.at(1, 1), what="nesting", limit=MAX_DEPTH) from None
     finally:
         loader.dispose()
     marks = loader.key_marks

@@ -120,12 +120,17 @@ def _to_float(v: Rational) -> float:
 
 
 def parse_range(text: str) -> Range:
-    """``s=512:8192:512`` (STOP inclusive), ``s=512:32768:x2`` (geometric), ``b=1:64``."""
+    """``s=512:8192:512`` (STOP inclusive), ``s=512:32768:x2`` (geometric), ``b=1:64``.
+    A range that cannot be read raises a :class:`RangeError` (a SpecError): RangeSyntaxError,
+    InvalidValue[RangeError] or LimitExceeded[RangeError], with the range's ``text`` and the ``part`` at fault."""
+    from .errors import InvalidValue, LimitExceeded, RangeError, RangeSyntaxError
+
     loc = Location("sweep", None, 1, text, len(text))
     m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^:]+):([^:]+)(?::([^:]+))?\s*", text)
     if not m:
-        raise SolveError(f"'{_clip(text)}' is not a range", loc,
-                         hint="write NAME=START:STOP[:STEP], e.g. s=512:8192:512 or s=512:32768:x2")
+        raise RangeSyntaxError(f"'{_clip(text)}' is not a range", loc,
+                               hint="write NAME=START:STOP[:STEP], e.g. s=512:8192:512 or s=512:32768:x2",
+                               text=text, part="range")
     name, start_t, stop_t, step_t = m.groups()
 
     def span(group: int) -> Tuple[int, int]:
@@ -143,61 +148,76 @@ def parse_range(text: str) -> Range:
         return Location("sweep", None, column, text, width)
 
     kinds = {}
+    syntax = RangeSyntaxError
+    invalid = InvalidValue[RangeError]
+    limit = LimitExceeded[RangeError]
 
     def number(part: str, what: str, group: int) -> Rational:
         try:
             parsed = parse_quantity(part.strip())
         except NumberTooLarge:
-            raise SolveError(f"the {what} '{_clip(part)}' of the range is too large: sweep values are at most "
-                             f"{_BOUND_TEXT} in size", at(group)) from None
+            raise limit(f"the {what} '{_clip(part)}' of the range is too large: sweep values are at most "
+                        f"{_BOUND_TEXT} in size", at(group), text=text, part=what, what="value",
+                        limit=MAX_VALUE) from None
         if parsed is None:
-            raise SolveError(f"the {what} '{_clip(part)}' of the range is not a number", at(group),
-                             hint="points are finite numbers such as 512, 1.5, 4K or 2GiB")
+            raise syntax(f"the {what} '{_clip(part)}' of the range is not a number", at(group),
+                         hint="points are finite numbers such as 512, 1.5, 4K or 2GiB", text=text, part=what)
         v, kinds[what] = parsed
         value = Rational(v.numerator, v.denominator)
         written = _clip(part)
         if abs(value) > MAX_VALUE:
-            raise SolveError(f"the {what} {written} of the range is beyond the bound of a sweep: "
-                             f"values are at most {_BOUND_TEXT} in size", at(group),
-                             hint="float64 holds whole numbers exactly only up to 2^53; sweep a smaller range")
+            raise limit(f"the {what} {written} of the range is beyond the bound of a sweep: "
+                        f"values are at most {_BOUND_TEXT} in size", at(group),
+                        hint="float64 holds whole numbers exactly only up to 2^53; sweep a smaller range",
+                        text=text, part=what, what="value", limit=MAX_VALUE, amount=value)
         if value != 0 and abs(value) < MIN_MAGNITUDE:
-            raise SolveError(f"the {what} {written} of the range is too small: non-zero values are at least "
-                             f"2^-53 in size", at(group))
+            raise limit(f"the {what} {written} of the range is too small: non-zero values are at least "
+                        f"2^-53 in size", at(group), text=text, part=what, what="smallness", limit=MIN_MAGNITUDE,
+                        amount=value)
         return value
 
     start, stop = number(start_t, "start", 2), number(stop_t, "stop", 3)
     if stop < start:
-        raise SolveError(f"the range stops ({_show(stop)}) before it starts ({_show(start)})", at(5),
-                         hint="write NAME=START:STOP with START <= STOP")
+        raise invalid(f"the range stops ({_show(stop)}) before it starts ({_show(start)})", at(5),
+                      hint="write NAME=START:STOP with START <= STOP", text=text, part="range", name="stop",
+                      value=stop, expected=f"at least the start, {_show(start)}")
     factor = step = None
     if step_t is not None and step_t.strip().lower().startswith("x"):
         digits = step_t.strip()[1:]
         if not re.fullmatch(r"[0-9]{1,5}", digits):
-            raise SolveError(f"'{_clip(step_t)}' is not a geometric step", at(4),
-                             hint="x2 doubles, x10 multiplies by ten")
+            raise syntax(f"'{_clip(step_t)}' is not a geometric step", at(4),
+                         hint="x2 doubles, x10 multiplies by ten", text=text, part="step")
         factor = int(digits)
         if factor < 2:
-            raise SolveError("a geometric step must multiply by 2 or more", at(4))
+            raise invalid("a geometric step must multiply by 2 or more", at(4), text=text, part="step", name="step",
+                          value=factor, expected="x2 or more")
         if factor > MAX_FACTOR:
-            raise SolveError(f"a geometric step multiplies by at most {MAX_FACTOR}, not {factor}", at(4),
-                             hint="x2 doubles, x10 multiplies by ten")
+            raise limit(f"a geometric step multiplies by at most {MAX_FACTOR}, not {factor}", at(4),
+                        hint="x2 doubles, x10 multiplies by ten", text=text, part="step", what="factor",
+                        limit=MAX_FACTOR, amount=factor)
         if start <= 0:
-            raise SolveError("a geometric range must start above 0", at(2))
+            raise invalid("a geometric range must start above 0", at(2), text=text, part="start", name="start",
+                          value=start, expected="above 0")
     else:
         step = number(step_t, "step", 4) if step_t is not None else Integer(1)
         if step <= 0:
-            raise SolveError(f"the step must be positive, not {_show(step)}", at(4) if step_t is not None else at(5))
+            raise invalid(f"the step must be positive, not {_show(step)}", at(4) if step_t is not None else at(5),
+                          text=text, part="step" if step_t is not None else "range", name="step", value=step,
+                          expected="above 0")
         d = math.lcm(int(start.q), int(step.q))
         if d > 1 and max(abs(start), abs(stop)) * d > MAX_VALUE:
-            raise SolveError(f"the points of {_clip(text[m.start(2):values_end], 48)} are finer than "
-                             f"float64 can tell apart at {_show(max(abs(start), abs(stop)))}", at(5),
-                             hint=f"with a step of {_show(step)}, keep the values below {_show(Rational(MAX_VALUE, d))}"
-                                  f" (the values times the step's denominator are at most 2^53)")
+            raise limit(f"the points of {_clip(text[m.start(2):values_end], 48)} are finer than "
+                        f"float64 can tell apart at {_show(max(abs(start), abs(stop)))}", at(5),
+                        hint=f"with a step of {_show(step)}, keep the values below {_show(Rational(MAX_VALUE, d))}"
+                             f" (the values times the step's denominator are at most 2^53)",
+                        text=text, part="range", what="precision", limit=MAX_VALUE,
+                        amount=max(abs(start), abs(stop)) * d)
     rng = Range(name, start, stop, step, factor, text, spans,
                 tuple(kinds.get(what) for what in ("start", "stop", "step")))
     if rng.count() > MAX_POINTS:
-        raise SolveError(f"{rng.count():,} points is more than the limit of {MAX_POINTS:,}", at(5),
-                         hint="use a larger step or a geometric one (x2)")
+        raise limit(f"{rng.count():,} points is more than the limit of {MAX_POINTS:,}", at(5),
+                    hint="use a larger step or a geometric one (x2)", text=text, part="range", what="points",
+                    limit=MAX_POINTS, amount=rng.count())
     return rng
 
 

@@ -20,7 +20,7 @@ from sympy import Basic, Function, Symbol, Tuple
 from sympy.core.symbol import Str
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction, false, true
 
-__all__ = ["Text", "TextSet", "Table", "Lookup", "TextEq", "Member", "names_in", "is_text", "UnknownKey"]
+__all__ = ["Text", "TextSet", "Table", "Lookup", "TextEq", "Member", "names_in", "is_text", "MissingKey", "UnknownKey"]
 
 
 class Text(Symbol):
@@ -59,13 +59,17 @@ class TextSet(Basic):
         return "[" + ", ".join(str(a) for a in self.args) + "]"
 
 
-class UnknownKey(LookupError):
-    """A lookup with a key the table does not have (reported by the caller)."""
+class MissingKey(LookupError):
+    """A lookup with a key the table does not have, found while evaluating: internal, the
+    caller reports it as :class:`engine.errors.UnknownKey` (located, with the table's keys)."""
 
     def __init__(self, table: "Table", key: Text) -> None:
         super().__init__(key.value)
         self.table = table
         self.key = key
+
+
+UnknownKey = MissingKey  # the name evaluate.py and exact.py import (not errors.UnknownKey, the user's error)
 
 
 class Table(Basic):
@@ -90,7 +94,7 @@ class Table(Basic):
         for pair in self.args[1].args:
             if pair.args[0] == key:
                 return pair.args[1]
-        raise UnknownKey(self, key)
+        raise MissingKey(self, key)
 
     def _sympystr(self, printer) -> str:
         inner = ", ".join(f"{k}: {printer.doprint(v)}" for k, v in self.entries.items())

@@ -42,7 +42,8 @@ from sympy import (
 )
 from sympy.logic.boolalg import Boolean, false, true
 
-from .errors import FormulaError, Location, suggest
+from .errors import (DuplicateDefinition, FormulaError, LimitExceeded, Location, NoRealValue, TypeMismatch,
+                     UnknownFunction, UnknownUnit, UnreadableFile, WrongArgumentCount, closest, did_you_mean)
 from .parse import parse_text
 
 # The statements that hold a condition instead of a name: a requirement (an error when it does
@@ -80,11 +81,40 @@ _COMPARE = {"<": Lt, "<=": Le, ">": Gt, ">=": Ge}
 
 
 class _Located(Exception):
-    """Raised inside the transformer; turned into a FormulaError with a Location."""
+    """Raised inside the transformer; turned into ``error`` (a FormulaError kind) with a Location
+    and the kind's ``facts``. ``first``: (line, column, width) of the first of a duplicate."""
 
-    def __init__(self, message: str, line: int, column: int, width: int = 1, hint: Optional[str] = None):
+    def __init__(self, message: str, line: int, column: int, width: int = 1, hint: Optional[str] = None,
+                 error: type = FormulaError, first: Optional[tuple] = None, **facts):
         super().__init__(message)
         self.message, self.line, self.column, self.width, self.hint = message, line, column, width, hint
+        self.error, self.first, self.facts = error, first, facts
+
+    def located(self, path: Optional[str], text: str) -> FormulaError:
+        facts = dict(self.facts)
+        if self.first is not None:
+            facts["first"] = Location.in_text(path, text, *self.first)
+        return self.error(self.message, Location.in_text(path, text, self.line, self.column, self.width),
+                          hint=self.hint, **facts)
+
+
+_TypeMismatch = TypeMismatch[FormulaError]
+_NoValue = NoRealValue[FormulaError]
+_Limit = LimitExceeded[FormulaError]
+_Unreadable = UnreadableFile[FormulaError]
+
+
+def _what(x) -> str:
+    """A value's type in words, for a TypeMismatch."""
+    if isinstance(x, Text):
+        return "a string"
+    if isinstance(x, Table):
+        return "a table"
+    if isinstance(x, TextSet):
+        return "a list"
+    if _is_condition(x):
+        return "a condition"
+    return "a number"
 
 
 def _at(node) -> tuple:
@@ -102,19 +132,23 @@ def _numeric(x, meta, what: str = "this"):
     """Check that x can stand in arithmetic."""
     if isinstance(x, Text):
         raise _Located(f"the string {x} cannot be used as a number", *_at(meta),
-                       hint="strings can only be compared with == or != and used as table keys")
+                       hint="strings can only be compared with == or != and used as table keys",
+                       error=_TypeMismatch, expected="a number", found="a string")
     if isinstance(x, Table):
-        raise _Located("a table cannot be used as a number", *_at(meta), hint="look a value up with table[key]")
+        raise _Located("a table cannot be used as a number", *_at(meta), hint="look a value up with table[key]",
+                       error=_TypeMismatch, expected="a number", found="a table")
     if _is_condition(x):
         raise _Located("a condition cannot be used as a number", *_at(meta),
-                       hint="write (A if CONDITION else B) to choose between numbers")
+                       hint="write (A if CONDITION else B) to choose between numbers",
+                       error=_TypeMismatch, expected="a number", found="a condition")
     return x
 
 
 def _condition(x, meta):
     if isinstance(x, Text) or isinstance(x, Table) or not isinstance(x, (Boolean, Symbol)):
         raise _Located("expected a condition here (a comparison, true/false or a boolean input)", *_at(meta),
-                       hint="compare it, for example  x > 0")
+                       hint="compare it, for example  x > 0", error=_TypeMismatch, expected="a condition",
+                       found=_what(x))
     return x
 
 
@@ -179,8 +213,10 @@ class FormulaTransformer(Transformer):
     def unit(self, meta, items):
         tok = items[0]
         if str(tok) not in UNIT_NAMES:
-            hint = suggest(str(tok), UNIT_NAMES) or "known units: " + ", ".join(UNIT_NAMES)
-            raise _Located(f"unknown unit [{tok}]", *_at(tok), hint=hint)
+            guess = closest(str(tok), UNIT_NAMES)
+            hint = did_you_mean(guess) or "known units: " + ", ".join(UNIT_NAMES)
+            raise _Located(f"unknown unit [{tok}]", *_at(tok), hint=hint, error=UnknownUnit, name=str(tok),
+                           known=tuple(UNIT_NAMES), suggestion=guess)
         return ("unit", str(tok))
 
     def doc(self, meta, items):
@@ -189,15 +225,19 @@ class FormulaTransformer(Transformer):
     def table(self, meta, items):
         if len(items) > MAX_TABLE_ENTRIES:
             raise _Located(f"a table of {len(items):,} entries is more than the limit of {MAX_TABLE_ENTRIES:,}",
-                           *_at(meta))
+                           *_at(meta), error=_Limit, what="table entries", limit=MAX_TABLE_ENTRIES, amount=len(items))
         seen = {}
+        first = {}
         for key, value, key_tok, value_meta in items:
             if key in seen:
-                raise _Located(f"key '{key}' appears twice in this table", *_at(key_tok))
+                raise _Located(f"key '{key}' appears twice in this table", *_at(key_tok),
+                               error=DuplicateDefinition[FormulaError], first=first[key], name=key)
             if value.free_symbols and not all(isinstance(s, Text) for s in value.free_symbols):
                 raise _Located("table values must be numbers, not formulas", *_at(value_meta),
-                               hint="define the formula as its own name and look the key up in a condition")
+                               hint="define the formula as its own name and look the key up in a condition",
+                               error=_TypeMismatch, expected="a number", found="a formula")
             seen[key] = value
+            first[key] = _at(key_tok)
         return list(seen.items())
 
     def entry(self, meta, items):
@@ -226,11 +266,12 @@ class FormulaTransformer(Transformer):
         if isinstance(left, Text) or isinstance(right, Text) or (names and op in ("==", "!=")):
             if op not in ("==", "!="):
                 raise _Located(f"strings cannot be compared with {op}", *_at(meta),
-                               hint="use == or !=")
+                               hint="use == or !=", error=_TypeMismatch, expected="a number", found="a string")
             eq = TextEq(left, right)
             return eq if op == "==" else Not(eq)
         if _is_condition(left) or _is_condition(right):
-            raise _Located("conditions cannot be compared; combine them with and/or", *_at(meta))
+            raise _Located("conditions cannot be compared; combine them with and/or", *_at(meta),
+                           error=_TypeMismatch, expected="a number", found="a condition")
         if op == "==":
             return _relation(Eq, left, right)
         if op == "!=":
@@ -240,9 +281,11 @@ class FormulaTransformer(Transformer):
     def member(self, meta, items):
         item, collection = items
         if not isinstance(item, Text):
-            raise _Located('the left side of "in" must be a "string"', *_at(meta), hint='for example  "q" in lora_targets')
+            raise _Located('the left side of "in" must be a "string"', *_at(meta), hint='for example  "q" in lora_targets',
+                           error=_TypeMismatch, expected="a string", found=_what(item))
         if not isinstance(collection, Symbol) or isinstance(collection, Text):
-            raise _Located('the right side of "in" must be the name of a list input', *_at(meta))
+            raise _Located('the right side of "in" must be the name of a list input', *_at(meta),
+                           error=_TypeMismatch, expected="the name of a list input", found=_what(collection))
         return Member(item, collection)
 
     def non_member(self, meta, items):
@@ -259,7 +302,7 @@ class FormulaTransformer(Transformer):
         if op.type == "STAR":
             return Mul(left, right)
         if right == 0:
-            raise _Located("division by zero", *_at(op))
+            raise _Located("division by zero", *_at(op), error=_NoValue, operation="division")
         if op.type == "SLASH":
             return Mul(left, Pow(right, -1))
         return Mod(left, right)
@@ -276,12 +319,13 @@ class FormulaTransformer(Transformer):
         _numeric(exponent, meta)
         if base.is_number and exponent.is_number:
             if base == 0 and exponent.is_negative:
-                raise _Located("division by zero (0 to a negative power)", *_at(op))
+                raise _Located("division by zero (0 to a negative power)", *_at(op), error=_NoValue, operation="power")
             if exponent.is_Integer and abs(base) > 1:
                 bits = abs(int(exponent)) * abs(int(sympy.floor(sympy.log(abs(base), 2)) + 1))
                 if bits > MAX_POWER_BITS:
                     raise _Located("this power is too large to work out exactly", *_at(op),
-                                   hint=f"exact results are limited to about 2^{MAX_POWER_BITS}")
+                                   hint=f"exact results are limited to about 2^{MAX_POWER_BITS}",
+                                   error=_Limit, what="power (bits)", limit=MAX_POWER_BITS, amount=bits)
         return Pow(base, exponent)
 
     def number(self, meta, items):
@@ -289,7 +333,8 @@ class FormulaTransformer(Transformer):
         try:
             value = parse_number(str(tok))
         except NumberTooLarge:
-            raise _Located(f"the number {tok} is out of range", *_at(tok), hint="exponents are limited to ±400") from None
+            raise _Located(f"the number {tok} is out of range", *_at(tok), hint="exponents are limited to ±400",
+                           error=_Limit, what="number") from None
         return Rational(value.numerator, value.denominator)
 
     def quantity(self, meta, items):
@@ -303,7 +348,7 @@ class FormulaTransformer(Transformer):
         try:
             value = parse_number(number_text) * BYTE_UNITS[suffix]
         except NumberTooLarge:
-            raise _Located(f"the number {tok} is out of range", *_at(tok)) from None
+            raise _Located(f"the number {tok} is out of range", *_at(tok), error=_Limit, what="number") from None
         return Rational(value.numerator, value.denominator)
 
     def string(self, meta, items):
@@ -322,19 +367,22 @@ class FormulaTransformer(Transformer):
         name_tok, args = items[0], items[1:]
         name = str(name_tok)
         if name not in FUNCTIONS:
-            hint = suggest(name, FUNCTIONS) or "known functions: " + ", ".join(sorted(FUNCTIONS))
-            raise _Located(f"unknown function '{name}'", *_at(name_tok), hint=hint)
+            guess = closest(name, FUNCTIONS)
+            hint = did_you_mean(guess) or "known functions: " + ", ".join(sorted(FUNCTIONS))
+            raise _Located(f"unknown function '{name}'", *_at(name_tok), hint=hint, error=UnknownFunction, name=name,
+                           known=tuple(sorted(FUNCTIONS)), suggestion=guess)
         func, least, most = FUNCTIONS[name]
         if len(args) < least or (most is not None and len(args) > most):
             want = str(least) if least == most else (f"{least} or more" if most is None else f"{least} to {most}")
-            raise _Located(f"{name}() takes {want} argument{'s' if want != '1' else ''}, not {len(args)}", *_at(name_tok))
+            raise _Located(f"{name}() takes {want} argument{'s' if want != '1' else ''}, not {len(args)}", *_at(name_tok),
+                           error=WrongArgumentCount, function=name, given=len(args), least=least, most=most)
         for arg in args:
             _numeric(arg, meta)
         if name in ("sqrt", "log") and args[0].is_number and (args[0].is_negative or (name == "log" and args[0].is_zero)):
-            raise _Located(f"{name}() of {args[0]} has no real value", *_at(name_tok))
+            raise _Located(f"{name}() of {args[0]} has no real value", *_at(name_tok), error=_NoValue, operation=name)
         if name == "log" and len(args) == 2 and args[1].is_number and (args[1] <= 0 or args[1] == 1):
             raise _Located(f"log(x, {args[1]}) has no value: a logarithm's base must be positive and not 1",
-                           *_at(name_tok))
+                           *_at(name_tok), error=_NoValue, operation="log")
         return func(*args)
 
     def text_list(self, meta, items):
@@ -350,14 +398,16 @@ def check_size(text: str, path: Optional[str]) -> None:
     """Refuse a text past the bounds above, naming the bound and where it is passed."""
     lines = text.count("\n") + 1
     if lines > MAX_LINES:
-        raise FormulaError(f"{lines:,} lines is more than the limit of {MAX_LINES:,} for one formula file",
-                           Location(path, MAX_LINES + 1), hint="split it into several files (a directory of them)")
+        raise _Limit(f"{lines:,} lines is more than the limit of {MAX_LINES:,} for one formula file",
+                     Location(path, MAX_LINES + 1), hint="split it into several files (a directory of them)",
+                     what="lines", limit=MAX_LINES, amount=lines)
     for number, line in enumerate(text.split("\n"), 1):
         if len(line) > MAX_LINE_LENGTH:
-            raise FormulaError(
+            raise _Limit(
                 f"line {number} is {len(line):,} characters long, more than the limit of {MAX_LINE_LENGTH:,}",
                 Location(path, number, MAX_LINE_LENGTH + 1, line[: MAX_LINE_LENGTH + 40]),
-                hint="break it into indented continuation lines or named definitions")
+                hint="break it into indented continuation lines or named definitions",
+                what="line length", limit=MAX_LINE_LENGTH, amount=len(line))
 
 
 def parse_formulas(text: str, path: Optional[str] = None, builtin: bool = False) -> FormulaFile:
@@ -369,8 +419,7 @@ def parse_formulas(text: str, path: Optional[str] = None, builtin: bool = False)
     except VisitError as exc:
         inner = exc.orig_exc
         if isinstance(inner, _Located):
-            raise FormulaError(inner.message, Location.in_text(path, text, inner.line, inner.column, inner.width),
-                               hint=inner.hint) from None
+            raise inner.located(path, text) from None
         if isinstance(inner, RecursionError):
             raise _too_deep(tree, text, path) from None
         raise
@@ -413,8 +462,8 @@ def _too_deep(tree, text: str, path: Optional[str]) -> FormulaError:
         except Exception:
             continue
     where = Location.in_text(path, text, line, 1) if line else Location(path)
-    return FormulaError("this expression is nested too deeply to read (hundreds of levels of operators)", where,
-                        hint="split it into named definitions")
+    return _Limit("this expression is nested too deeply to read (hundreds of levels of operators)", where,
+                  hint="split it into named definitions", what="nesting")
 
 
 def _as_written(span: str) -> str:
@@ -442,21 +491,24 @@ def read_formula_file(path: Path, builtin: bool = False, shown: Optional[str] = 
     try:
         data = read_regular(Path(path), MAX_FILE_BYTES)
     except NotRegular as exc:
-        raise FormulaError(f"this is not a regular file ({exc.kind})", Location(shown),
-                           hint="give a .formula text file") from None
+        raise _Unreadable(f"this is not a regular file ({exc.kind})", Location(shown),
+                          hint="give a .formula text file", file=shown, reason="not regular") from None
     except FileTooLarge as exc:
         size = f"{exc.size:,} bytes, " if exc.size is not None else ""
-        raise FormulaError(f"the file is {size}more than the limit of {MAX_FILE_BYTES:,} for one formula file",
-                           Location(shown), hint="split it into several files") from None
+        raise _Limit(f"the file is {size}more than the limit of {MAX_FILE_BYTES:,} for one formula file",
+                     Location(shown), hint="split it into several files", what="file size", limit=MAX_FILE_BYTES,
+                     amount=exc.size) from None
     except ValueError:  # an embedded NUL byte
-        raise FormulaError("this is not a usable file name", Location(shown)) from None
+        raise _Unreadable("this is not a usable file name", Location(shown), file=shown, reason="bad name") from None
     except IsADirectoryError:
-        raise FormulaError("this is a directory, not a formula file", Location(shown),
-                           hint="pass the directory itself to --formulas to load every *.formula in it") from None
+        raise _Unreadable("this is a directory, not a formula file", Location(shown),
+                          hint="pass the directory itself to --formulas to load every *.formula in it",
+                          file=shown, reason="directory") from None
     except FileNotFoundError:
-        raise FormulaError("no such file", Location(shown)) from None
+        raise _Unreadable("no such file", Location(shown), file=shown, reason="missing") from None
     except OSError as exc:
-        raise FormulaError(f"cannot read the file: {exc.strerror}", Location(shown)) from None
+        raise _Unreadable(f"cannot read the file: {exc.strerror}", Location(shown), file=shown,
+                          reason="unreadable") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -464,10 +516,10 @@ def read_formula_file(path: Path, builtin: bool = False, shown: Optional[str] = 
         line = before.count(b"\n") + 1
         column = exc.start - (before.rfind(b"\n") + 1) + 1
         source = data.split(b"\n")[line - 1].decode("utf-8", "replace")
-        raise FormulaError(
+        raise _Unreadable(
             f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x})",
             Location(shown, line, column, source),
-            hint="formula files are UTF-8 text; is this the right file?",
+            hint="formula files are UTF-8 text; is this the right file?", file=shown, reason="not UTF-8",
         ) from None
     if text.startswith("\ufeff"):
         text = text[1:]

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from .errors import EngineError, Location, SpecError
+from .errors import InvalidValue, LimitExceeded, Location, MissingDependency, SpecError, UnboundInput
 from .evaluate import evaluate
 from .load import Problem
 from .spec import bind, parse_set
@@ -57,26 +57,30 @@ def _harness():
         import transformers  # noqa: F401
         from .lab import saved_bytes
     except ImportError as exc:
-        raise EngineError(f"validate needs PyTorch and transformers ({exc.name} is not installed)",
-                          Location("validate"), hint=INSTALL_HINT) from None
+        raise MissingDependency(f"validate needs PyTorch and transformers ({exc.name} is not installed)",
+                                Location("validate"), hint=INSTALL_HINT, package=exc.name, extra="validate") from None
     return saved_bytes
 
 
 def scaled_shape(problem: Problem, scale: str) -> dict:
     """The spec's architecture at a small size, keeping its proportions."""
     if scale not in SCALES:
-        raise SpecError(f"unknown scale '{scale}'", Location("--scale"), hint="tiny or small")
+        raise InvalidValue[SpecError](f"unknown scale '{scale}'", Location("--scale"), hint="tiny or small",
+                                      name="scale", value=scale, allowed=tuple(SCALES))
     result = evaluate(problem.ruleset, problem.bindings)
     get = lambda n: result.values.get(n)  # noqa: E731
     arch = get("arch").value if get("arch") is not None else "gpt"
     if any(get(n) is None for n in ("h", "a", "kv_heads")):
-        raise SpecError("validate needs the model's shape (h, a, kv_heads, ...)", Location(problem.spec_path))
+        raise UnboundInput[SpecError]("validate needs the model's shape (h, a, kv_heads, ...)", Location(problem.spec_path),
+                                      name="validate", missing=tuple(n for n in ("h", "a", "kv_heads") if get(n) is None))
     if get("experts") is not None and int(get("experts")) > 1:
-        raise SpecError("validate builds dense Llama-style and GPT-2 blocks; this spec is a mixture of experts",
-                        Location(problem.spec_path), hint="validate a dense model of the same family")
+        raise InvalidValue[SpecError]("validate builds dense Llama-style and GPT-2 blocks; this spec is a mixture of experts",
+                                      Location(problem.spec_path), hint="validate a dense model of the same family",
+                                      name="experts", value=int(get("experts")), expected="a dense model")
     if arch == "llama" and (get("qkv_bias") or get("attention_bias") or get("mlp_bias")):
-        raise SpecError("validate builds Llama blocks without biases; this spec has attention or MLP biases",
-                        Location(problem.spec_path))
+        raise InvalidValue[SpecError]("validate builds Llama blocks without biases; this spec has attention or MLP biases",
+                                      Location(problem.spec_path), name="attention_bias", value=True,
+                                      expected="no biases")
     size = dict(SCALES[scale])
     a, kv = int(get("a")), int(get("kv_heads"))
     heads = 8 if scale == "small" else 4
@@ -101,8 +105,9 @@ def _check_fits_memory(problem: Problem, shape: dict) -> None:
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not on Linux
         return
     if need > available // 2:
-        raise SpecError(f"this scale needs about {need / 2**30:.1f} GiB, more than half of this machine's "
-                        f"free memory ({available / 2**30:.1f} GiB)", Location("--scale"), hint="use --scale tiny")
+        raise LimitExceeded[SpecError](f"this scale needs about {need / 2**30:.1f} GiB, more than half of this machine's "
+                                       f"free memory ({available / 2**30:.1f} GiB)", Location("--scale"),
+                                       hint="use --scale tiny", what="memory", limit=available // 2, amount=need)
 
 
 def validate(problem: Problem, scale: str = "tiny") -> Validation:

@@ -22,7 +22,7 @@ def test_range_stop_is_inclusive_and_x2_is_geometric():
     ("s=1:1000000000", f"limit of {MAX_POINTS:,}"), ("s=a:b", "not a number"), ("s512:1024", "not a range"),
 ])
 def test_bad_ranges(text, words):
-    with pytest.raises(vram_eval.SolveError) as info:
+    with pytest.raises(vram_eval.errors.RangeError) as info:
         parse_range(text)
     assert words in info.value.message + " " + (info.value.hint or "")
 
