@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from . import resources
-from .errors import FormulaError, Location
+from .errors import FormulaError, Location, UnknownName
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,15 +89,17 @@ def _path():
     return resources.formulas_dir() / JOBS_FILE
 
 
-def _error(message: str, needle: Optional[str] = None, path=None) -> FormulaError:
-    """Located at the first line of the jobs file that holds ``needle`` (else the file)."""
+def _error(message: str, needle: Optional[str] = None, path=None, kind=None, **facts) -> FormulaError:
+    """Located at the first line of the jobs file that holds ``needle`` (else the file): a
+    FormulaError, or ``kind`` (a kind of errors.py) in that family with its ``facts``."""
     path = path or _path()
+    cls = FormulaError if kind is None else kind[FormulaError]
     lines = path.read_text(encoding="utf-8").splitlines()
     for n, text in enumerate(lines, 1):
         if needle is not None and needle in text:
             column = text.index(needle) + 1
-            return FormulaError(message, Location(str(path), n, column, text, len(needle)))
-    return FormulaError(message, Location(str(path)))
+            return cls(message, Location(str(path), n, column, text, len(needle)), **facts)
+    return cls(message, Location(str(path)), **facts)
 
 
 def _text(entry: dict, key: str, where: str, path) -> str:
@@ -237,11 +239,13 @@ def check_jobs(ruleset, jobs: Optional[Dict[str, Job]] = None, path=None, header
     def output(name: str, what: str):
         canonical = ruleset.resolve(name)
         if canonical is None or canonical not in ruleset.rules or ruleset.rules[canonical].kind != "definition":
-            errors.append(_error(f"{what} '{name}' is not an output of the formulas", f'"{name}"', path))
+            errors.append(_error(f"{what} '{name}' is not an output of the formulas", f'"{name}"', path,
+                                 UnknownName, name=name, known=tuple(ruleset.outputs)))
 
     def an_input(name: str, what: str):
         if ruleset.resolve(name) is None:
-            errors.append(_error(f"{what} '{name}' is not an input of the formulas", f'"{name}', path))
+            errors.append(_error(f"{what} '{name}' is not an input of the formulas", f'"{name}', path,
+                                 UnknownName, name=name, known=tuple(ruleset.known_names())))
 
     for job in jobs.values():
         for what, name in (("total", job.total), ("headroom", job.headroom), ("peak", job.peak),

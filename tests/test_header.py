@@ -5,7 +5,7 @@ import pytest
 
 import vram_eval
 from conftest import SPECS
-from vram_eval.errors import FormulaError
+from vram_eval.errors import FormulaError, UnknownName
 from vram_eval.regimes import HEADER, HeaderItem, check_jobs, read_jobs
 
 JOBS_TOML = SPECS.parent / "formulas" / "jobs.toml"
@@ -41,6 +41,7 @@ def test_a_name_the_formulas_do_not_have_fails_check():
     errors = check_jobs(vram_eval.load(str(SPECS / "llama2-7b.toml")).ruleset, header=header)
     assert [e.message for e in errors] == ["header.model_line: the item 'gpus {gpus_in_all}' names 'gpus_in_all' is not an "
                                            "input of the formulas"]
+    assert isinstance(errors[0], UnknownName) and errors[0].name == "gpus_in_all"
 
 
 @pytest.mark.parametrize("item", ['{ text = "b {b}" }', '{ show = "b {b}", when = "b" }', '"b {b}"'])
