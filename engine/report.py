@@ -493,29 +493,263 @@ def render_sensitivity(sens, fmt: str = "table") -> str:
 
 
 def render_sweep(result, fmt: str = "csv") -> str:
+    """A sweep as CSV (a row a point: whole numbers as their digits, other numbers to 17
+    significant digits, f"{v:.17g}"), as JSON (``result.as_dict()``) or as a table (memory as
+    format_bytes writes it). Whole columns are written at once with NumPy; a cell that NumPy
+    cannot write exactly as Python does (a fraction, a float beyond 10^17, a value of a list) is
+    formatted on its own, so that the text is the same either way."""
+    try:
+        import numpy as np
+    except ImportError:  # without the plot extra: the columns are lists
+        return _sweep_cell_by_cell(result, fmt)
+    try:
+        return _sweep_at_once(np, result, fmt)
+    except _SweepCellByCell:  # a list's value whose text is not plain ASCII
+        return _sweep_cell_by_cell(result, fmt)
+
+
+def _sweep_cell(v) -> str:
+    """One cell of a sweep's CSV: an int's digits, a float to 17 significant digits."""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float):
+        return f"{v:.17g}"
+    return str(v)
+
+
+def _sweep_cell_by_cell(result, fmt: str) -> str:
+    """The sweep formatted one cell at a time (without NumPy: lists of exact values)."""
     if fmt == "json":
         return render_json(result.as_dict())
     header = [result.name] + list(result.columns)
-
-    def cell(v):
-        if hasattr(v, "item"):
-            v = v.item()
-        if isinstance(v, float):
-            return f"{v:.17g}"
-        return str(v)
-
     if fmt == "csv":
-        import io
+        return "".join(",".join(r) + "\n" for r in [header] + [[_sweep_cell(v) for v in row] for row in result.rows()])
 
-        buf = io.StringIO()
-        buf.write(",".join(header) + "\n")
-        for row in result.rows():
-            buf.write(",".join(cell(v) for v in row) + "\n")
-        return buf.getvalue()
-    rows = [header] + [[cell(row[0])] + [format_bytes(v) if result.units.get(t) == "bytes" else cell(v)
-                                         for v, t in zip(row[1:], result.columns)] for row in result.rows()]
+    def memory(v):
+        return format_bytes(v.item() if hasattr(v, "item") else v)
+
+    rows = [header] + [[_sweep_cell(row[0])] + [memory(v) if result.units.get(t) == "bytes" else _sweep_cell(v)
+                                                for v, t in zip(row[1:], result.columns)] for row in result.rows()]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) + "\n" for r in rows)
+
+
+class _SweepCellByCell(Exception):
+    """A text that the columns cannot carry (not ASCII, or with a NUL): format cell by cell."""
+
+
+def _sweep_at_once(np, result, fmt: str) -> str:
+    """render_sweep with NumPy: each column's text made at once, then the rows."""
+    if fmt == "json":
+        return _sweep_json(np, result)
+    header = [result.name] + list(result.columns)
+    columns = [result.xs] + [result.columns[t] for t in result.columns]
+    if fmt == "csv":
+        texts = [_sweep_csv_text(np, values) for values in columns]
+        return ",".join(header) + "\n" + _sweep_lines(np, texts, [b","] * (len(texts) - 1) + [b"\n"]).decode("ascii")
+    texts = [_sweep_csv_text(np, columns[0])] + [
+        _sweep_memory_text(np, values) if result.units.get(t) == "bytes" else _sweep_csv_text(np, values)
+        for t, values in zip(result.columns, columns[1:])]
+    widths = [max(len(h), text.width) for h, text in zip(header, texts)]
+    head = "  ".join(h.rjust(w) for h, w in zip(header, widths)) + "\n"
+    return head + _sweep_lines(np, texts, [b"  "] * (len(texts) - 1) + [b"\n"], widths).decode("ascii")
+
+
+def _sweep_json(np, result) -> str:
+    """``render_json(result.as_dict())`` with the long lists written at once: each column stands
+    in the dict as a placeholder ("\\u0000" and its number: no name or unit holds a NUL), then
+    is put in its place as json.dumps(indent=2) lays a list out, a value a line."""
+    import re
+
+    held = []
+
+    def hold(values):
+        held.append(values)
+        return f"\x00{len(held) - 1}"
+
+    pieces = re.split(r'"\\u0000(\d+)"', render_json(result.as_dict(hold)))
+    out = [pieces[0]]
+    for k in range(1, len(pieces), 2):
+        line = out[-1][out[-1].rfind("\n") + 1:]
+        indent = len(line) - len(line.lstrip(" "))
+        values = held[int(pieces[k])]
+        if len(values) == 0:
+            out.append("[]")
+        else:
+            body = _sweep_lines(np, [_sweep_json_text(np, values)], [b",\n"], indent=indent + 2)
+            out.append("[\n" + body[:-2].decode("ascii") + "\n" + " " * indent + "]")
+        out.append(pieces[k + 1])
+    return "".join(out)
+
+
+_SWEEP_CHUNK = 1 << 16  # rows made at a time: a few MB, in cache
+
+
+def _sweep_lines(np, texts, separators, widths=None, indent: int = 0) -> bytes:
+    """Rows of cells: ``indent`` spaces, then each column's cell and ``separators[c]`` after it;
+    given ``widths``, each cell right-aligned in its width by spaces (a table), else as it is."""
+    n = len(texts[0].lengths)
+    fields = widths or [text.width for text in texts]
+    template = [b" " * indent]
+    for field, sep in zip(fields, separators):
+        template += [b"\0" * field, sep]
+    template = np.frombuffer(b"".join(template), dtype=np.uint8)
+    out = []
+    for lo in range(0, n, _SWEEP_CHUNK):
+        hi = min(n, lo + _SWEEP_CHUNK)
+        rows = np.empty((hi - lo, len(template)), dtype=np.uint8)
+        rows[:] = template
+        at = indent
+        for text, field, sep in zip(texts, fields, separators):
+            text.fill(rows[:, at:at + field], lo, hi)
+            at += field + len(sep)
+        if widths:
+            rows[rows == 0] = ord(" ")
+            out.append(rows.tobytes())
+        else:
+            out.append(rows[rows != 0].tobytes())
+    return b"".join(out)
+
+
+def _sweep_csv_text(np, values) -> "_SweepText":
+    """A column's CSV cells, as _sweep_cell writes them: whole floats below 10^17 as their
+    digits (which is what 17 significant digits show of them, "-0" for -0.0)."""
+    text = _SweepText(np, len(values))
+    if isinstance(values, np.ndarray) and values.dtype == np.int64:
+        text.number(np.abs(values).view(np.uint64), values < 0)  # |-2^63| wraps to 2^63 as uint64
+    elif isinstance(values, np.ndarray) and values.dtype == np.float64:
+        whole = np.isfinite(values) & (np.abs(values) < 1e17) & (values == np.floor(values))
+        ints = np.where(whole, values, 0).astype(np.int64)
+        text.number(np.abs(ints).view(np.uint64), whole & np.signbit(values), whole)
+        rest = np.flatnonzero(~whole)
+        text.strings(rest, [f"{v:.17g}" for v in values[rest].tolist()])
+    else:
+        text.strings(None, [_sweep_cell(v) for v in values])
+    return text
+
+
+def _sweep_json_text(np, values) -> "_SweepText":
+    """A column's JSON numbers, as json.dumps writes json_value(v): whole values as ints
+    (every digit of a float's integer), other floats as repr(), null beyond float64."""
+    from .sweep import json_value
+
+    def number(v) -> str:
+        v = json_value(v)
+        return "null" if v is None else repr(v) if type(v) in (int, float) else json.dumps(v)
+
+    text = _SweepText(np, len(values))
+    if isinstance(values, np.ndarray) and values.dtype == np.int64:
+        text.number(np.abs(values).view(np.uint64), values < 0)
+    elif isinstance(values, np.ndarray) and values.dtype == np.float64:
+        whole = np.isfinite(values) & (np.abs(values) < 2.0**63) & (values == np.floor(values))
+        ints = np.where(whole, values, 0).astype(np.int64)
+        text.number(np.abs(ints).view(np.uint64), ints < 0, whole)  # -0.0 is 0, as int(-0.0)
+        rest = np.flatnonzero(~whole)
+        text.strings(rest, [number(v) for v in values[rest].tolist()])
+    else:
+        text.strings(None, [number(v) for v in values])
+    return text
+
+
+def _sweep_memory_text(np, values) -> "_SweepText":
+    """A column of bytes as the table shows it, format_bytes(v) ("1,234.57 GiB"). format_bytes
+    shows the float nearest v / 2^30, which is float(v) / 2^30 (rounding commutes with powers of
+    two, for a float's shortest decimal as for an int) unless that is subnormal; where it shows
+    two decimals of it below 2^52, the float is m / 2^k for whole m and k > 0, rounded here to
+    hundredths half to even as Python rounds it: at once. The rest ("0.00781 GiB", inf, nan)
+    cell by cell."""
+    text = _SweepText(np, len(values))
+    if not (isinstance(values, np.ndarray) and values.dtype in (np.int64, np.float64)):
+        text.strings(None, [format_bytes(v.item() if hasattr(v, "item") else v) for v in values])
+        return text
+    scaled = values.astype(np.float64) / 2.0**30
+    size = np.abs(scaled)
+    fast = ((values == 0) | (size >= 0.995)) & (size < 2.0**52)  # (a tiny v / 2^30 may be -0.0)
+    fraction, exponent = np.frexp(np.where(fast, size, 0.0))
+    mantissa = (fraction * 2.0**53).astype(np.uint64)  # size = mantissa / 2^down, exactly
+    down = (53 - exponent).astype(np.uint64)  # 1 to 53: 0.995 <= size < 2^52
+    hundredths = mantissa * np.uint64(100)  # below 2^60
+    rounded = hundredths >> down
+    rest, half = hundredths - (rounded << down), np.uint64(1) << (down - np.uint64(1))
+    rounded += (rest > half) | ((rest == half) & ((rounded & np.uint64(1)) == 1))
+    text.number(rounded, fast & (scaled < 0), fast, group=True, decimals=2, suffix=b" GiB")
+    others = np.flatnonzero(~fast)
+    # below 0.995 GiB: 3 significant digits of the same float, where it is not subnormal
+    text.strings(others, [f"{x:.3g} GiB" if 2.0**-1022 <= abs(x) < 0.995 else format_bytes(v)
+                          for v, x in zip(values[others].tolist(), scaled[others].tolist())])
+    return text
+
+
+class _SweepText:
+    """The text of one column of a sweep: ``lengths[i]`` bytes for row i; :meth:`fill` writes
+    rows lo..hi right-aligned into a block of bytes, NUL before each text."""
+
+    def __init__(self, np, n: int):
+        self.np, self.lengths = np, np.zeros(n, dtype=np.int64)
+        self.digits = self.texts = None
+
+    @property
+    def width(self) -> int:
+        return int(self.lengths.max(initial=0))
+
+    def number(self, magnitude, negative, where=None, group: bool = False, decimals: int = 0,
+               suffix: bytes = b"") -> None:
+        """The rows where the mask ``where`` holds (all if None) as ``[-]digits[.decimals][suffix]``:
+        the whole number ``magnitude`` (uint64) over 10^decimals, its integer digits grouped in
+        threes by commas where ``group``; a minus sign where ``negative`` (False elsewhere)."""
+        np = self.np
+        powers = np.array([10**k for k in range(1, 20)], dtype=np.uint64)
+        whole = np.maximum(1 + np.searchsorted(powers, magnitude, side="right") - decimals, 1)
+        commas = (whole - 1) // 3 if group else np.zeros_like(whole)
+        lengths = negative + whole + commas + (decimals + 1 if decimals else 0) + len(suffix)
+        self.lengths[:] = lengths if where is None else np.where(where, lengths, self.lengths)
+        self.digits = (magnitude, negative, whole, commas, group, decimals, suffix)
+
+    def strings(self, rows, texts) -> None:
+        """The rows at the (ascending) indices ``rows`` (all if None) as the given texts (once a column)."""
+        if not len(texts):
+            return
+        np = self.np
+        try:
+            data = [t.encode("ascii") for t in texts]
+        except UnicodeEncodeError:
+            raise _SweepCellByCell() from None
+        if any(b"\0" in b for b in data):
+            raise _SweepCellByCell()
+        rows = np.arange(len(data)) if rows is None else rows
+        self.lengths[rows] = np.fromiter(map(len, data), dtype=np.int64, count=len(data))
+        self.texts = (rows, data)
+
+    def fill(self, block, lo: int, hi: int) -> None:
+        """Rows lo..hi into ``block`` (hi - lo rows of NULs, at least as wide as the column)."""
+        np = self.np
+        if self.digits is not None:
+            magnitude, negative, whole, commas, group, decimals, suffix = self.digits
+            m, left, ten = magnitude[lo:hi], whole[lo:hi], np.uint64(10)
+            at = block.shape[1] - len(suffix)
+            if suffix:
+                block[:, at:] = np.frombuffer(suffix, dtype=np.uint8)
+            for k in range(decimals):
+                m, digit = np.divmod(m, ten)
+                block[:, at - 1 - k] = digit + 48
+            if decimals:
+                at -= decimals + 1
+                block[:, at] = ord(".")
+            for k in range(int(left.max(initial=0))):
+                column = at - 1 - k - (k // 3 if group else 0)
+                live = left > k
+                m, digit = np.divmod(m, ten)
+                block[:, column] = np.where(live, digit + 48, 0)
+                if group and k and k % 3 == 0:
+                    block[:, column + 1] = np.where(live, ord(","), 0)
+            signed = np.flatnonzero(negative[lo:hi])
+            block[signed, at - 1 - left[signed] - commas[lo:hi][signed]] = ord("-")
+        if self.texts is not None:
+            rows, data = self.texts
+            a, b = (int(i) for i in np.searchsorted(rows, [lo, hi]))
+            width = block.shape[1]
+            padded = b"".join(d.rjust(width, b"\0") for d in data[a:b])
+            block[rows[a:b] - lo] = np.frombuffer(padded, dtype=np.uint8).reshape(b - a, width)
 
 
 def render_validation(v, fmt: str = "table") -> str:

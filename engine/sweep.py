@@ -30,7 +30,7 @@ from .focus import Focus, focus
 from .load import Problem
 from .units import NumberTooLarge, parse_quantity
 
-__all__ = ["Range", "SweepResult", "parse_range", "sweep", "MAX_POINTS", "MAX_VALUE", "MIN_MAGNITUDE",
+__all__ = ["Range", "SweepResult", "parse_range", "sweep", "json_value", "MAX_POINTS", "MAX_VALUE", "MIN_MAGNITUDE",
            "MAX_FACTOR"]
 
 MAX_POINTS = 10_000_000  # a sweep larger than this is refused
@@ -258,23 +258,28 @@ class SweepResult:
         for i in range(len(self.xs)):
             yield [self.xs[i]] + [self.columns[c][i] for c in cols]
 
-    def as_dict(self) -> dict:
-        def py(v):
-            if hasattr(v, "item"):
-                v = v.item()
-            if isinstance(v, Basic):  # an exact value (a column constant over the range): a number
-                v = int(v) if v.is_Integer else float(v)
-            if isinstance(v, float) and not math.isfinite(v):
-                return None  # beyond float64 (or no real value): JSON has no inf
-            return int(v) if isinstance(v, float) and v.is_integer() else v
-
+    def as_dict(self, column=None) -> dict:
+        """The JSON shape; ``column`` turns a column (the grid, an output) into what stands for
+        it (by default the list of its values as JSON numbers, :func:`json_value`)."""
+        column = column or (lambda values: [json_value(v) for v in values])
         return {
             "for": self.name,
             "targets": list(self.columns),
             "units": {k: u for k, u in self.units.items()},
-            "values": [py(x) for x in self.xs],
-            "outputs": {t: [py(v) for v in col] for t, col in self.columns.items()},
+            "values": column(self.xs),
+            "outputs": {t: column(col) for t, col in self.columns.items()},
         }
+
+
+def json_value(v):
+    """A value of a sweep as a JSON number: an int where it is whole, None beyond float64."""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, Basic):  # an exact value (a column constant over the range): a number
+        v = int(v) if v.is_Integer else float(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None  # beyond float64 (or no real value): JSON has no inf
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 def sweep(problem: Problem, rng: Range, targets: Sequence[Optional[str]] = (None,)) -> SweepResult:

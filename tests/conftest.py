@@ -29,6 +29,34 @@ def evaluate(spec=None, *sets, formulas=(), gpu=None):
     return vram_eval.evaluate(problem.ruleset, problem.bindings, spec=problem.spec_path, title=problem.title)
 
 
+# evaluate_once's answers: (spec, its bytes, sets) → Breakdown, for the whole session.
+_ONCE: dict = {}
+
+
+def evaluate_once(spec=None, *sets):
+    """evaluate(spec, *sets), worked out once per test session: for the measured cases, which
+    several tests and docs/ACCURACY.md's table (tests/test_accuracy.py) ask the same point of.
+    ``spec`` is None, a path (keyed by its bytes too), or a config.json's content as a dict
+    (written as json.dumps writes it, to a temporary config.json). The Breakdown is shared:
+    read its values, not its spec path. An error is raised again each time (nothing is kept)."""
+    import json
+    import tempfile
+
+    if isinstance(spec, dict):
+        text = json.dumps(spec)
+        key = ("config.json", text, sets)
+        if key not in _ONCE:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "config.json"
+                path.write_text(text)
+                _ONCE[key] = evaluate(path, *sets)
+        return _ONCE[key]
+    key = (None if spec is None else (str(spec), Path(spec).read_bytes()), sets)
+    if key not in _ONCE:
+        _ONCE[key] = evaluate(spec, *sets)
+    return _ONCE[key]
+
+
 def value(result, name):
     """A value as a Python int where exact, else the SymPy number."""
     v = result[name]

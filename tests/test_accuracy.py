@@ -6,13 +6,15 @@ fail outright when a prediction leaves its target."""
 
 import pytest
 
+from conftest import evaluate_once
 from validation import accuracy
 
 
 @pytest.fixture(scope="module")
 def table():
-    """docs/ACCURACY.md as the measurements on record make it (built once: it evaluates every case)."""
-    return accuracy.build()
+    """docs/ACCURACY.md as the measurements on record make it (built once: it evaluates every case,
+    each point once for the session: tests/test_measured*.py ask the same points)."""
+    return accuracy.build(lambda spec, sets: evaluate_once(spec, *sets))
 
 
 def test_accuracy_table_is_up_to_date(table):

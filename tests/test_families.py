@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import DATA, ROOT, evaluate, load_toml, value
+from conftest import DATA, ROOT, evaluate, evaluate_once, load_toml, value
 from vram_eval.lab.families import apply_changes, shrunken_config
 
 MEASURED = json.loads((DATA / "measured" / "families.json").read_text())
@@ -27,36 +27,35 @@ def test_every_config_in_the_data_was_measured():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_parameter_count_is_the_meta_device_models(name):
     case = CASES[name]
-    result = evaluate(ROOT / case["file"])
+    result = evaluate_once(ROOT / case["file"])  # asked by three tests and docs/ACCURACY.md's table
     assert value(result, "params") == case["params"]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_count_without_the_lm_head_is_the_meta_device_models(name):
     case = CASES[name]
-    result = evaluate(ROOT / case["file"])
+    result = evaluate_once(ROOT / case["file"])
     assert value(result, "params") - value(result, "lm_head_params") == case["params_without_lm_head"]
 
 
-def _shrunken(case, tmp_path):
-    config = shrunken_config(json.loads((ROOT / case["file"]).read_text()), case["kv"])
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    return path
+def _shrunken(case):
+    """The shrunken copy of the case's config.json (read as a config.json by evaluate_once: the
+    same point as docs/ACCURACY.md's table, worked out once)."""
+    return shrunken_config(json.loads((ROOT / case["file"]).read_text()), case["kv"])
 
 
 @pytest.mark.parametrize("name", sorted(WITH_KV))
-def test_the_kv_cache_after_decoding_is_what_the_cache_holds(name, tmp_path):
+def test_the_kv_cache_after_decoding_is_what_the_cache_holds(name):
     kv = WITH_KV[name]["kv"]
     tokens = kv["s"] + kv["decode_steps"]
-    result = evaluate(_shrunken(WITH_KV[name], tmp_path), f"b={kv['b']}", f"s={tokens}", "kv_dtype=bf16")
+    result = evaluate_once(_shrunken(WITH_KV[name]), f"b={kv['b']}", f"s={tokens}", "kv_dtype=bf16")
     assert value(result, "kv_cache") == kv["decode"]["kv_bytes"]
 
 
 @pytest.mark.parametrize("name", sorted(WITH_KV))
-def test_the_kv_cache_after_the_prefill_is_what_the_cache_holds(name, tmp_path):
+def test_the_kv_cache_after_the_prefill_is_what_the_cache_holds(name):
     kv = WITH_KV[name]["kv"]
-    result = evaluate(_shrunken(WITH_KV[name], tmp_path), f"b={kv['b']}", f"s={kv['s']}", "kv_dtype=bf16")
+    result = evaluate_once(_shrunken(WITH_KV[name]), f"b={kv['b']}", f"s={kv['s']}", "kv_dtype=bf16")
     assert value(result, "kv_cache_prompt") == kv["prefill"]["kv_bytes"]
 
 
@@ -116,18 +115,24 @@ def test_the_kv_cache_follows_the_inference_dtype_of_an_fp32_checkpoint():
 SHAPES = load_toml(DATA / "family_shapes.toml")
 
 
-def _shape_config(name, tmp_path, **changes):
-    """A constructed config written as a config.json (its `nulls` as JSON null)."""
+def _shape(name, **changes):
+    """A constructed config (its `nulls` as JSON null), for evaluate_once to read as a config.json
+    (the same points as docs/ACCURACY.md's table, worked out once)."""
     config = apply_changes(SHAPES[name]["config"], changes)  # text_config.hidden_size: inside its sub-config
     config.update({key: None for key in SHAPES[name].get("nulls", [])})
+    return config
+
+
+def _shape_config(name, tmp_path, **changes):
+    """A constructed config written as a config.json."""
     path = tmp_path / "config.json"
-    path.write_text(json.dumps(config, indent=2) + "\n")
+    path.write_text(json.dumps(_shape(name, **changes), indent=2) + "\n")
     return path
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
-def test_a_constructed_config_counts_as_the_meta_device_model(name, tmp_path):
-    assert value(evaluate(_shape_config(name, tmp_path)), "params") == SHAPES[name]["params"]
+def test_a_constructed_config_counts_as_the_meta_device_model(name):
+    assert value(evaluate_once(_shape(name)), "params") == SHAPES[name]["params"]
 
 
 @pytest.mark.parametrize("change,phrase", [
@@ -142,22 +147,22 @@ def test_a_moe_config_with_dense_layers_is_refused_not_miscounted(cli, tmp_path,
 
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.get("active_params")))
 def test_active_parameters_per_token_are_the_measured_ones(name):
-    assert value(evaluate(ROOT / CASES[name]["file"]), "active_params") == CASES[name]["active_params"]
+    assert value(evaluate_once(ROOT / CASES[name]["file"]), "active_params") == CASES[name]["active_params"]
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in SHAPES.items() if "kv" in c))
-def test_a_constructed_configs_kv_cache_is_what_the_cache_holds(name, tmp_path):
+def test_a_constructed_configs_kv_cache_is_what_the_cache_holds(name):
     kv = SHAPES[name]["kv"]
-    path = _shape_config(name, tmp_path, **kv["changes"])
-    prefill = evaluate(path, f"b={kv['b']}", f"s={kv['prefill_tokens']}", "kv_dtype=bf16")
-    decode = evaluate(path, f"b={kv['b']}", f"s={kv['decode_tokens']}", "kv_dtype=bf16")
+    config = _shape(name, **kv["changes"])
+    prefill = evaluate_once(config, f"b={kv['b']}", f"s={kv['prefill_tokens']}", "kv_dtype=bf16")
+    decode = evaluate_once(config, f"b={kv['b']}", f"s={kv['decode_tokens']}", "kv_dtype=bf16")
     assert value(prefill, "kv_cache_prompt") == kv["prefill_bytes"]
     assert value(decode, "kv_cache") == kv["decode_bytes"]
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in SHAPES.items() if "active_params" in c))
-def test_a_constructed_configs_active_parameters(name, tmp_path):
-    assert value(evaluate(_shape_config(name, tmp_path)), "active_params") == SHAPES[name]["active_params"]
+def test_a_constructed_configs_active_parameters(name):
+    assert value(evaluate_once(_shape(name)), "active_params") == SHAPES[name]["active_params"]
 
 
 def test_latent_attention_caches_its_latent_or_on_request_every_head(tmp_path):

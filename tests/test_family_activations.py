@@ -16,7 +16,7 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import DATA, evaluate
+from conftest import DATA, evaluate, evaluate_once
 from vram_eval.lab.cases import family_activation_comparable, family_activation_sets
 
 DOC = json.loads((DATA / "measured" / "activations.json").read_text())
@@ -31,16 +31,10 @@ def _id(c):
             + "".join(f"-{k}{v}" for k, v in extra.items()))
 
 
-_RESULTS = {}
-
-
-def bind(c, tmp_path_factory):
-    key = id(c)
-    if key not in _RESULTS:
-        path = tmp_path_factory.mktemp("config") / "config.json"
-        path.write_text(json.dumps(c["config"]))
-        _RESULTS[key] = evaluate(path, *family_activation_sets(c))
-    return _RESULTS[key]
+def bind(c):
+    """The case's config.json read with its sets, worked out once for the session: many tests
+    below and docs/ACCURACY.md's table (tests/test_accuracy.py) ask the same point."""
+    return evaluate_once(c["config"], *family_activation_sets(c))
 
 
 IDS = [_id(c) for c in CASES]
@@ -64,29 +58,29 @@ def _lora(case, name):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_a_layer_is_what_pytorch_saved(case, tmp_path_factory):
+def test_a_layer_is_what_pytorch_saved(case):
     """The last layer: a MoE layer after DeepSeek's dense ones, a full layer in Gemma's mix."""
-    assert bind(case, tmp_path_factory)[_lora(case, "activations_per_layer")] == case["per_layer_bytes"]
+    assert bind(case)[_lora(case, "activations_per_layer")] == case["per_layer_bytes"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_outside_the_layers_is_what_pytorch_saved(case, tmp_path_factory):
-    assert bind(case, tmp_path_factory)[_lora(case, "outside_layers")] == case["non_layer_bytes"]
+def test_outside_the_layers_is_what_pytorch_saved(case):
+    assert bind(case)[_lora(case, "outside_layers")] == case["non_layer_bytes"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_the_whole_model_is_what_pytorch_saved(case, tmp_path_factory):
-    assert bind(case, tmp_path_factory)[_lora(case, "activations")] == case["total_bytes"]
+def test_the_whole_model_is_what_pytorch_saved(case):
+    assert bind(case)[_lora(case, "activations")] == case["total_bytes"]
 
 
 LORA_FIRST = [c for c in CASES if c["lora"] and not c["checkpointing"]]
 
 
 @pytest.mark.parametrize("case", LORA_FIRST, ids=[_id(c) for c in LORA_FIRST])
-def test_with_lora_the_first_layer_saves_less(case, tmp_path_factory):
+def test_with_lora_the_first_layer_saves_less(case):
     """Its input comes from the frozen embedding: no input norm, no k norm, eager Q·Kᵀ keeps only
     K, a parallel block's MLP nothing. (Layer 0 of Gemma-3's mix is a sliding layer.)"""
-    r = bind(case, tmp_path_factory)
+    r = bind(case)
     sliding_first = case["family"] == "gemma3_text"
     first = (r["lora_activations_per_layer"] - r["measured_lora_first_layer_saving"]
              + (r["sliding_layer_activation_extra"] if sliding_first else 0))
@@ -98,8 +92,8 @@ DENSE_FIRST = [c for c in CASES if c["family"] == "deepseek_v3" and not c["check
 
 
 @pytest.mark.parametrize("case", DENSE_FIRST, ids=[_id(c) for c in DENSE_FIRST])
-def test_a_dense_layer_stores_less_than_a_moe_layer(case, tmp_path_factory):
-    r = bind(case, tmp_path_factory)
+def test_a_dense_layer_stores_less_than_a_moe_layer(case):
+    r = bind(case)
     dense, moe = case["per_layer_bytes_list"][0], case["per_layer_bytes_list"][-1]
     assert dense < moe
     assert r["measured_dense_layer_saving"] == moe - dense
@@ -109,22 +103,22 @@ MIXED_SDPA = [c for c in CASES if c["family"] == "gemma3_text" and c["attn"] == 
 
 
 @pytest.mark.parametrize("case", MIXED_SDPA, ids=[_id(c) for c in MIXED_SDPA])
-def test_a_sliding_layer_under_sdpa_stores_its_mask_and_expanded_kv(case, tmp_path_factory):
+def test_a_sliding_layer_under_sdpa_stores_its_mask_and_expanded_kv(case):
     """Layers 0, 2 slide (a window shorter than s), layers 1, 3 attend to all (with LoRA and
     without: layer 0 saves less with LoRA, so layer 2 is the sliding one compared)."""
     sliding, full = case["per_layer_bytes_list"][2], case["per_layer_bytes_list"][1]
-    assert bind(case, tmp_path_factory)["measured_sliding_layer_extra"] == sliding - full > 0
+    assert bind(case)["measured_sliding_layer_extra"] == sliding - full > 0
 
 
 GDN = [c for c in CASES if c["family"] == "qwen3_next"]
 
 
 @pytest.mark.parametrize("case", GDN, ids=[_id(c) for c in GDN])
-def test_a_gated_deltanet_layer_is_what_pytorch_saved(case, tmp_path_factory):
+def test_a_gated_deltanet_layer_is_what_pytorch_saved(case):
     """Qwen3-Next's layers 0 and 2 are gated-DeltaNet (linear_attention) layers, 1 and 3 gated
     attention: the last layer is an attention layer, layer 0 a DeltaNet one (with checkpointing
     both keep only their input)."""
-    r = bind(case, tmp_path_factory)
+    r = bind(case)
     assert r["activations_per_layer"] + r["gdn_layer_activation_extra"] == case["per_layer_bytes_list"][0]
 
 
@@ -135,8 +129,8 @@ PADDED = [(c, n) for s, n in CHUNKS for c in GDN if c["s"] == s and not c["check
 
 
 @pytest.mark.parametrize("case, chunks", PADDED, ids=[f"s{c['s']}-b{c['b']}-Hv{c['gdn_v_heads']}" for c, _ in PADDED])
-def test_the_delta_rule_keeps_its_tensors_padded_to_whole_chunks(case, chunks, tmp_path_factory):
-    r = bind(case, tmp_path_factory)
+def test_the_delta_rule_keeps_its_tensors_padded_to_whole_chunks(case, chunks):
+    r = bind(case)
     assert r["gdn_chunks"] == chunks and r["gdn_padded_s"] == 64 * chunks >= case["s"]
     assert r["measured_gdn_layer_extra"] == case["per_layer_bytes_list"][0] - case["per_layer_bytes_list"][-1]
 
@@ -159,13 +153,13 @@ ONLY_DELTANET = [c for c in GDN if c.get("linear_only")]
 
 
 @pytest.mark.parametrize("case", ONLY_DELTANET, ids=[_id(c) for c in ONLY_DELTANET])
-def test_a_stack_of_deltanet_layers_only_keeps_no_rope_tables_or_mask(case, tmp_path_factory):
+def test_a_stack_of_deltanet_layers_only_keeps_no_rope_tables_or_mask(case):
     """Every layer linear_attention: each is the mixed model's DeltaNet layer (the tests above),
     and nothing outside keeps RoPE's cos and sin unless the checkpoint closures hold them; no
     closure holds the eager 4-D mask."""
     mixed = next(c for c in GDN if not c.get("linear_only") and all(
         c[k] == case[k] for k in ("b", "s", "attn", "dtype", "checkpointing", "gdn_v_heads")))
-    r = bind(case, tmp_path_factory)
+    r = bind(case)
     assert r["attention_layers"] == 0 and r["attention_masks"] == 0
     assert case["per_layer_bytes_list"][0] == mixed["per_layer_bytes_list"][0]
     held = case["checkpointing"]
@@ -216,9 +210,9 @@ FEATURES = [
 
 
 @pytest.mark.parametrize("family, name, expected", FEATURES, ids=[f"{f}-{n}" for f, n, _ in FEATURES])
-def test_the_catalog_binds_the_block_feature(family, name, expected, tmp_path_factory):
+def test_the_catalog_binds_the_block_feature(family, name, expected):
     case = next(c for c in CASES if c["family"] == family)
-    value = bind(case, tmp_path_factory)[name]
+    value = bind(case)[name]
     assert (value.value == expected) if isinstance(expected, str) else (value == expected)
 
 
@@ -261,9 +255,9 @@ WITH_LORA = [(f, x + " with LoRA") for f, x in MATCHED if f in LORA_MEASURED]
 
 
 @pytest.mark.parametrize("family, feature", MATCHED + WITH_LORA, ids=[f"{f}-{x}" for f, x in MATCHED + WITH_LORA])
-def test_a_matched_feature_is_no_longer_reported_unmeasured(family, feature, tmp_path_factory):
+def test_a_matched_feature_is_no_longer_reported_unmeasured(family, feature):
     case = next(c for c in CASES if c["family"] == family)
-    assert feature not in bind(case, tmp_path_factory)["unmeasured"].values
+    assert feature not in bind(case)["unmeasured"].values
 
 
 # --- training peaks (tests/data/measured/peaks.json "family_cases") -------------------------
@@ -294,34 +288,34 @@ def fp32_router(c, phase):
 
 
 @pytest.mark.parametrize("case", PEAK_CASES, ids=PEAK_IDS)
-def test_the_optimizer_step_to_the_byte(case, tmp_path_factory):
-    r = bind(case, tmp_path_factory)
+def test_the_optimizer_step_to_the_byte(case):
+    r = bind(case)
     predicted = r["training_at_optimizer_step"] + step_counters(case) + fp32_router(case, "step")
     assert predicted == case["phase_peaks"]["step_2"]
 
 
 @pytest.mark.parametrize("case", PEAK_CASES, ids=PEAK_IDS)
-def test_the_end_of_the_backward_to_the_byte(case, tmp_path_factory):
-    r = bind(case, tmp_path_factory)
+def test_the_end_of_the_backward_to_the_byte(case):
+    r = bind(case)
     predicted = r["training_at_backward_end"] + step_counters(case) + fp32_router(case, "end")
     assert predicted == case["segments"]["backward_2"]["embed"]["peak"]
 
 
 @pytest.mark.parametrize("case", PEAK_CASES, ids=PEAK_IDS)
-def test_the_start_of_the_backward_to_the_byte(case, tmp_path_factory):
+def test_the_start_of_the_backward_to_the_byte(case):
     """All stored activations and the loss's two fp32 b·s·V gradients (V ≥ 2h here: the
     loss's backward is the head's largest point)."""
     assert case["V"] >= 2 * case["h"]
-    r = bind(case, tmp_path_factory)
+    r = bind(case)
     predicted = r["training_at_backward_start"] + step_counters(case) + fp32_router(case, "start")
     assert predicted == case["segments"]["backward_2"]["head"]["peak"]
 
 
 @pytest.mark.parametrize("case", PEAK_CASES, ids=PEAK_IDS)
-def test_the_training_peak_within_its_bound(case, tmp_path_factory):
+def test_the_training_peak_within_its_bound(case):
     """The layers' backward points are bounds (tests/test_measured_peaks.py: +8 %), every other
     phase point exact: never under."""
-    r = bind(case, tmp_path_factory)
+    r = bind(case)
     predicted = r["peak_allocated_training"] + step_counters(case) + fp32_router(case, "step")
     assert 0 <= (predicted - case["peak_bytes"]) / case["peak_bytes"] <= 0.08
 
@@ -334,14 +328,14 @@ def test_a_measured_family_reports_nothing_unmeasured(cli):
 
 # LoRA (peft, r = 8 on q and v, fp32 adapters, AdamW on the adapters) on the frozen bf16 models.
 @pytest.mark.parametrize("case", LORA_PEAKS, ids=LORA_PEAK_IDS)
-def test_with_lora_the_start_of_the_backward_to_the_byte(case, tmp_path_factory):
-    r = bind(case, tmp_path_factory)
+def test_with_lora_the_start_of_the_backward_to_the_byte(case):
+    r = bind(case)
     assert r["lora_at_backward_start"] + step_counters(case) == case["segments"]["backward_2"]["head"]["peak"]
 
 
 @pytest.mark.parametrize("case", LORA_PEAKS, ids=LORA_PEAK_IDS)
-def test_with_lora_the_adapters_step_to_the_byte(case, tmp_path_factory):
-    r = bind(case, tmp_path_factory)
+def test_with_lora_the_adapters_step_to_the_byte(case):
+    r = bind(case)
     assert r["lora_at_optimizer_step"] + step_counters(case) == case["phase_peaks"]["step_2"]
 
 
@@ -355,10 +349,10 @@ CKPT_LORA = [c for c in LORA_PEAKS if c["mode"] == "train_ckpt"]
 
 
 @pytest.mark.parametrize("case", CKPT_LORA, ids=[f"{c['family']}-{c['attn']}" for c in CKPT_LORA])
-def test_with_lora_and_checkpointing_the_top_layer(case, tmp_path_factory):
+def test_with_lora_and_checkpointing_the_top_layer(case):
     """Its recomputation and backward: to the byte — with a norm on the MLP's output (OLMo-2,
     Gemma) at that norm's backward — and a bound (within 2 %) where _bound_only says."""
-    r = bind(case, tmp_path_factory)
+    r = bind(case)
     predicted = r["lora_at_top_layer"] + step_counters(case)
     measured = case["segments"]["backward_2"][f"layer{case['L'] - 1}"]["peak"]
     if _bound_only(case):
@@ -368,8 +362,8 @@ def test_with_lora_and_checkpointing_the_top_layer(case, tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", LORA_PEAKS, ids=LORA_PEAK_IDS)
-def test_with_lora_the_peak(case, tmp_path_factory):
-    r = bind(case, tmp_path_factory)
+def test_with_lora_the_peak(case):
+    r = bind(case)
     predicted, measured = r["peak_allocated_lora"] + step_counters(case), case["peak_bytes"]
     if _bound_only(case) and case["mode"] == "train_ckpt":
         assert 0 <= (predicted - measured) / measured <= 0.02

@@ -128,9 +128,18 @@ def test_solve_treats_a_value_too_large_to_work_out_as_over_the_budget(cli, tmp_
 
 def test_output_to_an_ascii_only_terminal_is_plain_ascii(tmp_path):
     env = dict(os.environ, PYTHONIOENCODING="ascii", LC_ALL="C", VRAM_EVAL_CACHE="off")
-    for args in ([SPEC], ["sensitivity", SPEC], ["check"]):
-        run = subprocess.run([sys.executable, "-m", "vram_eval", *args], cwd=ROOT, env=env, capture_output=True,
-                             timeout=120)
-        assert run.returncode == 0, run.stderr.decode()
-        run.stdout.decode("ascii")  # every byte is ASCII
-        assert b"Traceback" not in run.stderr
+    # the three commands are independent processes: started together, they share the machine's cores
+    runs = [subprocess.Popen([sys.executable, "-m", "vram_eval", *args], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for args in ([SPEC], ["sensitivity", SPEC], ["check"])]
+    try:
+        for run in runs:
+            out, err = run.communicate(timeout=120)
+            assert run.returncode == 0, err.decode()
+            out.decode("ascii")  # every byte is ASCII
+            assert b"Traceback" not in err
+    finally:
+        for run in runs:  # only on a failure: what this test started is not left running
+            if run.poll() is None:
+                run.kill()
+                run.wait()

@@ -22,6 +22,7 @@ VRAM_EVAL_CACHE pointed away from the user's.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import os
 import re
@@ -151,6 +152,11 @@ def _stdin_pipe(case: dict):
 
 def _run_subprocess(case: dict, argv: list, tmp: Path, cwd: Path, cache) -> tuple:
     """python -m engine: (status, stdout, stderr, seconds); status None past the time limit."""
+    return _finish_subprocess(*_start_subprocess(case, argv, tmp, cwd, cache))
+
+
+def _start_subprocess(case: dict, argv: list, tmp: Path, cwd: Path, cache) -> tuple:
+    """python -m engine started: (the process, the stdin pipe's write end or None, its start time)."""
     read_end, keep_open = _stdin_pipe(case)
     env = dict(os.environ)
     env.update(_child_env(case, tmp, cache))
@@ -161,8 +167,13 @@ def _run_subprocess(case: dict, argv: list, tmp: Path, cwd: Path, cache) -> tupl
                             start_new_session=True)
     if read_end is not None:
         os.close(read_end)
+    return proc, keep_open, start
+
+
+def _finish_subprocess(proc, keep_open, start) -> tuple:
+    """(status, stdout, stderr, seconds) of a started process, given TIMEOUT_S from its start."""
     try:
-        out, err = proc.communicate(timeout=TIMEOUT_S)
+        out, err = proc.communicate(timeout=max(0.0, start + TIMEOUT_S - time.monotonic()))
         status = proc.returncode
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the child's own session: only what this test started
@@ -192,8 +203,14 @@ def _run_forked(case: dict, argv: list, tmp: Path, cwd: Path, cache) -> tuple:
     read_end, keep_open = _stdin_pipe(case)
     limit = _address_space() + MEMORY_BYTES
     env = _child_env(case, tmp, cache)
+    parent = os.getpid()
     start = time.monotonic()
-    pid = os.fork()
+    gc.freeze()  # the child's collections skip the test process's objects: its heap is not copied page by page
+    try:
+        pid = os.fork()
+    finally:
+        if os.getpid() == parent:
+            gc.unfreeze()
     if pid == 0:  # the child: never returns into pytest
         status = 1
         try:
@@ -303,10 +320,17 @@ def _filled_cache(case: dict, argv: list, tmp: Path, cwd: Path, cache: Path) -> 
     cases that ask the same question, so each attack costs one run)."""
     key = (tuple(argv), repr(sorted(case.get("files", {}).items())))
     if key not in _FILLED:
-        baseline = _run_subprocess(case, argv, tmp, cwd, "off")
-        assert baseline[0] == 0, "without the cache: " + _describe(baseline[0], baseline[2], baseline[3])
         filled = _SHARED["base"] / f"filled-{len(_FILLED)}"
-        first = _run_subprocess(case, argv, tmp, cwd, filled)
+        # the two runs are independent processes: started together, they share the machine's cores
+        started = [_start_subprocess(case, argv, tmp, cwd, cache) for cache in ("off", filled)]
+        try:
+            baseline, first = [_finish_subprocess(*run) for run in started]
+        finally:
+            for proc, _, _ in started:  # only on an error: what this test started is not left running
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        assert baseline[0] == 0, "without the cache: " + _describe(baseline[0], baseline[2], baseline[3])
         assert first[0] == 0, "filling the cache: " + _describe(first[0], first[2], first[3])
         _FILLED[key] = (baseline, filled)
     baseline, filled = _FILLED[key]

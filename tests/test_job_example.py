@@ -37,27 +37,53 @@ def tree(tmp_path_factory):
     return root
 
 
-def run(tree, *args):
+# The three commands of the example, run on the copy.
+COMMANDS = {
+    "check": ("check", "formulas"),
+    "report": ("specs/llama2-7b.toml",),
+    "solve": ("solve", "specs/llama2-7b.toml", "--for", "b", "--budget", "24GiB", "--set", "regime=scoring",
+              "--format", "json"),
+}
+
+
+@pytest.fixture(scope="module")
+def run(tree):
+    """run(NAME): the CompletedProcess of COMMANDS[NAME] on the copy. The three are independent
+    processes, started together (they share the machine's cores); each test waits for its own."""
     env = dict(os.environ, VRAM_EVAL_CACHE="off")
     # the copy's own engine/ (python -m engine from its root): the installed package is not used
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=tree, env=env, capture_output=True, text=True,
-                          timeout=120)
+    started = {name: subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=tree, env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for name, args in COMMANDS.items()}
+    done = {}
+
+    def result(name):
+        if name not in done:
+            proc = started[name]
+            out, err = proc.communicate(timeout=120)
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        return done[name]
+
+    yield result
+    for proc in started.values():  # what a deselected or failed test left running
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
-def test_check_accepts_the_new_job(tree):
-    proc = run(tree, "check", "formulas")
+def test_check_accepts_the_new_job(run):
+    proc = run("check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_the_report_grows_a_column(tree):
-    proc = run(tree, "specs/llama2-7b.toml")
+def test_the_report_grows_a_column(run):
+    proc = run("report")
     assert proc.returncode == 0, proc.stderr
     header = next(line for line in proc.stdout.splitlines() if "full training" in line)
     assert header.split()[-1] == "scoring"
 
 
-def test_solve_answers_against_the_new_jobs_peak(tree):
-    proc = run(tree, "solve", "specs/llama2-7b.toml", "--for", "b", "--budget", "24GiB", "--set", "regime=scoring",
-               "--format", "json")
+def test_solve_answers_against_the_new_jobs_peak(run):
+    proc = run("solve")
     assert proc.returncode == 0, proc.stderr
     assert '"target": "peak_scoring"' in proc.stdout

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import DATA, evaluate
+from conftest import DATA, evaluate, evaluate_once
 from validation import peaks_derived
 from vram_eval.lab.cases import peak_comparable, peak_sets
 
@@ -46,13 +46,19 @@ def test_the_peak_is_never_the_end_of_forward_in_training_without_autocast():
     assert phases and not phases & {"forward", "forward_2"}
 
 
+def at(c, t=0):
+    """The values at a measured case (decode step t), worked out once for the session: several
+    tests below and docs/ACCURACY.md's table (tests/test_accuracy.py) ask the same point."""
+    return evaluate_once(None, *peak_sets(c, t))
+
+
 def test_under_autocast_the_end_of_forward_stays_within_the_formulas_peak():
     """Two autocast LoRA cases peak at the end of the forward (not a named point); the top layer's
     bound still covers them."""
     at_forward = [c for c in DOC["cases"] if c["peak_phase"] in ("forward", "forward_2")]
     assert at_forward and all(c["amp"] and c["lora"] for c in at_forward)
     for c in at_forward:
-        r = evaluate(None, *peak_sets(c))
+        r = at(c)
         assert r["lora_at_backward_start"] + 4 * c["n_trainable_tensors"] < c["peak_bytes"]
         assert r["peak_allocated_lora"] + 4 * c["n_trainable_tensors"] >= c["peak_bytes"]
 
@@ -79,13 +85,13 @@ def step_counters(c):
 
 @pytest.mark.parametrize("case", TRAIN, ids=[_id(c) for c in TRAIN])
 def test_optimizer_step_to_the_byte(case):
-    r = evaluate(None, *peak_sets(case))
+    r = at(case)
     assert r["training_at_optimizer_step"] + step_counters(case) == case["phase_peaks"]["step_2"]
 
 
 @pytest.mark.parametrize("case", TRAIN, ids=[_id(c) for c in TRAIN])
 def test_end_of_backward_to_the_byte(case):
-    r = evaluate(None, *peak_sets(case))
+    r = at(case)
     assert r["training_at_backward_end"] + step_counters(case) == case["segments"]["backward_2"]["embed"]["peak"]
 
 
@@ -93,7 +99,7 @@ def test_end_of_backward_to_the_byte(case):
 def test_start_of_backward_to_the_byte(case):
     """The loss's backward is the largest point of the head's backward wherever b·s·V outweighs
     the final norm's fp32 backward (V >= 2h); elsewhere it is still reached, not the maximum."""
-    r = evaluate(None, *peak_sets(case))
+    r = at(case)
     predicted = r["training_at_backward_start"] + step_counters(case)
     measured = case["segments"]["backward_2"]["head"]["peak"]
     assert predicted <= measured
@@ -105,7 +111,7 @@ def test_start_of_backward_to_the_byte(case):
 def test_training_peak_within_its_bound(case):
     """The layers' backward terms are bounds (over by at most a layer's weight gradients: +8 % at
     these weight-heavy shapes); every other phase point is exact — so never under."""
-    r = evaluate(None, *peak_sets(case))
+    r = at(case)
     predicted = r["peak_allocated_training"] + step_counters(case)
     # under autocast the weight gradients are fp32, twice the slack
     assert 0 <= (predicted - case["peak_bytes"]) / case["peak_bytes"] <= (0.10 if case["amp"] else 0.08)
@@ -115,14 +121,14 @@ def test_training_peak_is_exact_where_the_bound_is_not_the_peak():
     """Where the measured peak is at the start of the backward or at the optimizer step — most
     cases without checkpointing — the formula gives it to the byte."""
     exact = [c for c in TRAIN
-             if evaluate(None, *peak_sets(c))["peak_allocated_training"] + step_counters(c) == c["peak_bytes"]]
+             if at(c)["peak_allocated_training"] + step_counters(c) == c["peak_bytes"]]
     assert len(exact) >= 80, len(exact)
     assert {c["peak_phase"] for c in exact} <= {"backward_2", "step", "step_2"}
 
 
 @pytest.mark.parametrize("case", INFER, ids=[_id(c) for c in INFER])
 def test_prefill_to_the_byte(case):
-    r = evaluate(None, *peak_sets(case))
+    r = at(case)
     assert r["inference_at_prefill"] == case["phase_peaks"]["prefill"]
 
 
@@ -130,14 +136,14 @@ def test_prefill_to_the_byte(case):
 @pytest.mark.parametrize("t", [1, 2, 3])
 def test_decode_step_just_under(case, t):
     """Per-token tensors (b·h, scores of one query, b·V) are left out: within 1 % below."""
-    r = evaluate(None, *peak_sets(case, t))
+    r = at(case, t)
     measured = case["phase_peaks"][f"decode_{t}"]
     assert -0.01 <= (r["inference_at_decode"] - measured) / measured <= 0
 
 
 @pytest.mark.parametrize("case", INFER, ids=[_id(c) for c in INFER])
 def test_inference_peak_to_the_byte(case):
-    r = evaluate(None, *peak_sets(case, 3))
+    r = at(case, 3)
     assert r["peak_allocated_inference"] == case["peak_bytes"]
 
 
@@ -145,7 +151,7 @@ def test_inference_peak_to_the_byte(case):
 def test_lora_phase_points_to_the_byte(case):
     """peft LoRA (r = 8 on q, v; fp32 adapters; frozen bf16 Llama): the start of the backward,
     the adapters' step, and — with checkpointing — the top layer's recomputation and backward."""
-    r = evaluate(None, *peak_sets(case))
+    r = at(case)
     n = step_counters(case)
     backward = case["segments"]["backward_2"]
     top = backward[f"layer{case['L'] - 1}"]["peak"]
@@ -160,7 +166,7 @@ def test_lora_phase_points_to_the_byte(case):
 @pytest.mark.parametrize("case", LORA, ids=[_id(c) for c in LORA])
 def test_lora_peak_to_the_byte(case):
     """Exact on a bf16 base; under autocast the top layer's recomputation is a bound (up to +6 %)."""
-    r = evaluate(None, *peak_sets(case))
+    r = at(case)
     predicted, measured = r["peak_allocated_lora"] + step_counters(case), case["peak_bytes"]
     if case["amp"]:
         assert 0 <= (predicted - measured) / measured <= 0.06

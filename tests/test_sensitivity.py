@@ -1,5 +1,6 @@
 """sensitivity: derivatives, elasticities and doubling ratios at the spec's point."""
 
+import functools
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from vram_eval.sensitivity import sensitivity
 from conftest import SPECS
 
 
+@functools.lru_cache(maxsize=None)  # the same question, asked by two tests, is answered once
 def rows(spec, target, *sets):
     result = sensitivity(vram_eval.load(str(spec), list(sets)), target)
     return result, {r.name: r for r in result.inputs}
@@ -63,8 +65,8 @@ def test_total_asks_for_the_sum_of_parts(cli):
 
 
 def _peak(spec, target, *sets):
-    return vram_eval.evaluate(vram_eval.load(str(spec), list(sets)).ruleset,
-                           vram_eval.load(str(spec), list(sets)).bindings).values[target]
+    problem = vram_eval.load(str(spec), list(sets))
+    return vram_eval.evaluate(problem.ruleset, problem.bindings).values[target]
 
 
 @pytest.mark.parametrize("spec, target, sets, phase", [

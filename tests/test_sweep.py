@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import vram_eval
+from vram_eval.report import render_sweep
 from vram_eval.sweep import MAX_POINTS, parse_range, sweep
 
 from conftest import SPECS
@@ -217,3 +218,223 @@ def test_a_sweep_over_dp_crosses_from_one_gpu_to_ddp(cli):
     assert status == 0, err
     params = 6_738_415_616  # Llama-2-7B; one bf16 gradient copy each from dp = 2 on
     assert json.loads(out)["outputs"]["ddp_gradient_buckets"] == [0, 2 * params, 2 * params, 2 * params]
+
+
+# --- the text of a sweep (issue 12): written a column at a time, the same text as cell by cell ---------
+
+# outputs whose values are fractions, negative, tiny, beyond 2^53 and 2^63, and beyond float64
+MIXED = """
+half [bytes] = s / 2 "half of s"
+third = s / 3 "a ratio"
+neg [bytes] = 2500000 - s * 1000 "negative from s = 2501"
+big [bytes] = 2 ^ (10 * b) "grows past float64"
+negz = -s / 2^60 "tiny and negative"
+input zr = 1 "a plain number"
+rb [bytes] = zr * 2^30 * 3 / 7 "fractional bytes"
+rr = zr * zr "zr squared"
+rw [bytes] = zr * 4096 "whole at quarters"
+"""
+
+# name: (range, targets)
+SWEEPS = {
+    "whole_over_two_chunks": ("s=1:70000", ["total_training", "kv_cache"]),  # > 2^16 rows
+    "fractions_and_negatives": ("s=1:3000", ["half", "third", "neg", "negz"]),
+    "fractional_grid": ("zr=-3.75:100.5:0.25", ["rb", "rr", "rw"]),
+    "geometric_to_2^53": ("s=1:9007199254740992:x2", ["half", "third", "neg", "kv_cache"]),
+    "beyond_float64": ("b=1:110", ["big"]),
+    "tiny_to_huge": ("zr=1e-15:1e15:x7", ["rb", "rr", "rw"]),
+    "beyond_2^63": ("zr=-9007199254740992:9007199254740992:1125899906842624", ["rb", "rr", "rw"]),
+}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """name → the SweepResult of SWEEPS[name] over llama13b with MIXED, worked out once."""
+    mixed = tmp_path_factory.mktemp("sweep") / "mixed.formula"
+    mixed.write_text(MIXED)
+    problem = vram_eval.load(str(SPECS / "llama13b.toml"), [], [str(mixed)])
+    results = {}
+
+    def get(name):
+        if name not in results:
+            text, targets = SWEEPS[name]
+            results[name] = sweep(problem, parse_range(text), targets)
+        return results[name]
+
+    return get
+
+
+def python_cell(v) -> str:
+    """A CSV cell as Python writes the value: an int's digits, a float to 17 significant digits."""
+    v = v.item() if hasattr(v, "item") else v
+    return f"{v:.17g}" if isinstance(v, float) else str(v)
+
+
+def csv_cell_by_cell(result) -> str:
+    rows = [[result.name, *result.columns]] + [[python_cell(v) for v in row] for row in result.rows()]
+    return "".join(",".join(r) + "\n" for r in rows)
+
+
+def table_cell_by_cell(result) -> str:
+    from vram_eval.units import format_bytes
+
+    def shown(v, target):
+        return format_bytes(v.item() if hasattr(v, "item") else v) if result.units[target] == "bytes" \
+            else python_cell(v)
+
+    rows = [[result.name, *result.columns]] + [
+        [python_cell(row[0])] + [shown(v, t) for v, t in zip(row[1:], result.columns)] for row in result.rows()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) + "\n" for r in rows)
+
+
+@pytest.mark.parametrize("name", sorted(SWEEPS))
+def test_csv_is_each_cell_as_python_writes_it(swept, name):
+    result = swept(name)
+    assert render_sweep(result, "csv") == csv_cell_by_cell(result)
+
+
+@pytest.mark.parametrize("name", sorted(SWEEPS))
+def test_json_is_the_dict_as_json_dumps_writes_it(swept, name):
+    result = swept(name)
+    assert render_sweep(result, "json") == json.dumps(result.as_dict(), indent=2) + "\n"
+
+
+@pytest.mark.parametrize("name", sorted(SWEEPS))
+def test_table_is_each_cell_as_format_bytes_writes_it(swept, name):
+    result = swept(name)
+    assert render_sweep(result, "table") == table_cell_by_cell(result)
+
+
+def test_the_mixed_sweeps_hold_what_they_are_named_for(swept):
+    import math
+
+    assert not swept("fractions_and_negatives").exact["third"]
+    assert min(swept("fractions_and_negatives").columns["neg"]) < 0
+    assert not float(swept("fractional_grid").xs[1]).is_integer()
+    assert max(abs(v) for v in swept("beyond_2^63").columns["rr"]) > 2.0**63
+    assert math.isinf(swept("beyond_float64").columns["big"][-1])
+
+
+def made(xs, column, unit="bytes"):
+    from vram_eval.sweep import SweepResult
+
+    return SweepResult("s", "count", xs, {"m": column}, {"m": unit}, {"m": True})
+
+
+def exact_values():
+    """The grid 1, 2, 3 and exact values beyond int64, as a sweep holds them without NumPy."""
+    from sympy import Integer, Rational
+
+    return [Integer(1), Integer(2), Integer(3)], [Rational(3, 2), Integer(2**70), Integer(-2**65)]
+
+
+@pytest.mark.parametrize("holder", ["list", "object array"])
+def test_exact_values_beyond_int64_print_exactly(holder):
+    import numpy as np
+
+    xs, column = exact_values()
+    if holder == "object array":
+        xs, column = np.array(xs, dtype=object), np.array(column, dtype=object)
+    result = made(xs, column)
+    assert render_sweep(result, "csv") == "s,m\n1,3/2\n2,1180591620717411303424\n3,-36893488147419103232\n"
+    assert json.loads(render_sweep(result, "json"))["outputs"]["m"] == [1.5, 2**70, -2**65]
+    assert render_sweep(result, "table") == table_cell_by_cell(result)
+
+
+def test_without_numpy_the_text_is_the_same(monkeypatch):
+    import sys
+
+    result = made(*exact_values())
+    with_numpy = [render_sweep(result, fmt) for fmt in ("csv", "json", "table")]
+    monkeypatch.setitem(sys.modules, "numpy", None)
+    assert [render_sweep(result, fmt) for fmt in ("csv", "json", "table")] == with_numpy
+
+
+def test_int64_extremes_print_every_digit():
+    import numpy as np
+
+    result = made(np.arange(1, 4, dtype=np.int64), np.array([-2**63, 2**63 - 1, 0], dtype=np.int64), "count")
+    assert render_sweep(result, "csv") == "s,m\n1,-9223372036854775808\n2,9223372036854775807\n3,0\n"
+
+
+def test_minus_zero_prints_as_python_prints_it():
+    import numpy as np
+
+    result = made(np.array([1.5, 2.5]), np.array([-0.0, 0.0]), "count")
+    assert render_sweep(result, "csv") == "s,m\n1.5,-0\n2.5,0\n"
+    assert json.loads(render_sweep(result, "json"))["outputs"]["m"] == [0, 0]
+
+
+# bytes → the table's cell: GiB to two decimals, rounded half to even as Python rounds the exact value
+TABLE_BYTES = {
+    9 * 2**27: "1.12 GiB",  # 1.125 GiB
+    11 * 2**27: "1.38 GiB",  # 1.375 GiB
+    -9 * 2**27: "-1.12 GiB",
+    2**40 + 3 * 2**27: "1,024.38 GiB",
+    2**53: "8,388,608.00 GiB",
+    0: "0.00 GiB",
+    2**29: "0.5 GiB",  # below 0.995 GiB: 3 significant digits
+    1: "9.31e-10 GiB",
+    2**62 + 1: "4,294,967,296.00 GiB",  # beyond 2^53: the float nearest the exact value over 2^30
+}
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float64"])
+def test_table_bytes_round_half_to_even(dtype):
+    import numpy as np
+
+    result = made(np.arange(len(TABLE_BYTES), dtype=np.int64), np.array(list(TABLE_BYTES), dtype=dtype))
+    cells = [line.split()[1:] for line in render_sweep(result, "table").splitlines()[1:]]
+    assert [" ".join(c) for c in cells] == list(TABLE_BYTES.values())
+
+
+# fractional bytes → the table's cell (format_bytes: the float nearest v's shortest decimal over 2^30)
+TABLE_FRACTIONAL_BYTES = {
+    1.125 * 2**30 + 0.5: "1.13 GiB",  # just above the tie
+    -(1.125 * 2**30 + 0.5): "-1.13 GiB",
+    2.0**74 - 2**22: "17,592,186,044,416.00 GiB",
+    2.0**82 - 2**30: "4,503,599,627,370,495.00 GiB",
+    2.0**82 + 2**31: "4,503,599,627,370,498.00 GiB",
+    2.0**84 + 2**33: "18,014,398,509,481,992.00 GiB",
+    1.5: "1.4e-09 GiB",
+    # v / 2^30 is subnormal: rounded once more it would be 2.08e-317
+    2.238751447627342e-308: "2.09e-317 GiB",
+    -5e-324: "-0.00 GiB",  # v / 2^30 underflows to -0.0
+    float("inf"): "inf GiB",
+}
+
+
+def test_table_fractional_bytes():
+    import numpy as np
+
+    result = made(np.arange(len(TABLE_FRACTIONAL_BYTES), dtype=np.int64), np.array(list(TABLE_FRACTIONAL_BYTES)))
+    cells = [line.split()[1:] for line in render_sweep(result, "table").splitlines()[1:]]
+    assert [" ".join(c) for c in cells] == list(TABLE_FRACTIONAL_BYTES.values())
+
+
+def test_table_of_fractional_bytes_from_the_cli(cli, tmp_path):
+    # the table used to stop with an internal error on a column of fractional bytes (NumPy 2's
+    # repr of its floats, "np.float64(0.5)", was read as a number)
+    mine = tmp_path / "half.formula"
+    mine.write_text('half [bytes] = s / 2 "half of s"\n')
+    status, out, err = cli("sweep", "specs/llama13b.toml", "s=1:3", "--target", "half", "--formulas", mine,
+                           "--format", "table")
+    assert status == 0, err
+    assert out.splitlines() == ["s          half", "1  4.66e-10 GiB", "2  9.31e-10 GiB", "3   1.4e-09 GiB"]
+
+
+def test_a_text_that_is_not_ascii_is_aligned_by_characters():
+    result = made([1, 2], ["½", "x"], "count")
+    assert render_sweep(result, "csv") == "s,m\n1,½\n2,x\n"
+    assert render_sweep(result, "table") == "s  m\n1  ½\n2  x\n"
+
+
+def test_a_million_points_as_csv():
+    p = vram_eval.load(str(SPECS / "llama2-7b.toml"), ["regime=inference"])
+    result = sweep(p, parse_range("s=1:1000000"))
+    lines = render_sweep(result, "csv").splitlines()
+    assert len(lines) == 1_000_001 and lines[0] == "s,peak_inference"
+    column = result.columns["peak_inference"]
+    for k in (0, 1, 9, 10, 65535, 65536, 99_999, 500_000, 999_999):
+        assert lines[k + 1] == f"{k + 1},{int(column[k])}"

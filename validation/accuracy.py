@@ -27,30 +27,41 @@ DATA = ROOT / "tests" / "data" / "measured"
 OUT = ROOT / "docs" / "ACCURACY.md"
 
 
-def values(sets, *names):
-    problem = vram_eval.load(None, sets)
-    result = vram_eval.evaluate(problem.ruleset, problem.bindings)
+def evaluated(spec, sets):
+    """The Breakdown of ``sets`` over ``spec``: None (the sets alone), a config.json's path, or a
+    config.json's content (a dict, written as json.dumps writes it to a temporary config.json and
+    read as a user's is). build() takes another function of the same arguments (the tests pass
+    one that keeps each answer for the other tests that ask the same point)."""
+    if isinstance(spec, dict):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "config.json"
+            path.write_text(json.dumps(spec))
+            return evaluated(path, sets)
+    problem = vram_eval.load(None if spec is None else str(spec), list(sets))
+    return vram_eval.evaluate(problem.ruleset, problem.bindings)
+
+
+def values(sets, *names, evaluate=evaluated, spec=None):
+    result = evaluate(spec, tuple(sets))
     return [int(result[n]) for n in names]
 
 
-def value(sets, name):
-    return values(sets, name)[0]
+def value(sets, name, evaluate=evaluated, spec=None):
+    return values(sets, name, evaluate=evaluate, spec=spec)[0]
 
 
-def param_rows():
+def param_rows(evaluate=evaluated):
     """The public configs of param_counts.json, read as a user's config.json is (the engine's reader)."""
-    import tempfile
-
     data = json.loads((DATA / "param_counts.json").read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.json"
-        for name, case in data["models"].items():
-            kind = case.get("model_type", "llama")
-            path.write_text(json.dumps(dict(case["config"], model_type=kind)))
-            yield ("parameters", kind, name, _config_value(path, [], "params"), case["num_params"])
+    for name, case in data["models"].items():
+        kind = case.get("model_type", "llama")
+        config = dict(case["config"], model_type=kind)
+        yield ("parameters", kind, name, value([], "params", evaluate, config), case["num_params"])
 
 
-def activation_rows():
+def activation_rows(evaluate=evaluated):
     data = json.loads((DATA / "activations.json").read_text())
     for c in data["cases"]:
         if not activation_comparable(c):
@@ -59,19 +70,16 @@ def activation_rows():
                    f", {'fp32 under bf16 autocast' if c.get('amp') else c['dtype']}")
         shape = f"b{c['b']} s{c['s']} h{c['h']} a{c['a']} kv{c['kv_heads']} f{c['f']} L{c['L']} V{c['V']}"
         prefix = "lora_" if c["lora"] else ""
-        sets = activation_sets(c)
-        yield ("activations per layer", f"{c['arch']} ({variant})", shape,
-               value(sets, prefix + "activations_per_layer"), c["per_layer_bytes"])
-        yield ("activations, whole model", f"{c['arch']} ({variant})", shape,
-               value(sets, prefix + "activations"), c["total_bytes"])
+        per_layer, total = values(activation_sets(c), prefix + "activations_per_layer", prefix + "activations",
+                                  evaluate=evaluate)
+        yield ("activations per layer", f"{c['arch']} ({variant})", shape, per_layer, c["per_layer_bytes"])
+        yield ("activations, whole model", f"{c['arch']} ({variant})", shape, total, c["total_bytes"])
 
 
-def shape_rows():
+def shape_rows(evaluate=evaluated):
     """The constructed configs of tests/data/family_shapes.toml (families with no published
     config.json on record, and switches the published ones leave off): meta-device parameters,
     active parameters, the KV cache and recurrent state of a real cache."""
-    import tempfile
-
     try:
         import tomllib
     except ImportError:  # Python 3.9, 3.10
@@ -80,60 +88,50 @@ def shape_rows():
     from vram_eval.lab.families import apply_changes
 
     shapes = tomllib.loads((ROOT / "tests" / "data" / "family_shapes.toml").read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.json"
 
-        def at(changes, sets, names):
-            config = apply_changes(case["config"], changes)
-            config.update({key: None for key in case.get("nulls", [])})
-            path.write_text(json.dumps(config))
-            result = _evaluated(path, sets)
-            return [int(result[n]) for n in names]
+    def at(changes, sets, names):
+        config = apply_changes(case["config"], changes)
+        config.update({key: None for key in case.get("nulls", [])})
+        return values(sets, *names, evaluate=evaluate, spec=config)
 
-        for name, case in sorted(shapes.items(), key=lambda kv: (kv[1]["config"].get("model_type", ""), kv[0])):
-            kind = case["config"].get("model_type", "")
-            params, active = at({}, [], ["params", "active_params"])
-            yield ("parameters, constructed config", kind, name, params, case["params"])
-            if "active_params" in case:
-                yield ("active parameters, constructed config", kind, name, active, case["active_params"])
-            kv = case.get("kv")
-            if kv and "prefill_bytes" in kv:
-                sets = [f"b={kv['b']}", "kv_dtype=bf16"]
-                (prefill,) = at(kv["changes"], sets + [f"s={kv['prefill_tokens']}"], ["kv_cache_prompt"])
-                (decode,) = at(kv["changes"], sets + [f"s={kv['decode_tokens']}"], ["kv_cache"])
-                yield ("KV cache, constructed config", f"{kind} bf16, after prefill", name, prefill, kv["prefill_bytes"])
-                yield ("KV cache, constructed config", f"{kind} bf16, decoding", name, decode, kv["decode_bytes"])
-            if "state" in case:
-                sets = [f"b={kv['b']}", f"s={kv['decode_tokens']}", "weight_dtype=bf16"]
-                (state,) = at(kv["changes"], sets, ["recurrent_state"])
-                yield ("recurrent state, constructed config", f"{kind} bf16, decoding", name, state,
-                       case["state"]["conv_bytes"] + case["state"]["ssm_bytes"])
+    for name, case in sorted(shapes.items(), key=lambda kv: (kv[1]["config"].get("model_type", ""), kv[0])):
+        kind = case["config"].get("model_type", "")
+        params, active = at({}, [], ["params", "active_params"])
+        yield ("parameters, constructed config", kind, name, params, case["params"])
+        if "active_params" in case:
+            yield ("active parameters, constructed config", kind, name, active, case["active_params"])
+        kv = case.get("kv")
+        if kv and "prefill_bytes" in kv:
+            (prefill,) = at(kv["changes"], [f"b={kv['b']}", f"s={kv['prefill_tokens']}", "kv_dtype=bf16"],
+                            ["kv_cache_prompt"])
+            (decode,) = at(kv["changes"], [f"b={kv['b']}", f"s={kv['decode_tokens']}", "kv_dtype=bf16"], ["kv_cache"])
+            yield ("KV cache, constructed config", f"{kind} bf16, after prefill", name, prefill, kv["prefill_bytes"])
+            yield ("KV cache, constructed config", f"{kind} bf16, decoding", name, decode, kv["decode_bytes"])
+        if "state" in case:
+            sets = [f"b={kv['b']}", f"s={kv['decode_tokens']}", "weight_dtype=bf16"]
+            (state,) = at(kv["changes"], sets, ["recurrent_state"])
+            yield ("recurrent state, constructed config", f"{kind} bf16, decoding", name, state,
+                   case["state"]["conv_bytes"] + case["state"]["ssm_bytes"])
 
 
-def family_activation_rows():
+def family_activation_rows(evaluate=evaluated):
     """The families read from config.json (activations.json "family_cases"): the case's own
     config.json, read through the catalog as a user's is, against what PyTorch saved."""
-    import tempfile
-
     data = json.loads((DATA / "activations.json").read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.json"
-        for c in data.get("family_cases", []):
-            if not family_activation_comparable(c):
-                continue
-            variant = (f"{c['family']} ({c['attn']}{', checkpointing' if c['checkpointing'] else ''}"
-                       f"{', LoRA q,v' if c['lora'] else ''}, {c['dtype']})")
-            shape = f"b{c['b']} s{c['s']} h{c['h']} a{c['a']} kv{c['kv_heads']} f{c['f']} L{c['L']}"
-            path.write_text(json.dumps(c["config"]))
-            result = _evaluated(path, family_activation_sets(c))
-            prefix = "lora_" if c["lora"] else ""
-            yield ("activations per layer, from config.json", variant, shape,
-                   int(result[prefix + "activations_per_layer"]), c["per_layer_bytes"])
-            yield ("activations, whole model, from config.json", variant, shape,
-                   int(result[prefix + "activations"]), c["total_bytes"])
+    for c in data.get("family_cases", []):
+        if not family_activation_comparable(c):
+            continue
+        variant = (f"{c['family']} ({c['attn']}{', checkpointing' if c['checkpointing'] else ''}"
+                   f"{', LoRA q,v' if c['lora'] else ''}, {c['dtype']})")
+        shape = f"b{c['b']} s{c['s']} h{c['h']} a{c['a']} kv{c['kv_heads']} f{c['f']} L{c['L']}"
+        prefix = "lora_" if c["lora"] else ""
+        per_layer, total = values(family_activation_sets(c), prefix + "activations_per_layer", prefix + "activations",
+                                  evaluate=evaluate, spec=c["config"])
+        yield ("activations per layer, from config.json", variant, shape, per_layer, c["per_layer_bytes"])
+        yield ("activations, whole model, from config.json", variant, shape, total, c["total_bytes"])
 
 
-def kv_rows():
+def kv_rows(evaluate=evaluated):
     path = DATA / "kv_cache.json"
     if not path.exists():
         return
@@ -143,57 +141,44 @@ def kv_rows():
             continue
         kind = "MHA" if c["kv_heads"] == c["a"] else ("MQA" if c["kv_heads"] == 1 else "GQA")
         shape = f"b{c['b']} tokens{c['tokens_in_cache']} a{c['a']} kv{c['kv_heads']} d{c['head_dim']} L{c['L']}"
-        yield ("KV cache", f"{c['arch']} {kind} {c['dtype']}", shape, value(kv_sets(c), "kv_cache"), c["kv_bytes"])
+        yield ("KV cache", f"{c['arch']} {kind} {c['dtype']}", shape, value(kv_sets(c), "kv_cache", evaluate),
+               c["kv_bytes"])
     for c in data.get("sliding_window_cases", []):
         after_prefill = c["decode_steps"] == 0
         shape = (f"b{c['b']} tokens{c['tokens_in_cache']} window{c['sliding_window']} a{c['a']} kv{c['kv_heads']} "
                  f"d{c['head_dim']} L{c['L']}")
         sets = kv_sets(c) + [f"sliding_window={c['sliding_window']}", f"prompt_len={c['s']}"]
         yield ("KV cache, sliding window", f"mistral {c['dtype']}, {'after prefill' if after_prefill else 'decoding'}",
-               shape, value(sets, "kv_cache_prompt" if after_prefill else "kv_cache"), c["kv_bytes"])
+               shape, value(sets, "kv_cache_prompt" if after_prefill else "kv_cache", evaluate), c["kv_bytes"])
 
 
-def family_rows():
+def family_rows(evaluate=evaluated):
     """Every published config.json, read by the engine's own reader, against the transformers
     model built from it (families.json: meta-device parameters, a shrunken copy's KV cache)."""
-    import tempfile
-
     path = DATA / "families.json"
     if not path.exists():
         return
     data = json.loads(path.read_text())
     for name, case in sorted(data["cases"].items(), key=lambda kv: (kv[1]["model_type"], kv[0])):
         kind = case["model_type"]
-        yield ("parameters, from config.json", kind, name, _config_value(ROOT / case["file"], [], "params"),
+        yield ("parameters, from config.json", kind, name, value([], "params", evaluate, ROOT / case["file"]),
                case["params"])
         kv = case.get("kv", {})
         if not kv.get("decode"):
             continue
         config = shrunken_config(json.loads((ROOT / case["file"]).read_text()), kv)
-        with tempfile.TemporaryDirectory() as tmp:
-            shrunk = Path(tmp) / "config.json"
-            shrunk.write_text(json.dumps(config))
-            window = f" window{config['sliding_window']}" if config.get("sliding_window") else ""
-            for label, tokens, output, measured in (
-                    ("after prefill", kv["s"], "kv_cache_prompt", kv["prefill"]["kv_bytes"]),
-                    ("decoding", kv["s"] + kv["decode_steps"], "kv_cache", kv["decode"]["kv_bytes"])):
-                sets = [f"b={kv['b']}", f"s={tokens}", "kv_dtype=bf16"]
-                yield ("KV cache, from config.json", f"{kind} bf16, {label}", f"{name} b{kv['b']} tokens{tokens}{window}",
-                       _config_value(shrunk, sets, output), measured)
-            if any(state_bytes(kv)):
-                tokens = kv["s"] + kv["decode_steps"]
-                sets = [f"b={kv['b']}", f"s={tokens}", "weight_dtype=bf16"]
-                yield ("recurrent state, from config.json", f"{kind} bf16, decoding", f"{name} b{kv['b']}",
-                       _config_value(shrunk, sets, "recurrent_state"), sum(state_bytes(kv)))
-
-
-def _config_value(path, sets, name):
-    return int(_evaluated(path, sets)[name])
-
-
-def _evaluated(path, sets):
-    problem = vram_eval.load(str(path), sets)
-    return vram_eval.evaluate(problem.ruleset, problem.bindings)
+        window = f" window{config['sliding_window']}" if config.get("sliding_window") else ""
+        for label, tokens, output, measured in (
+                ("after prefill", kv["s"], "kv_cache_prompt", kv["prefill"]["kv_bytes"]),
+                ("decoding", kv["s"] + kv["decode_steps"], "kv_cache", kv["decode"]["kv_bytes"])):
+            sets = [f"b={kv['b']}", f"s={tokens}", "kv_dtype=bf16"]
+            yield ("KV cache, from config.json", f"{kind} bf16, {label}", f"{name} b{kv['b']} tokens{tokens}{window}",
+                   value(sets, output, evaluate, config), measured)
+        if any(state_bytes(kv)):
+            tokens = kv["s"] + kv["decode_steps"]
+            sets = [f"b={kv['b']}", f"s={tokens}", "weight_dtype=bf16"]
+            yield ("recurrent state, from config.json", f"{kind} bf16, decoding", f"{name} b{kv['b']}",
+                   value(sets, "recurrent_state", evaluate, config), sum(state_bytes(kv)))
 
 
 # engine/lab/gpu.py's three levels (engine/lab/cases.py gpu_prediction) and what measured each.
@@ -217,7 +202,7 @@ TARGETS = {"parameters": 0.0, "KV cache": 0.0, "parameters, from config.json": 0
            "inference: prefill": 0.0, "inference: decode step": (-0.01, 0.0), "inference: peak": 0.0}
 
 
-def peak_rows():
+def peak_rows(evaluate=evaluated):
     """formulas/peaks.formula against the CPU live-tensor bytes of engine/lab/peaks.py.
 
     torch.optim keeps one fp32 `step` counter per trained tensor; on a GPU it stays on the host, so
@@ -229,15 +214,16 @@ def peak_rows():
         shape = f"b{c['b']} s{c['s']} h{c['h']} a{c['a']} kv{c['kv_heads']} f{c['f']} L{c['L']} V{c['V']}"
         if c["mode"] == "inference":
             variant = f"{c['arch']} ({c['attn']}, {c['dtype']}, {'last logits' if c['logits_to_keep'] else 'all logits'})"
-            prefill, = values(peak_sets(c), "inference_at_prefill")
+            prefill, = values(peak_sets(c), "inference_at_prefill", evaluate=evaluate)
             yield ("inference: prefill", variant, shape, prefill, c["phase_peaks"]["prefill"])
             for t in (1, 2, 3):
-                decode, peak = values(peak_sets(c, t), "inference_at_decode", "peak_allocated_inference")
+                decode, peak = values(peak_sets(c, t), "inference_at_decode", "peak_allocated_inference",
+                                      evaluate=evaluate)
                 yield ("inference: decode step", variant, f"{shape} step {t}", decode, c["phase_peaks"][f"decode_{t}"])
             yield ("inference: peak", variant, shape, peak, c["peak_bytes"])
             continue
         if c["lora"]:
-            yield from _lora_rows(c, shape)
+            yield from _lora_rows(c, shape, evaluate)
             continue
         impl = "fused" if c["fused"] else ("foreach" if c["foreach"] else "for-loop")
         dtype = "fp32 under bf16 autocast" if c["amp"] else c["dtype"]
@@ -246,7 +232,7 @@ def peak_rows():
         counters = 4 * c["n_trainable_tensors"]
         step, start, end, peak = (v + counters for v in values(
             peak_sets(c), "training_at_optimizer_step", "training_at_backward_start", "training_at_backward_end",
-            "peak_allocated_training"))
+            "peak_allocated_training", evaluate=evaluate))
         backward = c["segments"]["backward_2"]
         yield ("training step: optimizer step", variant, shape, step, c["phase_peaks"]["step_2"])
         if c["V"] >= 2 * c["h"]:  # elsewhere the final norm's backward, not the loss's, tops the head
@@ -255,7 +241,7 @@ def peak_rows():
         yield ("training step: peak" + (" (autocast)" if c["amp"] else ""), variant, shape, peak, c["peak_bytes"])
 
 
-def gpu_rows():
+def gpu_rows(evaluate=evaluated):
     """engine/lab/gpu.py's measurements against the formulas, at three levels: the tensors plus
     cuBLAS's workspace (max_memory_allocated), plus the allocator's reserve (max_memory_reserved),
     plus the CUDA context (the device's peak: peak_reserved + outside_allocator) — none yet."""
@@ -268,8 +254,7 @@ def gpu_rows():
     check_document(data)
     versions = data["versions"]
     for c in data["cases"]:
-        problem = vram_eval.load(None, gpu_sets(c, versions))
-        predicted = gpu_prediction(c, vram_eval.evaluate(problem.ruleset, problem.bindings))
+        predicted = gpu_prediction(c, evaluate(None, tuple(gpu_sets(c, versions))))
         measured = {"allocated": c["peak_allocated"], "reserved": c["peak_reserved"],
                     "device": c["peak_reserved"] + c["outside_allocator"]}
         job = "peak of generation" if c["mode"] == "inference" else "peak of a training step"
@@ -279,14 +264,15 @@ def gpu_rows():
             yield (f"GPU: {job}, {words}", variant, f"b{c['b']} s{c['s']}", predicted[level], measured[level])
 
 
-def _lora_rows(c, shape):
+def _lora_rows(c, shape, evaluate):
     impl = "fused" if c["fused"] else ("foreach" if c["foreach"] else "for-loop")
     ckpt = c["mode"] == "train_ckpt"
     base = "fp32 base under bf16 autocast" if c["amp"] else "bf16 base"
     variant = f"llama LoRA q,v r8 ({c['attn']}{', checkpointing' if ckpt else ''}, {base}, {impl} AdamW)"
     counters = 4 * c["n_trainable_tensors"]
     start, top, step, peak = (v + counters for v in values(
-        peak_sets(c), "lora_at_backward_start", "lora_at_top_layer", "lora_at_optimizer_step", "peak_allocated_lora"))
+        peak_sets(c), "lora_at_backward_start", "lora_at_top_layer", "lora_at_optimizer_step", "peak_allocated_lora",
+        evaluate=evaluate))
     backward = c["segments"]["backward_2"]
     yield ("LoRA step: start of backward", variant, shape, start, backward["head"]["peak"])
     yield ("LoRA step: optimizer step", variant, shape, step, c["phase_peaks"]["step_2"])
@@ -314,11 +300,12 @@ def _target_text(target) -> str:
     return "exact" if target == 0 else f"±{100 * target:g}%"
 
 
-def build() -> str:
-    rows = (list(param_rows()) + list(family_rows()) + list(shape_rows()) + list(activation_rows())
-            + list(family_activation_rows())
-            + list(kv_rows()) + list(peak_rows())
-            + list(gpu_rows()))
+def build(evaluate=evaluated) -> str:
+    """docs/ACCURACY.md's text; ``evaluate(spec, sets)`` gives each case's Breakdown (see evaluated)."""
+    rows = (list(param_rows(evaluate)) + list(family_rows(evaluate)) + list(shape_rows(evaluate))
+            + list(activation_rows(evaluate)) + list(family_activation_rows(evaluate))
+            + list(kv_rows(evaluate)) + list(peak_rows(evaluate))
+            + list(gpu_rows(evaluate)))
     versions = json.loads((DATA / "activations.json").read_text())["versions"]
     groups = {}
     for what, variant, shape, predicted, measured in rows:
