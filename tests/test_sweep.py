@@ -165,14 +165,11 @@ def test_the_suggested_ranges_sweep(cli, text):
         assert total == (int(expected) if expected.is_Integer else float(expected))
 
 
-def test_a_requirement_offender_is_found_among_a_million_points_fast():
-    import time
-
+def test_a_requirement_offender_is_found_among_a_million_points():
+    """The first point that breaks a requirement, named (how fast: benchmarks/, not a timed test)."""
     p = vram_eval.load(str(SPECS / "llama2-7b.toml"))
-    start = time.perf_counter()
     with pytest.raises(vram_eval.SolveError) as info:
         sweep(p, parse_range("tp=1:1000000"))
-    assert time.perf_counter() - start < 5
     assert "tp = 3 breaks a requirement" in info.value.message
 
 
