@@ -1,4 +1,5 @@
-"""Measurement scripts that produce ground-truth data for vram-eval (not part of the engine)."""
+"""The instruments: they build real PyTorch models and measure what the formulas predict (torch is
+imported only when one measures; each writes its file of tests/data/measured/ with --out)."""
 
 
 def write_json(path, doc) -> None:

@@ -726,7 +726,7 @@ def measure_kv(cls, cfg, full_sig):
                     att.setdefault("attn_errors", []).append(f"{attn}: {e}"[:200])
             att["cheap_weights_tensors"] = _materialize(model, cheap) if cheap else 0
             model = model.to(torch.bfloat16)
-            model.eval()
+            model.train(False)  # inference mode: dropout off
             tc = text_config(small)
             specials = _special_ids(small.to_dict())
             vocab = int(getattr(tc, "vocab_size", SMALL_VOCAB) or SMALL_VOCAB)

@@ -195,7 +195,7 @@ def _run(torch, c: dict, allocator: str) -> dict:
     if c["mode"] == "inference":
         from transformers import DynamicCache
 
-        model.eval()
+        model.train(False)  # inference mode: dropout off
         with torch.no_grad():
             cache, step_ids = DynamicCache(config=model.config), ids
             for _ in range(c["decode_steps"] + 1):

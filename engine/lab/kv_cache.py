@@ -131,7 +131,7 @@ def build_model(c, seed=0):
     else:
         raise ValueError(c["arch"])
     model = model.to({"fp16": torch.float16, "bf16": torch.bfloat16}[c["dtype"]])
-    model.eval()
+    model.train(False)  # inference mode: dropout off
     return model
 
 

@@ -539,7 +539,7 @@ def run_one(c, model=None):
         tr, cats, extra = measure_train(model, input_ids, input_ids.clone(), foreach=c["foreach"],
                                         fused=c["fused"], amp=c["amp"])
     else:
-        model.eval()
+        model.train(False)  # inference mode: dropout off
         tr, cats, extra = measure_inference(model, input_ids, logits_to_keep=c["logits_to_keep"],
                                             context=c["context"])
     peak_phase = max(tr.phase_order, key=lambda p: (tr.phase_peak[p], -tr.phase_order.index(p)))
