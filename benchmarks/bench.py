@@ -86,8 +86,8 @@ def main() -> int:
 
     import vram_eval
     from vram_eval.report import render_sweep
-    from vram_eval.solve import solve
-    from vram_eval.sweep import parse_range, sweep
+    from vram_eval.inverse import solve
+    from vram_eval.grid import parse_range, sweep
 
     problem = vram_eval.load("specs/llama2-7b.toml", ["regime=inference"])
     solve_s = warm(lambda: solve(problem, "s", 24 * 2**30), args.runs)

@@ -2,12 +2,12 @@
 
 The library in one breath::
 
-    import engine
-    problem = engine.load("specs/llama13b.toml", sets=["s=4096"])
-    result = engine.evaluate(problem.ruleset, problem.bindings)
+    import vram_eval
+    problem = vram_eval.load("specs/llama13b.toml", sets=["s=4096"])
+    result = vram_eval.evaluate(problem)
     result["weights"]        # exact bytes, a SymPy Integer
 
-Everything a user can get wrong raises :class:`engine.EngineError` (with a
+Everything a user can get wrong raises :class:`vram_eval.EngineError` (with a
 file, line and column); nothing here calls eval/sympify on input text.
 """
 
@@ -51,25 +51,35 @@ from .errors import (
     WrongKind,
 )
 
-from .evaluate import Breakdown, evaluate
-from .explain import Explanation, explain
-from .library import Library
-from .load import Problem, load
-from .rules import Rule, RuleSet
-from .sensitivity import Sensitivity, sensitivity
-from .solve import Solution, solve
-from .spec import Binding, Spec, bind, load_spec
-from .sweep import SweepResult, parse_range, sweep
+# Everything beyond the errors is imported on first use (PEP 562): a cold run imports only
+# the modules its question needs — a cached report needs neither the parser (Lark) nor SymPy.
+_LAZY = {
+    "Breakdown": "forward", "evaluate": "forward",
+    "Explanation": "explanation", "explain": "explanation",
+    "Library": "library",
+    "Problem": "problem", "load": "problem",
+    "Rule": "rules", "RuleSet": "rules",
+    "Sensitivity": "derivatives", "sensitivity": "derivatives",
+    "Solution": "inverse", "solve": "inverse",
+    "Binding": "spec", "Spec": "spec", "bind": "spec", "load_spec": "spec",
+    "SweepResult": "grid", "parse_range": "grid", "sweep": "grid",
+    "parse_formulas": "transform",
+}
 
 
 def __getattr__(name):
-    # The parser (and Lark) is imported on first use (PEP 562): a run whose formula
-    # files are all in the parse cache never needs it.
-    if name == "parse_formulas":
-        from .transform import parse_formulas
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vram_eval' has no attribute {name!r}")
+    from importlib import import_module
 
-        return parse_formulas
-    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

@@ -220,7 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _load(*args, **kwargs):
     """engine.load, its warnings said on stderr."""
-    from .load import load
+    from .problem import load
 
     problem = load(*args, **kwargs)
     for warning in problem.warnings:
@@ -229,7 +229,7 @@ def _load(*args, **kwargs):
 
 
 def _eval(args) -> int:
-    from .evaluate import evaluate
+    from .forward import evaluate
     from .report import render
 
     problem = _load(args.spec, args.sets, args.formulas, gpu=args.gpu)
@@ -254,7 +254,7 @@ def _check(args) -> int:
 
 
 def _explain(args) -> int:
-    from .explain import explain, list_names
+    from .explanation import explain, list_names
     from .report import render_explanation, render_names
 
     problem = _load(args.spec, args.sets, args.formulas)
@@ -269,7 +269,7 @@ def _budgets(args, problem):
     """(label, bytes) for each --budget and --gpu; the spec's GPU if neither is given."""
     from .errors import Location, SpecError, UnboundInput
     from .hardware import find_gpu
-    from .solve import parse_budget
+    from .inverse import parse_budget
 
     budgets = [(text, parse_budget(text)) for text in args.budget]
     for gpu_id in args.gpu:
@@ -295,7 +295,7 @@ def _gpu_label(gpu) -> str:
 
 def _solve(args) -> int:
     from .report import render_solutions
-    from .solve import solve
+    from .inverse import solve
 
     problem = _load(args.spec, args.sets, args.formulas)
     solutions = [solve(problem, args.name, value, _target(problem, args.target, args.total), budget_text=label)
@@ -306,7 +306,7 @@ def _solve(args) -> int:
 
 def _sensitivity(args) -> int:
     from .report import render_sensitivity
-    from .sensitivity import sensitivity
+    from .derivatives import sensitivity
 
     problem = _load(args.spec, args.sets, args.formulas)
     sys.stdout.write(render_sensitivity(sensitivity(problem, _target(problem, args.target, args.total)), args.format))
@@ -315,7 +315,7 @@ def _sensitivity(args) -> int:
 
 def _sweep(args) -> int:
     from .report import render_sweep
-    from .sweep import parse_range, sweep
+    from .grid import parse_range, sweep
 
     rng = parse_range(args.range)
     problem = _load(args.spec, args.sets, args.formulas)
@@ -330,7 +330,7 @@ def _plot(args, problem, result) -> None:
     from .errors import EngineError
     from .hardware import find_gpu
     from .plot import plot_sweep
-    from .solve import solve
+    from .inverse import solve
 
     lines = []
     gpus = [find_gpu(g) for g in args.gpu] or ([problem.gpu] if problem.gpu else [])

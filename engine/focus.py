@@ -17,10 +17,10 @@ from sympy.logic.boolalg import And, BooleanAtom, Or, false, true
 
 from .errors import (BindingError, EvaluationError, Location, NoDependence, SolveError, UnboundInput, UnknownName,
                      ValueTooLarge, WrongKind, closest, did_you_mean)
-from .evaluate import check_requirements, dependents, evaluate_values
+from .forward import check_requirements, dependents, evaluate_values
 from .guards import blame, check_memory
 from .exact import MAX_BITS, MemoEnv, TooLarge, Unsupported, evaluate_exact, to_sympy_value
-from .load import Problem
+from .problem import Problem
 from .rules import Rule
 from .symbols import Text
 
@@ -87,7 +87,7 @@ class Focus:
     def warnings_at(self, x) -> List[str]:
         """What the formulas' expectations that involve the input say at ``x`` ("beyond the
         model's context length s_max (here s = 17,252, s_max = 4,096)")."""
-        from .evaluate import expectation_warning
+        from .forward import expectation_warning
 
         value = _exact(x)
         out = []

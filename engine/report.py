@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 
 from sympy import Basic, Integer, Rational
 
-from .evaluate import Breakdown
+from .forward import Breakdown
 from .regimes import (_NAME_IN_TEXT, HEADER, HEADROOM, OVERHEAD_INPUTS, OVERHEAD_MEASURE, OVERHEAD_PARTS, OVERHEAD_ROW,
                       OVERHEAD_WORDS, PEAKS, REGIMES, ROWS, phase_reached)
 from .symbols import Table
@@ -631,7 +631,7 @@ def _sweep_csv_text(np, values) -> "_SweepText":
 def _sweep_json_text(np, values) -> "_SweepText":
     """A column's JSON numbers, as json.dumps writes json_value(v): whole values as ints
     (every digit of a float's integer), other floats as repr(), null beyond float64."""
-    from .sweep import json_value
+    from .grid import json_value
 
     def number(v) -> str:
         v = json_value(v)

@@ -57,7 +57,7 @@ class Spec:
     metadata: Dict[str, str]
     kind: str  # "toml" | "yaml" | "config.json" | "none"
     # A config.json of a model_type the catalog does not know: raised at binding unless
-    # --set arch=... names the block (engine/load.py); its entries are the config's own keys.
+    # --set arch=... names the block (engine/problem.py); its entries are the config's own keys.
     unknown_model_type: Optional[Exception] = None
 
     def chosen(self) -> Dict[str, Tuple[object, Location]]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from .errors import InvalidValue, LimitExceeded, Location, MissingDependency, SpecError, UnboundInput
-from .evaluate import evaluate
-from .load import Problem
+from .forward import evaluate
+from .problem import Problem
 from .spec import bind, parse_set
 
 __all__ = ["SCALES", "Validation", "validate"]

@@ -5,8 +5,8 @@ import pytest
 import vram_eval
 from conftest import SPECS
 from vram_eval import errors
-from vram_eval.explain import explain
-from vram_eval.solve import parse_budget, solve
+from vram_eval.explanation import explain
+from vram_eval.inverse import parse_budget, solve
 
 LLAMA = str(SPECS / "llama2-7b.toml")
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 import vram_eval
-from vram_eval.sensitivity import sensitivity
+from vram_eval.derivatives import sensitivity
 
 from conftest import SPECS
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import vram_eval
-from vram_eval.solve import parse_budget, solve
+from vram_eval.inverse import parse_budget, solve
 
 from conftest import DATA, SPECS, load_toml
 

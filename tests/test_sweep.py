@@ -7,7 +7,7 @@ import pytest
 
 import vram_eval
 from vram_eval.report import render_sweep
-from vram_eval.sweep import MAX_POINTS, parse_range, sweep
+from vram_eval.grid import MAX_POINTS, parse_range, sweep
 
 from conftest import SPECS
 
@@ -314,7 +314,7 @@ def test_the_mixed_sweeps_hold_what_they_are_named_for(swept):
 
 
 def made(xs, column, unit="bytes"):
-    from vram_eval.sweep import SweepResult
+    from vram_eval.grid import SweepResult
 
     return SweepResult("s", "count", xs, {"m": column}, {"m": unit}, {"m": True})
 

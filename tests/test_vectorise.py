@@ -23,7 +23,7 @@ from vram_eval.errors import Location
 from vram_eval.focus import focus
 from vram_eval.regimes import PEAKS, REGIMES
 from vram_eval.symbols import Lookup, Member, Table, Text, TextEq, TextSet
-from vram_eval.sweep import parse_range, sweep
+from vram_eval.grid import parse_range, sweep
 from vram_eval.vectorise import Vectorised, VectoriseError, evaluate_array, evaluate_condition
 
 from conftest import SPECS
@@ -261,7 +261,7 @@ def test_no_code_is_compiled_or_executed(tmp_path):
     mine.write_text("wavy [bytes] = (100 - b if b < 50 else 3 * b) + floor(b / 3) * 0 \"not monotonic\"\n")
     problem = vram_eval.load(str(SPECS / "llama13b.toml"), [], [str(mine)])
     rng = parse_range("b=1:100000")
-    from vram_eval.solve import solve
+    from vram_eval.inverse import solve
 
     calls = []
 

@@ -262,8 +262,8 @@ def _measure(allocators: List[str], timeout: int) -> dict:
 
 
 def list_cases() -> int:
-    from ..evaluate import evaluate
-    from ..load import load
+    from ..forward import evaluate
+    from ..problem import load
     from .cases import gpu_prediction, gpu_sets
 
     for c in CASES:

@@ -294,8 +294,8 @@ def formula_sets(c, s=None):
 
 def predict(c, s=None):
     """(kv_cache, kv_cache_per_token) from vram-eval's formulas, as ints."""
-    from ..evaluate import evaluate
-    from ..load import load
+    from ..forward import evaluate
+    from ..problem import load
 
     problem = load(None, formula_sets(c, s), [], gpu=None)
     r = evaluate(problem.ruleset, problem.bindings, spec=problem.spec_path, title=problem.title)

@@ -27,7 +27,7 @@ from sympy import Basic, Integer, Rational
 
 from .errors import EvaluationError, Location, SolveError
 from .focus import Focus, focus
-from .load import Problem
+from .problem import Problem
 from .units import NumberTooLarge, parse_quantity
 
 __all__ = ["Range", "SweepResult", "parse_range", "sweep", "json_value", "MAX_POINTS", "MAX_VALUE", "MIN_MAGNITUDE",

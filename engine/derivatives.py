@@ -20,11 +20,11 @@ from typing import Dict, List, Optional, Tuple
 from sympy import Basic, Derivative, Integer, Max, Min, Symbol, diff
 
 from .errors import EngineError
-from .evaluate import evaluate
+from .forward import evaluate
 from .exact import TooLarge, Unsupported, evaluate_exact
 from .specialise import specialise
 from .focus import NUMERIC_UNITS, default_target, focus, _resolve_output
-from .load import Problem
+from .problem import Problem
 from .regimes import PEAKS, TOTAL_OF_PEAK, phase_reached
 
 __all__ = ["Sensitivity", "InputSensitivity", "sensitivity"]

@@ -37,9 +37,9 @@ class Problem:
 
     @functools.cached_property
     def point(self):
-        """The values at the bound point (:class:`~vram_eval.evaluate.Point`), each worked out once
+        """The values at the bound point (:class:`~vram_eval.forward.Point`), each worked out once
         for every question asked of this problem."""
-        from .evaluate import Point
+        from .forward import Point
 
         return Point(self.ruleset, self.bindings)
 

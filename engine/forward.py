@@ -104,7 +104,7 @@ def evaluate(
 ) -> Breakdown:
     """Every value at the problem's point, requirements checked: a Breakdown.
 
-    ``problem`` is a :class:`~vram_eval.load.Problem` (as for solve, sensitivity and sweep);
+    ``problem`` is a :class:`~vram_eval.problem.Problem` (as for solve, sensitivity and sweep);
     ``evaluate(ruleset, bindings)`` is still accepted. ``wanted`` names outputs that must be
     available (else BindingError)."""
     if bindings is None:

@@ -21,7 +21,7 @@ from sympy import Basic, Integer, Piecewise, Poly, Rational, Symbol, ceiling, fr
 from .errors import EngineError, InvalidValue, Location, NoDependence, SolveError, ValueTooLarge
 from .exact import MAX_BITS
 from .focus import Focus, focus
-from .load import Problem
+from .problem import Problem
 from .regimes import REMEDIES, REMEDY_SOLVES, SMALLEST, TOTAL_OF_PEAK, components, job_of, remedy_entry
 from .specialise import choices
 from .spec_types import Entry

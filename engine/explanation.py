@@ -8,7 +8,7 @@ from typing import List, Mapping, Optional, Tuple
 from sympy.logic.boolalg import BooleanAtom
 
 from .errors import BindingError, Location, UnknownName, closest, did_you_mean
-from .load import Problem
+from .problem import Problem
 from .rules import RuleSet
 from .specialise import specialise
 from .symbols import Table
