@@ -6,18 +6,16 @@ An entry is one JSON document (``<key>.json``) holding a :class:`FormulaFile`:
   source bytes and the engine's fingerprint — all of which must match what the
   caller computed, or the entry is not used;
 * the file's rules and requirements, field by field;
-* every expression as a *node table*: a flat list of ``[tag, ...]`` nodes in which
-  a node's arguments are the indices of earlier nodes. Leaves hold their own
-  data: ``["Sym", name]``, ``["Text", value]``, ``["Str", name]``, ``["Int", n]``,
-  ``["Q", p, q]`` (numbers exact: a JSON integer, or a string of decimal digits
-  when large) and the constants ``["true"]``, ``["pi"]``, ...
+* every expression as a *node table* (engine/nodes.py: a flat list of ``[tag, ...]`` nodes
+  whose arguments are the indices of earlier nodes, leaves holding their own data).
 
-A tag picks a constructor from the fixed tables below; nothing in an entry names
-Python code, and no tag is looked up anywhere else. Because arguments point
-backwards, the expressions are rebuilt in one forward loop (no recursion), with
-each node's depth and tree size bounded. Anything unexpected — bad JSON, a wrong
-shape, an unknown tag, a bound exceeded, a key that does not match — makes
-:func:`load` return None (a cache miss); it never raises.
+A tag picks an entry of the fixed tables in engine/nodes.py; nothing in an entry names
+Python code, and no tag is looked up anywhere else. The table is checked in one forward loop
+(no recursion), each node's kind, depth and tree size bounded, without SymPy: a cached run
+evaluates the tables directly, and builds SymPy expressions (engine/nodes_sympy.py) only for
+the questions that need them. Anything unexpected — bad JSON, a wrong shape, an unknown tag, a
+bound exceeded, a key that does not match — makes :func:`load` return None (a cache miss); it
+never raises.
 
 Files: the directory must be a real directory (not a link) owned by the current
 user and not writable by group or others, or the cache is not used. Everything
@@ -36,53 +34,16 @@ import stat
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from sympy import (
-    Abs,
-    Add,
-    And,
-    Basic,
-    Eq,
-    Expr,
-    Ge,
-    Gt,
-    Integer,
-    Le,
-    Lt,
-    Max,
-    Min,
-    Mod,
-    Mul,
-    Ne,
-    Not,
-    Or,
-    Piecewise,
-    Pow,
-    Rational,
-    S,
-    Symbol,
-    Tuple as STuple,
-    ceiling,
-    floor,
-    log,
-)
-from sympy.core.symbol import Str
-from sympy.functions.elementary.piecewise import ExprCondPair
-from sympy.logic.boolalg import Boolean, false, true
-
 from .errors import Location
+from .nodes import MAX_DEPTH, MAX_TREE, Expression, Malformed, checked
 from .rules import FormulaFile, Rule
-from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
 
-__all__ = ["FORMAT", "VERSION", "SUFFIX", "MAX_ENTRY_BYTES", "MAX_DEPTH", "Meta", "load", "store", "encode", "decode"]
+__all__ = ["FORMAT", "VERSION", "SUFFIX", "MAX_ENTRY_BYTES", "MAX_DEPTH", "MAX_TREE", "Meta", "load", "store", "encode", "decode"]
 
 FORMAT = "vram-eval parsed formula file"
 VERSION = 1
 SUFFIX = ".json"
 MAX_ENTRY_BYTES = 64 * 2**20  # a larger entry is not read (nor written)
-MAX_DEPTH = 400  # deepest expression rebuilt; the parser itself stops near 800
-MAX_TREE = 2_000_000  # most nodes in one expression counted as a tree (shared nodes once per use)
-_SAFE_INT = 2**53  # larger integers are written as strings of digits
-_MAX_DIGITS = 4000  # within int()'s own limit for decimal text
 
 _KINDS = frozenset({"definition", "input", "table", "requirement", "expectation"})
 _RULE_KEYS = frozenset({"name", "kind", "expr", "unit", "doc", "aliases", "location", "text", "comment", "builtin"})
@@ -92,296 +53,6 @@ _ENTRY_KEYS = frozenset({"format", "version", "key", "source", "engine", "file"}
 
 class _Bad(Exception):
     """The entry is not what this engine writes."""
-
-
-class _Unsupported(Exception):
-    """An expression holds something the format has no tag for: it is not cached."""
-
-
-# --- the whitelist -------------------------------------------------------------
-# Leaves: tag → builder of the node's own data.
-
-
-def _name(node) -> str:
-    if len(node) != 2 or type(node[1]) is not str:
-        raise _Bad
-    return node[1]
-
-
-def _integer(value) -> int:
-    if type(value) is int:
-        return value
-    if type(value) is str and len(value) <= _MAX_DIGITS:
-        digits = value[1:] if value[:1] == "-" else value
-        if digits.isascii() and digits.isdigit():  # 0-9 only: no sign, space, "_" or other scripts' digits
-            return int(value)
-    raise _Bad
-
-
-def _int_leaf(node):
-    if len(node) != 2:
-        raise _Bad
-    return Integer(_integer(node[1]))
-
-
-def _rational_leaf(node):
-    if len(node) != 3:
-        raise _Bad
-    p, q = _integer(node[1]), _integer(node[2])
-    if q < 2:
-        raise _Bad
-    return Rational(p, q)
-
-
-def _constant(value):
-    def build(node):
-        if len(node) != 1:
-            raise _Bad
-        return value
-
-    return build
-
-
-_CONSTANTS = {
-    "true": true,
-    "false": false,
-    "I": S.ImaginaryUnit,
-    "pi": S.Pi,
-    "E": S.Exp1,
-    "oo": S.Infinity,
-    "-oo": S.NegativeInfinity,
-    "zoo": S.ComplexInfinity,
-    "nan": S.NaN,
-}
-
-_ATOMS: Dict[Tuple[type, str], Basic] = {}  # names seen in this process (each file repeats many)
-
-
-def _atom(cls):
-    def build(node):
-        name = _name(node)
-        atom = _ATOMS.get((cls, name))
-        if atom is None:
-            atom = cls(name)
-            if len(_ATOMS) < 100_000:
-                _ATOMS[cls, name] = atom
-        return atom
-
-    return build
-
-
-_LEAVES = {
-    "Sym": _atom(Symbol),
-    "Text": _atom(Text),
-    "Str": lambda node: Str(_name(node)),
-    "Int": _int_leaf,
-    "Q": _rational_leaf,
-    **{tag: _constant(value) for tag, value in _CONSTANTS.items()},
-}
-
-# Inner nodes: tag → (class, fewest arguments, most or None, type every argument must have,
-# builder). Sums, products and piecewise nodes were canonical when they were written: they
-# are built from their arguments directly (SymPy's own fast path, skipping the
-# constructors' checks, which would cost what parsing costs); the rest unevaluated.
-
-
-def _from_args(cls):
-    return lambda args: cls._from_args(args)
-
-
-def _direct(cls):
-    return lambda args: Basic.__new__(cls, *args)
-
-
-def _unevaluated(cls):
-    return lambda args: cls(*args, evaluate=False)
-
-
-def _applied(cls, argset: bool):
-    """A function application (floor, And, Max, TextEq, ...) built directly. SymPy's own
-    constructor gives such an object two attributes beyond its arguments: ``nargs`` (the
-    same for every instance of the class) and, for And/Or/Min/Max, ``_argset``. The first
-    node of each class in a process is built by the constructor, unevaluated, and its
-    ``nargs`` is reused; tests check the rebuilt objects against parsed ones."""
-    learned = []
-
-    def build(args):
-        if not learned:
-            obj = cls(*args, evaluate=False)
-            if type(obj) is not cls or obj.args != args:
-                raise _Bad
-            learned.append(vars(obj).get("nargs"))
-            return obj
-        obj = Basic.__new__(cls, *args)
-        if learned[0] is not None:
-            obj.nargs = learned[0]
-        if argset:
-            obj._argset = frozenset(args)
-        return obj
-
-    return build
-
-
-def _table(args):
-    name, entries = args
-    if type(name) is not Str or type(entries) is not STuple:
-        raise _Bad
-    for pair in entries.args:
-        if type(pair) is not STuple or len(pair.args) != 2 or type(pair.args[0]) is not Text:
-            raise _Bad
-    return Basic.__new__(Table, name, entries)
-
-
-def _text_set(args):
-    if any(type(a) is not Text for a in args):
-        raise _Bad
-    return TextSet(*args)
-
-
-def _pair(args):
-    if not isinstance(args[1], Boolean):
-        raise _Bad
-    return Basic.__new__(ExprCondPair, *args)
-
-
-_INNER = {
-    "Add": (Add, 2, None, Expr, _from_args(Add)),
-    "Mul": (Mul, 2, None, Expr, _from_args(Mul)),
-    "Pow": (Pow, 2, 2, Expr, _unevaluated(Pow)),
-    "Mod": (Mod, 2, 2, Expr, _applied(Mod, False)),
-    "Piecewise": (Piecewise, 1, None, ExprCondPair, _direct(Piecewise)),
-    "Pair": (ExprCondPair, 2, 2, Basic, _pair),
-    "Min": (Min, 2, None, Expr, _applied(Min, True)),
-    "Max": (Max, 2, None, Expr, _applied(Max, True)),
-    "ceiling": (ceiling, 1, 1, Expr, _applied(ceiling, False)),
-    "floor": (floor, 1, 1, Expr, _applied(floor, False)),
-    "Abs": (Abs, 1, 1, Expr, _applied(Abs, False)),
-    "log": (log, 1, 1, Expr, _applied(log, False)),
-    "Lt": (Lt, 2, 2, Expr, _unevaluated(Lt)),
-    "Le": (Le, 2, 2, Expr, _unevaluated(Le)),
-    "Gt": (Gt, 2, 2, Expr, _unevaluated(Gt)),
-    "Ge": (Ge, 2, 2, Expr, _unevaluated(Ge)),
-    "Eq": (Eq, 2, 2, Basic, _unevaluated(Eq)),
-    "Ne": (Ne, 2, 2, Basic, _unevaluated(Ne)),
-    "And": (And, 2, None, Boolean, _applied(And, True)),
-    "Or": (Or, 2, None, Boolean, _applied(Or, True)),
-    "Not": (Not, 1, 1, Boolean, _applied(Not, False)),
-    "TextEq": (TextEq, 2, 2, Basic, _applied(TextEq, False)),
-    "Member": (Member, 2, 2, Basic, _applied(Member, False)),
-    "Lookup": (Lookup, 2, 2, Basic, _applied(Lookup, False)),
-    "Tuple": (STuple, 0, None, Basic, _direct(STuple)),
-    "TextSet": (TextSet, 0, None, Basic, _text_set),
-    "Table": (Table, 2, 2, Basic, _table),
-}
-
-_TAG_OF = {spec[0]: tag for tag, spec in _INNER.items()}
-_CONSTANT_TAG = {id(value): tag for tag, value in _CONSTANTS.items()}
-
-
-# --- expressions ---------------------------------------------------------------
-
-
-def _leaf(obj) -> Optional[list]:
-    """The node for an atom (None if ``obj`` is not one the format knows)."""
-    cls = type(obj)
-    if cls is Symbol:
-        if obj != Symbol(obj.name):  # assumptions (the parser makes none)
-            raise _Unsupported(obj)
-        return ["Sym", obj.name]
-    if cls is Text:
-        return ["Text", obj.value]
-    if cls is Str:
-        return ["Str", obj.name]
-    tag = _CONSTANT_TAG.get(id(obj))
-    if tag is not None:
-        return [tag]
-    if isinstance(obj, Integer):  # Integer and its singletons 0, 1, -1
-        return ["Int", _number(int(obj))]
-    if isinstance(obj, Rational):  # Rational and 1/2
-        return ["Q", _number(int(obj.p)), _number(int(obj.q))]
-    return None
-
-
-def _number(n: int):
-    return n if -_SAFE_INT < n < _SAFE_INT else str(n)
-
-
-def _encode_exprs(exprs) -> Tuple[list, list]:
-    """(node table, index of each expression or None) — post-order, each distinct node once."""
-    table: List[list] = []
-    index: Dict[Basic, int] = {}
-    out = []
-    for expr in exprs:
-        if expr is None:
-            out.append(None)
-            continue
-        stack = [(expr, False)]
-        while stack:
-            obj, ready = stack.pop()
-            if obj in index:
-                continue
-            leaf = _leaf(obj)
-            if leaf is not None:
-                index[obj] = len(table)
-                table.append(leaf)
-                continue
-            tag = _TAG_OF.get(type(obj))
-            if tag is None:
-                raise _Unsupported(obj)
-            if ready:
-                index[obj] = len(table)
-                table.append([tag, *(index[a] for a in obj.args)])
-            else:
-                stack.append((obj, True))
-                stack.extend((a, False) for a in reversed(obj.args))
-        out.append(index[expr])
-    return table, out
-
-
-def _decode_nodes(raw) -> list:
-    """The node table → SymPy objects, in one forward loop with bounded depth and size."""
-    if type(raw) is not list:
-        raise _Bad
-    built: list = []
-    depth: List[int] = []
-    size: List[int] = []
-    leaves, inner = _LEAVES, _INNER
-    for node in raw:
-        if type(node) is not list or not node or type(node[0]) is not str:
-            raise _Bad
-        tag = node[0]
-        leaf = leaves.get(tag)
-        if leaf is not None:
-            built.append(leaf(node))
-            depth.append(1)
-            size.append(1)
-            continue
-        spec = inner.get(tag)
-        if spec is None:
-            raise _Bad
-        _, least, most, kind, build = spec
-        count = len(built)
-        n = len(node) - 1
-        if n < least or (most is not None and n > most):
-            raise _Bad
-        args = []
-        d = s = 1
-        for i in node[1:]:
-            if type(i) is not int or i < 0 or i >= count:
-                raise _Bad
-            arg = built[i]
-            if not isinstance(arg, kind):
-                raise _Bad
-            args.append(arg)
-            if depth[i] >= d:
-                d = depth[i] + 1
-            s += size[i]
-        if d > MAX_DEPTH or s > MAX_TREE:
-            raise _Bad
-        built.append(build(tuple(args)))
-        depth.append(d)
-        size.append(s)
-    return built
 
 
 # --- files ---------------------------------------------------------------------
@@ -398,9 +69,11 @@ class Meta:
 
 
 def encode(file: FormulaFile, meta: Meta) -> bytes:
-    """An entry for ``file`` (raises _Unsupported if an expression has no tag)."""
+    """An entry for ``file`` (raises Unencodable, a ValueError, if an expression has no tag)."""
+    from .nodes_sympy import encode_exprs  # writing follows parsing: SymPy is loaded
+
     every = list(file.rules) + list(file.requirements)
-    nodes, where = _encode_exprs([r.expr for r in every])
+    nodes, where = encode_exprs([r.expr for r in every])
     rules = []
     for rule, expr in zip(every, where):
         loc = rule.location
@@ -444,9 +117,12 @@ def _decode(blob: bytes, meta: Meta) -> FormulaFile:
         raise _Bad
     if body["path"] != meta.shown or type(body["path"]) is not str or body["builtin"] is not meta.builtin:
         raise _Bad
-    built = _decode_nodes(body["nodes"])
-    rules = _rules(body["rules"], built, meta, requirements=False)
-    requirements = _rules(body["requirements"], built, meta, requirements=True)
+    try:
+        table = checked(body["nodes"])
+    except Malformed:
+        raise _Bad from None
+    rules = _rules(body["rules"], table, meta, requirements=False)
+    requirements = _rules(body["requirements"], table, meta, requirements=True)
     return FormulaFile(path=meta.shown, rules=rules, requirements=requirements, builtin=meta.builtin)
 
 
@@ -462,7 +138,7 @@ def _str(value) -> str:
     return value
 
 
-def _rules(raw, built, meta: Meta, requirements: bool) -> tuple:
+def _rules(raw, table, meta: Meta, requirements: bool) -> tuple:
     if type(raw) is not list:
         raise _Bad
     out = []
@@ -477,9 +153,9 @@ def _rules(raw, built, meta: Meta, requirements: bool) -> tuple:
             raise _Bad
         expr = d["expr"]
         if expr is not None:
-            if type(expr) is not int or not 0 <= expr < len(built):
+            if type(expr) is not int or not 0 <= expr < len(table):
                 raise _Bad
-            expr = built[expr]
+            expr = Expression(table, expr)
         aliases = d["aliases"]
         if type(aliases) is not list or any(type(a) is not str for a in aliases):
             raise _Bad
@@ -490,7 +166,7 @@ def _rules(raw, built, meta: Meta, requirements: bool) -> tuple:
         if type(width) is not int:
             raise _Bad
         location = Location(_opt(path, str), _opt(line, int), _opt(column, int), _opt(source_line, str), width)
-        out.append(Rule(name=name, kind=kind, expr=expr, unit=_opt(d["unit"], str), doc=_str(d["doc"]),
+        out.append(Rule(name=name, kind=kind, expression=expr, unit=_opt(d["unit"], str), doc=_str(d["doc"]),
                         aliases=tuple(aliases), location=location, text=_str(d["text"]),
                         comment=_str(d["comment"]), builtin=meta.builtin))
     return tuple(out)
@@ -577,7 +253,7 @@ def store(directory: Path, meta: Meta, file: FormulaFile) -> bool:
     """Write ``file``'s entry if it can be written safely and reads back equal; True if written."""
     try:
         blob = encode(file, meta)
-    except (_Unsupported, ValueError, TypeError, RecursionError):  # no tag for it, or a number too long
+    except (ValueError, TypeError, RecursionError):  # no tag for it (Unencodable), a number too long
         return False
     if len(blob) > MAX_ENTRY_BYTES:
         return False

@@ -76,6 +76,7 @@ __all__ = [
     "suggest",
     "closest",
     "did_you_mean",
+    "printable",
 ]
 
 # A source line longer than this is shown as a window around the column, so a
@@ -449,8 +450,11 @@ class WrongArgumentCount(FormulaError):
 class TypeMismatch(EngineError):
     """A value of one type where the formulas need another: a string, a table or a condition
     in arithmetic, a number where a condition must be (``[FormulaError]`` when the formula
-    itself says so, ``[EvaluationError]`` when the bound values do). ``expected`` and
-    ``found`` name the types in words ("a number", "a condition", "a string", "a table")."""
+    itself says so, ``[EvaluationError]`` when the bound values do; ``[SolveError]`` when an
+    output swept or searched over a range of an input holds one, or when a sweep range's
+    point is written as a count for memory, as memory for a count: ``found`` "a count" or
+    "memory"). ``expected`` and ``found`` name the types in words ("a number", "a condition",
+    "a string", "a table")."""
 
     fields = {"expected": "", "found": ""}
 
@@ -483,8 +487,10 @@ class CyclicDefinition(FormulaError):
 class InvalidValue(EngineError):
     """A value that the thing it is given to does not take: a spec's or ``--set``'s value
     for an input (``[SpecError]``), a budget (``[SolveError]``), a point of a sweep range
-    (``[RangeError]``), a catalog's entry. ``name`` is what it is given to (an input, a
-    key, a range's part; an output whose value memory cannot have, ``[EvaluationError]``),
+    (``[RangeError]``; ``[SolveError]`` where the range is well formed but its input does
+    not take the point: a negative count, a fraction of a count), a catalog's entry.
+    ``name`` is what it is given to (an input, a key, a range's part; an output whose value
+    memory cannot have, ``[EvaluationError]``),
     ``value`` the value as given, ``allowed`` the values it takes
     where they are a list (else None), ``expected`` what it takes, in words."""
 
@@ -516,8 +522,9 @@ class RequirementNotMet(EngineError):
 
 class UnboundInput(EngineError):
     """An output asked for whose inputs are not set (``[BindingError]``); a budget neither
-    given nor in the spec (``[SpecError]``). ``name`` is the output (or what needs the
-    value), ``missing`` the inputs to set."""
+    given nor in the spec (``[SpecError]``); a name without a value in an output swept or
+    searched over a range of another input (``[SolveError]``). ``name`` is the output (or
+    what needs the value), ``missing`` the inputs to set."""
 
     fields = {"name": "", "missing": ()}
 
@@ -578,3 +585,14 @@ def suggest(name: str, known: Iterable[str]) -> Optional[str]:
 def did_you_mean(match: Optional[str]) -> Optional[str]:
     return f"did you mean '{match}'?" if match else None
 
+
+def printable(text: object, limit: Optional[int] = None) -> str:
+    """``text`` as a message quotes it: every character that is not printable escaped as
+    Python writes it in a string (``\\r``, ``\\n``, ``\\t``, ``\\x1b``, ``\\x00``, a lone
+    surrogate as ``\\ud800``), so that a value cannot move the terminal's cursor or change its
+    colours; cut to ``limit`` characters (before escaping, "..." at the end) when given."""
+    text = str(text)
+    if limit is not None and len(text) > limit:
+        text = text[: max(0, limit - 3)] + "..."
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   if not 0xD800 <= ord(c) <= 0xDFFF else f"\\u{ord(c):04x}" for c in text)

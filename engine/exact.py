@@ -1,9 +1,10 @@
-"""Exact evaluation of a rule at known values, with Python's Fraction.
+"""Exact evaluation of a SymPy expression at known values, with Python's Fraction.
 
-Forward evaluation substitutes numbers into every rule; doing that with SymPy
-builds and simplifies a new expression per rule, which costs more than the rest
-of a run together. This module walks the (already built) SymPy expression and
-computes its value with exact rationals, booleans and strings instead. Anything
+The questions that vary an input (solve, sweep, sensitivity) hold the target as a SymPy
+expression of it; evaluating one at a value with SymPy builds and simplifies a new expression,
+which costs more than the rest of a question together. This module walks the expression and
+computes its value with exact rationals, booleans and strings instead (the forward question
+evaluates the node tables directly, engine/nodes.py, in the same semantics). Anything
 it does not cover (an irrational root, a logarithm) raises :class:`Unsupported`
 and the caller falls back to SymPy — the result is the same, only slower.
 """
@@ -19,21 +20,12 @@ from sympy import Abs, Add, Max, Min, Mod, Mul, Piecewise, Pow, Symbol, ceiling,
 from sympy.core.relational import Equality, GreaterThan, LessThan, StrictGreaterThan, StrictLessThan, Unequality
 from sympy.logic.boolalg import ITE, And, BooleanFalse, BooleanTrue, Not, Or
 
+# The bound on exact values and the two signals are the plain evaluator's (engine/nodes.py),
+# so that a caller catches the same classes whichever evaluator worked a value out.
+from .nodes import MAX_BITS, TooLarge, Unsupported
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet, UnknownKey
 
 __all__ = ["evaluate_exact", "to_python_value", "to_sympy_value", "Unsupported", "TooLarge", "MAX_BITS"]
-
-# No exact value is worked out beyond 2^MAX_BITS (about 10^1233): a memory model never
-# needs one, and 2^(2^40) would take the machine's memory and hours to compute.
-MAX_BITS = 4096
-
-
-class Unsupported(Exception):
-    """A node this evaluator leaves to SymPy."""
-
-
-class TooLarge(Exception):
-    """A value (or a power about to be worked out) beyond 2^MAX_BITS: reported, never computed."""
 
 
 def to_python_value(value) -> Any:

@@ -17,7 +17,8 @@ from sympy.logic.boolalg import And, BooleanAtom, Or, false, true
 
 from .errors import (BindingError, EvaluationError, Location, NoDependence, SolveError, UnboundInput, UnknownName,
                      ValueTooLarge, WrongKind, closest, did_you_mean)
-from .forward import check_requirements, dependents, evaluate_values
+from .forward import check_requirements, dependents
+from .symbolic import evaluate_values
 from .guards import blame, check_memory
 from .exact import MAX_BITS, MemoEnv, TooLarge, Unsupported, evaluate_exact, to_sympy_value
 from .problem import Problem

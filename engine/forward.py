@@ -1,33 +1,32 @@
 """Evaluate every rule at the bound point: the forward question.
 
-Rules are evaluated in dependency order; each expression has the values of
-its direct dependencies substituted (``xreplace``), so SymPy only ever does
-exact arithmetic on numbers, never symbolic simplification. A rule whose
-inputs are not all bound is *unavailable*, with the missing inputs named;
-asking for it explicitly is a :class:`BindingError`.
+Rules are evaluated in dependency order, each from its node table (engine/nodes.py) with the
+values of its dependencies, in exact Python arithmetic: Fraction for numbers, bool, str, tuple
+(a list) and dict (a table). SymPy is not imported for it; a value that arithmetic does not
+cover (an irrational root, a logarithm), and every error, is worked out by SymPy instead
+(engine/symbolic.py), in the same semantics. A rule whose inputs are not all bound is
+*unavailable*, with the missing inputs named; asking for it explicitly is a
+:class:`BindingError`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence
 
-import warnings
-
-from sympy import Basic, Piecewise, Symbol, log, nan, zoo
-from sympy.logic.boolalg import BooleanAtom
-from sympy.utilities.exceptions import SymPyDeprecationWarning
-
-from .errors import (BindingError, EvaluationError, LimitExceeded, NoRealValue, RequirementNotMet, SpecError, TypeMismatch,
-                     UnboundInput, UnknownKey, UnknownName, ValueTooLarge, closest, did_you_mean)
+from .errors import (BindingError, EvaluationError, RequirementNotMet, SpecError, UnboundInput, UnknownName,
+                     ValueTooLarge, closest, did_you_mean)
 from .guards import blame, check_memory, one_line, shown_value
+from .nodes import MAX_BITS, TooLarge, Unsupported
 from .rules import Rule, RuleSet
 from .spec import Binding
-from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_python_value, to_sympy_value
-from .symbols import Lookup, Member, MissingKey, Table, Text, TextSet
+from .values import to_plain
 
-__all__ = ["Breakdown", "Point", "evaluate", "evaluate_values", "dependents", "check_requirements", "unmet_expectations", "expectation_warning",
-           "shown_number"]
+__all__ = ["Breakdown", "Point", "evaluate", "plain_values", "dependents", "check_requirements", "unmet_expectations",
+           "expectation_warning", "shown_number"]
+
+_PLAIN = (Fraction, bool, str, tuple, dict)
 
 
 @dataclass(frozen=True)
@@ -36,24 +35,37 @@ class Breakdown:
 
     ruleset: RuleSet
     bindings: Mapping[str, Binding]
-    values: Mapping[str, Basic]  # every name that has a value
+    plain: Mapping[str, object]  # every name that has a value: Fraction, bool, str, tuple (a list), dict (a table)
     missing: Mapping[str, FrozenSet[str]]  # name → the unbound inputs it needs
     spec: Optional[str] = None
     title: Optional[str] = None
     focus: tuple = ()  # the outputs asked for with --output, if any
 
     @property
-    def inputs(self) -> Dict[str, Basic]:
-        return {n: self.values[n] for n in self.ruleset.inputs if n in self.values}
+    def values(self) -> Mapping[str, object]:
+        """The same values as SymPy objects (Integer, Rational, Text, ...; converted when read)."""
+        view = self.__dict__.get("_view")
+        if view is None:
+            from .symbolic import SympyView
+
+            view = SympyView(self.plain)
+            object.__setattr__(self, "_view", view)
+        return view
 
     @property
-    def outputs(self) -> Dict[str, Basic]:
-        return {n: self.values[n] for n in self.ruleset.outputs if n in self.values}
+    def inputs(self) -> Dict[str, object]:
+        """The inputs' plain values."""
+        return {n: self.plain[n] for n in self.ruleset.inputs if n in self.plain}
+
+    @property
+    def outputs(self) -> Dict[str, object]:
+        """The outputs' plain values."""
+        return {n: self.plain[n] for n in self.ruleset.outputs if n in self.plain}
 
     @property
     def warnings(self) -> List[str]:
         """What the formulas' expectations say of this point (``expect`` statements that do not hold)."""
-        return unmet_expectations(self.ruleset, self.values)
+        return unmet_expectations(self.ruleset, self.plain)
 
     def unit(self, name: str) -> Optional[str]:
         return self.ruleset.unit(name)
@@ -62,23 +74,30 @@ class Breakdown:
         """The same breakdown, reporting only ``names`` among the outputs."""
         focus = tuple(self.ruleset.resolve(n) for n in names)
         keep = set(focus) | set(self.ruleset.inputs_behind(focus))
-        values = {n: v for n, v in self.values.items() if n in keep}
+        values = {n: v for n, v in self.plain.items() if n in keep}
         missing = {n: m for n, m in self.missing.items() if n in keep}
         return Breakdown(self.ruleset, self.bindings, values, missing, self.spec, self.title, focus)
 
-    def __getitem__(self, name: str) -> Basic:
+    def __getitem__(self, name: str):
         return self.require(name)
 
-    def require(self, name: str) -> Basic:
-        """The value of ``name``; a located error if it is unknown or unavailable."""
+    def require(self, name: str):
+        """The value of ``name`` as SymPy; a located error if it is unknown or unavailable."""
+        return self.values[self._available(name)]
+
+    def plain_value(self, name: str):
+        """The value of ``name`` as the plain evaluator gives it (Fraction, bool, str, ...)."""
+        return self.plain[self._available(name)]
+
+    def _available(self, name: str) -> str:
         canonical = self.ruleset.resolve(name)
         if canonical is None:
             known = tuple(self.ruleset.known_names())
             guess = closest(name, known)
             raise UnknownName[BindingError](f"no input or output is called '{name}'", hint=did_you_mean(guess),
                                             name=name, known=known, suggestion=guess)
-        if canonical in self.values:
-            return self.values[canonical]
+        if canonical in self.plain:
+            return canonical
         missing = sorted(self.missing.get(canonical, {canonical}))
         rule = self.ruleset.rules.get(canonical)
         raise UnboundInput[BindingError](
@@ -114,7 +133,7 @@ def evaluate(
     else:
         ruleset, point = problem, Point(problem, bindings)
     try:
-        values, missing = point.everything()
+        values, missing = point.plain_of(ruleset.order)
     except EvaluationError as exc:
         raise blame(exc, ruleset, bindings) from None
     values, missing = dict(values), dict(missing)
@@ -128,31 +147,44 @@ def evaluate(
 
 class Point:
     """The values at one bound point, each worked out once: asked for by the names a question
-    needs (:meth:`of`), and kept for the next question at the same point. Every question's
-    point is its Problem's (``problem.point``); only what a question changes (a free input, a
-    remedy's setting) is computed again."""
+    needs (:meth:`of` as SymPy values, :meth:`plain_of` as plain ones), and kept for the next
+    question at the same point. Every question's point is its Problem's (``problem.point``);
+    only what a question changes (a free input, a remedy's setting) is computed again."""
 
     def __init__(self, ruleset: RuleSet, bindings: Mapping[str, Binding]) -> None:
         self.ruleset = ruleset
         self.bindings = bindings
-        self.values: Dict[str, Basic] = {}
+        self.values: Dict[str, object] = {}  # plain values
         self.missing: Dict[str, FrozenSet[str]] = {}
         self._done: set = set()
+        self._memo: dict = {}  # the plain evaluator's shared subtrees (max, min, piecewise) at this point
+        self._view = None
 
-    def of(self, names: Iterable[str]):
-        """``(values, missing)`` with every name ``names`` depends on worked out (and possibly more:
-        index them by name). An error of the formulas at the point (EvaluationError) is raised
-        each time it is asked for; :func:`~vram_eval.guards.blame` says whose value caused it."""
+    def plain_of(self, names: Iterable[str]):
+        """``(values, missing)`` with every name ``names`` depends on worked out (and possibly
+        more: index them by name), values plain. An error of the formulas at the point
+        (EvaluationError) is raised each time it is asked for; :func:`~vram_eval.guards.blame`
+        says whose value caused it."""
         needed = self.ruleset.closure(names)
         todo = needed - self._done
         if todo:
-            bound = {n: b.value for n, b in self.bindings.items()}
-            values, missing = evaluate_values(self.ruleset, bound, only=todo | self._done,
-                                              known=(self.values, self.missing))
+            bound = {n: b.plain for n, b in self.bindings.items()}
+            values, missing = plain_values(self.ruleset, bound, only=todo | self._done,
+                                           known=(self.values, self.missing), memo=self._memo)
             self.values.update(values)
             self.missing.update(missing)
             self._done |= todo
         return self.values, self.missing
+
+    def of(self, names: Iterable[str]):
+        """As :meth:`plain_of`, the values as SymPy objects (for the questions that substitute
+        them into expressions)."""
+        values, missing = self.plain_of(names)
+        if self._view is None:
+            from .symbolic import SympyView
+
+            self._view = SympyView(self.values)
+        return self._view, missing
 
     def moved(self, bindings: Mapping[str, Binding], changed: Iterable[str]) -> "Point":
         """The point with ``changed`` inputs bound anew (``bindings``): what does not depend on
@@ -165,7 +197,7 @@ class Point:
         return point
 
     def everything(self):
-        """``(values, missing)`` of every name of the rule set."""
+        """``(values, missing)`` of every name of the rule set, as SymPy values."""
         return self.of(self.ruleset.order)
 
 
@@ -178,19 +210,16 @@ def dependents(ruleset: RuleSet, names: Iterable[str], among=None) -> FrozenSet[
     return frozenset(moving)
 
 
-def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, free=frozenset(), known=None):
-    """``(values, missing)`` for a plain mapping name → value (the library core).
+def plain_values(ruleset: RuleSet, bound: Mapping[str, object], only=None, known=None, memo=None):
+    """``(values, missing)`` for a mapping name → plain value (the library core).
 
-    ``only`` limits the work to those names (say, the closure of one output); ``free``
-    names symbols that may stay in the values — bind ``x`` to ``Symbol("x")`` to get
-    every output as an expression of ``x`` (solve, sensitivity and sweep do). ``known``,
+    ``only`` limits the work to those names (say, the closure of one output); ``known``,
     ``(values, missing)`` already worked out at the same point, is taken as it is, not
-    computed again (a :class:`Point`'s, or those that do not depend on a free input)."""
-    values: Dict[str, Basic] = {}
+    computed again. A value is plain (Fraction, bool, str, tuple, dict) except where only
+    SymPy could work it out (an irrational number: then the SymPy number)."""
+    values: Dict[str, object] = {}
     missing: Dict[str, FrozenSet[str]] = {}
-    symbols: Dict[Symbol, Basic] = {}
-    plain: Dict[str, object] = {}  # the same values as Python Fractions/bools/strings, for exact.py
-    free = frozenset(free)
+    memo = {} if memo is None else memo
     done_values, done_missing = known if known is not None else ({}, {})
     for name in ruleset.order:
         if only is not None and name not in only:
@@ -199,17 +228,12 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, fre
             missing[name] = done_missing[name]
             continue
         if name in done_values:
-            value = values[name] = done_values[name]
-            symbols[Symbol(name)] = value
-            try:
-                plain[name] = to_python_value(value)
-            except Unsupported:
-                pass
+            values[name] = done_values[name]
             continue
         rule = ruleset.rules.get(name)
         if name in bound:
             value = bound[name]
-        elif rule is None or (rule.kind == "input" and rule.expr is None):
+        elif rule is None or (rule.kind == "input" and rule.expression is None):
             missing[name] = frozenset({name})
             continue
         else:
@@ -217,219 +241,89 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, fre
             try:
                 if lacking:
                     # An unset input only in a branch not taken (a learned position table's s_max, when
-                    # the model has none) leaves the value decided: exact.py evaluates the branches it
+                    # the model has none) leaves the value decided: the evaluator takes the branches it
                     # takes and gives up (None) on an unset name it reaches.
-                    value = _fast_value(rule, plain) if rule.expr.has(Piecewise) else None
+                    value = _plain_value(rule, values, memo) if rule.expression.has("Piecewise") else None
                     if value is None:
                         missing[name] = lacking
                         continue
                 else:
-                    value = _fast_value(rule, plain)  # None when a dependency is symbolic, or on any doubt
+                    value = _plain_value(rule, values, memo)  # None on any doubt: SymPy decides
                     if value is None:
-                        value = _value_of(rule, symbols, free)
+                        from .symbolic import value_by_sympy
+
+                        value = to_plain(value_by_sympy(rule, values))
             except TooLarge as exc:
                 raise ValueTooLarge(
                     f"'{name}' is too large to work out exactly at these values ({exc})", rule.location,
                     hint=f"exact values are limited to 2^{MAX_BITS} (about 10^1233); is an input far too large, "
                          "or a power's exponent an input?", rule=rule) from None
-            if getattr(value, "is_Rational", False) and (value.p.bit_length() > MAX_BITS or value.q.bit_length() > MAX_BITS):
+            if value.__class__ is Fraction and (value.numerator.bit_length() > MAX_BITS
+                                                or value.denominator.bit_length() > MAX_BITS):
                 raise ValueTooLarge(
                     f"'{name}' is beyond 2^{MAX_BITS} (about 10^1233) at these values", rule.location,
                     hint="no memory size is that large: is an input far too large?", rule=rule)
         values[name] = value
-        symbols[Symbol(name)] = value
-        try:
-            plain[name] = to_python_value(value)
-        except Unsupported:
-            pass
     return values, missing
 
 
-def _fast_value(rule: Rule, plain: Mapping[str, object]) -> Optional[Basic]:
-    """The rule's value by exact.py, or None to let SymPy do it (irrational results, errors)."""
+def _plain_value(rule: Rule, values: Mapping[str, object], memo: dict):
+    """The rule's value by the plain evaluator, or None to let SymPy do it (an irrational
+    result, a name without a value, any error: SymPy reports it in its own words)."""
     try:
-        return to_sympy_value(evaluate_exact(rule.expr, plain))
-    except (Unsupported, ArithmeticError, TypeError, ValueError, MissingKey, RecursionError):
-        return None  # SymPy recomputes it and reports any error in its own words
-
-
-def _value_of(rule: Rule, symbols: Mapping[Symbol, Basic], free=frozenset()) -> Basic:
-    expr = rule.expr
-    subs = {Symbol(d): symbols[Symbol(d)] for d in rule.deps}
-    _check_kinds(rule, subs)
-    if not free:
-        _check_logs(rule, subs)
-    try:
-        with warnings.catch_warnings():
-            # SymPy only warns when a table or a list lands in a sum; here that is an error.
-            warnings.simplefilter("error", SymPyDeprecationWarning)
-            value = expr.xreplace(subs) if subs else expr
-    except MissingKey as exc:
-        raise UnknownKey[EvaluationError](
-            f"'{rule.name}': the table {exc.table.table_name} has no key {exc.key}",
-            rule.location,
-            hint="keys: " + ", ".join(exc.table.entries), rule=rule,
-            table=exc.table.table_name, key=exc.key.value, keys=tuple(exc.table.entries),
-        ) from None
-    except ZeroDivisionError:
-        raise NoRealValue[EvaluationError](f"'{rule.name}' divides by zero at these values (x / 0 or x % 0)",
-                                           rule.location, rule=rule, operation="division") from None
-    except (TypeError, ValueError, AttributeError, SymPyDeprecationWarning) as exc:
-        raise TypeMismatch[EvaluationError](
-            f"'{rule.name}' cannot be computed from these values ({_plain(exc)})",
-            rule.location,
-            hint="true/false and strings cannot be used in arithmetic; write (A if flag else B)", rule=rule,
-            expected="a number", found="true/false or a string",
-        ) from None
-    except RecursionError:
-        raise LimitExceeded[EvaluationError](f"'{rule.name}' is nested too deeply to evaluate", rule.location,
-                                             rule=rule, what="nesting") from None
-    if free and _names(value) and _names(value) <= free:
-        return value
-    return _checked(rule, value)
-
-
-def _check_kinds(rule: Rule, subs: Mapping[Symbol, Basic]) -> None:
-    """A table or a list is only ever looked up or searched: anywhere else it is an error
-    that names it (SymPy would put it in a sum and fail somewhere inside)."""
-    for symbol, value in subs.items():
-        if isinstance(value, (Table, TextSet)) and _used_outside(rule.expr, symbol):
-            what = "the table" if isinstance(value, Table) else "the list"
-            how = "look a value up with table[key]" if isinstance(value, Table) else 'test it with "item" in list'
-            raise TypeMismatch[EvaluationError](f"'{rule.name}' uses {what} '{symbol.name}' as a value", rule.location,
-                                                hint=f"{what} cannot be used in arithmetic or compared; {how}",
-                                                rule=rule, expected="a number", found=what.replace("the ", "a "))
-
-
-def _used_outside(expr: Basic, symbol: Symbol) -> bool:
-    """Does ``symbol`` appear in ``expr`` other than as a Lookup's table or a Member's list?"""
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if node == symbol:
-            return True
-        if isinstance(node, Lookup):
-            stack.extend(a for a in node.args[1:])
-            if node.args[0] != symbol:
-                stack.append(node.args[0])
-            continue
-        if isinstance(node, Member):
-            stack.append(node.args[0])
-            continue
-        stack.extend(getattr(node, "args", ()))
-    return False
-
-
-def _check_logs(rule: Rule, subs: Mapping[Symbol, Basic]) -> None:
-    """log() of zero or a negative number, and log(x, b) with b <= 0 or b = 1, are errors
-    (SymPy turns log(x, 0) into 0 without a word)."""
-    if not rule.expr.has(log):
-        return
-    for node in rule.expr.atoms(log):
-        argument = node.args[0].xreplace(subs) if subs else node.args[0]
-        if argument.is_number and argument.is_real and argument <= 0:
-            raise NoRealValue[EvaluationError](
-                f"'{rule.name}' takes the logarithm of {argument} at these values (log needs a positive number; "
-                "log(x, base) a positive base other than 1)", rule.location, rule=rule, operation="log")
-
-
-def _names(value: Basic) -> FrozenSet[str]:
-    return frozenset(s.name for s in value.free_symbols if not isinstance(s, Text)) if isinstance(value, Basic) else frozenset()
-
-
-def _plain(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text if len(text) < 120 else text[:117] + "..."
-
-
-def _checked(rule: Rule, value: Basic) -> Basic:
-    """A value must be a finite real number, a boolean, a string, a list or a table."""
-    if isinstance(value, (BooleanAtom, Text, TextSet, Table)):
-        return value
-    if value.has(zoo, nan) or value.has(Symbol("zoo")):
-        raise NoRealValue[EvaluationError](f"'{rule.name}' divides by zero at these values", rule.location, rule=rule,
-                                           operation="division")
-    if not value.is_number:
-        raise TypeMismatch[EvaluationError](
-            f"'{rule.name}' does not reduce to a number at these values: {value}",
-            rule.location,
-            hint="is a string compared with < or >, or a true/false used as a number?", rule=rule,
-            expected="a number", found="an expression with names left in it",
-        )
-    if value.is_real is False:
-        raise NoRealValue[EvaluationError](f"'{rule.name}' has no real value at these values ({value})", rule.location,
-                                           hint="a square root or logarithm of a negative number?", rule=rule,
-                                           operation="complex")
-    if value.is_finite is False:
-        raise NoRealValue[EvaluationError](f"'{rule.name}' is infinite at these values", rule.location, rule=rule,
-                                           operation="infinite")
-    return value
-
-
-def _holds(rule, values: Mapping[str, Basic], plain: Mapping) -> Optional[bool]:
-    """Does a requirement's (or expectation's) condition hold at the values? None: undecided."""
-    try:
-        ok = evaluate_exact(rule.expr, plain)
-    except Unsupported:
-        try:
-            ok = rule.expr.xreplace({Symbol(d): values[d] for d in rule.deps})
-        except (TypeError, ValueError, MissingKey):
-            return None
-    except (ArithmeticError, TypeError, ValueError, MissingKey):
+        return rule.expression.value(values, memo)
+    except (Unsupported, ArithmeticError, TypeError, ValueError, LookupError, RecursionError):
         return None
-    if ok is True or (isinstance(ok, BooleanAtom) and bool(ok)):
-        return True
-    if ok is False or (isinstance(ok, BooleanAtom) and not bool(ok)):
-        return False
-    return None
 
 
-def _python_values(values: Mapping[str, Basic]) -> dict:
-    plain = {}
-    for n, v in values.items():
-        try:
-            plain[n] = to_python_value(v)
-        except Unsupported:
-            pass
-    return plain
+def _holds(rule, values: Mapping[str, object]) -> Optional[bool]:
+    """Does a requirement's (or expectation's) condition hold at the values? None: undecided."""
+    plain = {d: to_plain(values[d]) for d in rule.deps}
+    try:
+        ok = rule.expression.value(plain)
+    except Unsupported:
+        from .symbolic import holds_by_sympy
+
+        return holds_by_sympy(rule, plain)
+    except (ArithmeticError, TypeError, ValueError, LookupError, RecursionError):
+        return None
+    return ok if ok.__class__ is bool else None
 
 
 def shown_number(value) -> str:
     """A value as a warning shows it: whole numbers with thousands separators (8,192)."""
-    if isinstance(value, Basic) and value.is_Integer:
+    if (value.__class__ is Fraction and value.denominator == 1) or getattr(value, "is_Integer", False):
         return f"{int(value):,}"
     return shown_value(value)
 
 
-def unmet_expectations(ruleset: RuleSet, values: Mapping[str, Basic], expectations=None) -> List[str]:
+def unmet_expectations(ruleset: RuleSet, values: Mapping[str, object], expectations=None) -> List[str]:
     """The warnings of the expectations (``expect COND "doc"``) that do not hold at the values,
     each with the values it tested: "beyond the model's context length s_max (here s = 8,192,
     s_max = 4,096)". One whose inputs have no value, or whose condition cannot be decided, says nothing."""
-    plain = _python_values(values)
     out = []
     for rule in ruleset.expectations if expectations is None else expectations:
-        if any(d not in values for d in rule.deps) or _holds(rule, values, plain) is not False:
+        if any(d not in values for d in rule.deps) or _holds(rule, values) is not False:
             continue
         out.append(expectation_warning(rule, values))
     return out
 
 
-def expectation_warning(rule, values: Mapping[str, Basic]) -> str:
+def expectation_warning(rule, values: Mapping[str, object]) -> str:
     """An unmet expectation in words, with the values it tested: "beyond the model's context
     length s_max (here s = 8,192, s_max = 4,096)"."""
     shown = ", ".join(f"{n} = {shown_number(values[n])}" for n in sorted(rule.deps) if n in values)
     return (rule.doc or f"expected: {one_line(rule.text)}") + (f" (here {shown})" if shown else "")
 
 
-def check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic],
+def check_requirements(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, object],
                         requirements=None) -> None:
     """Every requirement (or those given) whose inputs have values must hold: else a SpecError
     located at the latest spec line or --set that bound an input involved."""
-    plain = _python_values(values)
     for rule in ruleset.requirements if requirements is None else requirements:
         if any(d not in values for d in rule.deps):
             continue
-        if _holds(rule, values, plain):
+        if _holds(rule, values):
             continue
         # Point at the latest spec line or --set that bound an input involved, if any.
         behind = ruleset.closure(rule.deps)

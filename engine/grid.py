@@ -25,7 +25,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from sympy import Basic, Integer, Rational
 
-from .errors import EvaluationError, Location, SolveError
+from .errors import EvaluationError, InvalidValue, Location, RequirementNotMet, SolveError, TypeMismatch
 from .focus import Focus, focus
 from .problem import Problem
 from .units import NumberTooLarge, parse_quantity
@@ -288,8 +288,8 @@ def sweep(problem: Problem, rng: Range, targets: Sequence[Optional[str]] = (None
     except SolveError as exc:
         if exc.location is None or exc.location.path != "--for":
             raise
-        # the input was named in the range, not with --for: point there
-        raise SolveError(exc.message, rng.location("name"), hint=exc.hint, notes=exc.notes) from None
+        # the input was named in the range, not with --for: point there (the same kind, with its facts)
+        raise exc.relocated(rng.location("name")) from None
     _check_units(foci[0], rng)
     _check_whole(foci[0], rng)
     xs = rng.values()
@@ -313,12 +313,14 @@ def _check_units(fx: Focus, rng: Range) -> None:
     for part, kind in zip(("start", "stop", "step"), rng.kinds):
         wrong = (kind == "count" and unit == "bytes") or (kind == "bytes" and unit in ("count", "ratio"))
         if wrong:
-            raise SolveError(f"the {part} '{rng.part(part)}' of the range is "
-                             f"{'a count (K/M/B/T = 10^3..10^12)' if kind == 'count' else 'memory'}, but {fx.name} is "
-                             f"{'memory' if unit == 'bytes' else 'a count' if unit == 'count' else 'a plain number'}",
-                             rng.location(part),
-                             hint='give a byte unit, for example "24GiB" or "80GB"' if unit == "bytes" else
-                             "write a plain number")
+            found = "a count" if kind == "count" else "memory"
+            expected = "memory" if unit == "bytes" else "a count" if unit == "count" else "a plain number"
+            raise TypeMismatch[SolveError](f"the {part} '{rng.part(part)}' of the range is "
+                                           f"{'a count (K/M/B/T = 10^3..10^12)' if kind == 'count' else 'memory'}, "
+                                           f"but {fx.name} is {expected}",
+                                           rng.location(part),
+                                           hint='give a byte unit, for example "24GiB" or "80GB"' if unit == "bytes"
+                                           else "write a plain number", expected=expected, found=found)
 
 
 def _check_sign(fx: Focus, rng: Range) -> None:
@@ -328,8 +330,10 @@ def _check_sign(fx: Focus, rng: Range) -> None:
     if unit in ("count", "bytes") and rng.start < 0:
         what = "a memory size" if unit == "bytes" else "a count"
         rest = rng.part("stop") + (f":{rng.part('step')}" if rng.part("step") else "")
-        raise SolveError(f"{fx.name} is {what}, which cannot be negative: the range starts at {rng.part('start')}",
-                         rng.location("start"), hint=f"start at 0 or above, e.g. {fx.name}=0:{rest}")
+        raise InvalidValue[SolveError](f"{fx.name} is {what}, which cannot be negative: the range starts at "
+                                       f"{rng.part('start')}", rng.location("start"),
+                                       hint=f"start at 0 or above, e.g. {fx.name}=0:{rest}", name=fx.name,
+                                       value=rng.start, expected="at least 0")
 
 
 def _check_whole(fx: Focus, rng: Range) -> None:
@@ -345,8 +349,9 @@ def _check_whole(fx: Focus, rng: Range) -> None:
     else:
         step = max(1, -((-rng.step.p) // rng.step.q))
         hint = f"sweep whole values, e.g. {rng.name}={lo}:{hi}" + (f":{step}" if step != 1 else "")
-    raise SolveError(f"{fx.name} takes whole values (unit {fx.unit}): the {part} {rng.part(part)} of the range "
-                     f"is not a whole number", rng.location(part), hint=hint)
+    raise InvalidValue[SolveError](f"{fx.name} takes whole values (unit {fx.unit}): the {part} {rng.part(part)} "
+                                   f"of the range is not a whole number", rng.location(part), hint=hint, name=fx.name,
+                                   value=value, expected="a whole number")
 
 
 def _check_requirements(fx: Focus, rng: Range, xs, grid=None) -> None:
@@ -401,8 +406,9 @@ def _requirement_error(fx: Focus, rng: Range, k: int, ok) -> None:
             hint = f"sweep only values that meet them, e.g. {better}"
         elif not ok.any():
             hint = f"no point of {rng.text.strip()} meets them: sweep values the formulas accept"
-    raise SolveError(f"{fx.name} = {_show(x)} breaks a requirement of the formulas: "
-                     f"{_one_line(rule.doc or rule.text)}", rng.location("range"), notes=notes, hint=hint)
+    raise RequirementNotMet[SolveError](f"{fx.name} = {_show(x)} breaks a requirement of the formulas: "
+                                        f"{_one_line(rule.doc or rule.text)}", rng.location("range"), notes=notes,
+                                        hint=hint, rule=rule, values={fx.name: x})
 
 
 def _suggest(fx: Focus, rng: Range, ok) -> Optional[str]:

@@ -11,17 +11,14 @@ Which outputs are shown, and which are headrooms, is the report's data (engine/r
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Dict, List, Mapping
-
-from sympy import Add, Basic, Mul, Piecewise, Pow, Symbol
-from sympy.core.relational import GreaterThan, LessThan, StrictGreaterThan, StrictLessThan
-from sympy.logic.boolalg import And, BooleanAtom, Not, Or, false, true
 
 from .errors import EngineError, EvaluationError, InvalidValue, LimitExceeded, SpecError
 from .regimes import HEADROOM, PEAKS, REGIMES
 from .rules import Rule, RuleSet
 from .spec import Binding
-from .symbols import Text, TextSet
+from .values import exact_number
 
 __all__ = ["check_memory", "blame", "MAX_MEMORY", "SIGNED", "SHOWN", "shown_value"]
 
@@ -38,16 +35,19 @@ SHOWN = (frozenset(out for _, total, rows in REGIMES for out in (total, *rows.va
 _CONDITION, _NUMBER = "true or false", "a number"
 
 
-def check_memory(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, Basic]) -> None:
+def check_memory(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapping[str, object]) -> None:
     """Every shown memory, and every ``[bytes]`` definition of a user's file, in ``values``
     lies in 0 … MAX_MEMORY. (Built-in intermediate differences such as qlora_shift may be
     negative: they are not shown.)"""
     for name in ruleset.outputs:
         value = values.get(name)
-        if value is None or name in SIGNED or ruleset.unit(name) != "bytes" or not getattr(value, "is_number", False):
+        if value is None or name in SIGNED or ruleset.unit(name) != "bytes":
             continue
         rule = ruleset.rules[name]
         if name not in SHOWN and rule.builtin:
+            continue
+        value = _number(value)
+        if value is None:
             continue
         if value > MAX_MEMORY:
             raise LimitExceeded[EvaluationError](
@@ -55,18 +55,29 @@ def check_memory(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapp
                 f"of 2^{MAX_MEMORY.bit_length() - 1} bytes (about 10^30) for a memory",
                 rule.location, hint="is an input far too large?", rule=rule, what="memory", limit=MAX_MEMORY,
                 amount=value)
-        if value.is_negative:
+        if value < 0:
             involved = _involved(ruleset, bindings, rule)
             where = involved[-1].location if rule.builtin and involved else rule.location
             notes = [f"{rule.where}: {one_line(rule.text)}"] if where is not rule.location else []
             if involved:
-                notes.append("set here: " + "; ".join(f"{b.location}: {b.key} = {shown_value(b.value)}"
+                notes.append("set here: " + "; ".join(f"{b.location}: {b.key} = {shown_value(b.plain)}"
                                                      for b in involved[-4:]))
             raise InvalidValue[EvaluationError](
                 f"'{name}' comes out negative ({value} bytes) at these values; memory cannot be negative",
                 where, notes=notes, rule=rule, name=name, value=value, expected="at least 0 bytes",
                 hint="check the inputs above (a negative size or count?)" if involved
                 else "the definition itself gives a negative number: is a sign or a term wrong?")
+
+
+def _number(value):
+    """A memory's value as a number to compare (exact where it is rational), or None where it is
+    not a number (a string, a condition)."""
+    exact = exact_number(value)
+    if exact is not None:
+        return exact
+    if getattr(value, "is_number", False) and getattr(value, "is_real", False):
+        return value  # an irrational SymPy number: it compares with numbers all the same
+    return None
 
 
 def blame(exc: EvaluationError, ruleset: RuleSet, bindings: Mapping[str, Binding]) -> EngineError:
@@ -81,13 +92,13 @@ def blame(exc: EvaluationError, ruleset: RuleSet, bindings: Mapping[str, Binding
     uses = _uses(ruleset)
     misfits = [b for b in involved if _misfit(b, uses.get(b.name), ruleset)]
     culprit = (misfits or involved)[-1]
-    value = shown_value(culprit.value)
+    value = shown_value(culprit.plain)
     if misfits:
         expects = uses[culprit.name]
         return InvalidValue[SpecError](f"'{culprit.key}' = {value}: the formulas use '{culprit.name}' as {expects}",
                                        culprit.location, hint=f"'{culprit.name}' expects {expects}",
                                        notes=[f"{rule.where}: {exc.message}"], name=culprit.name,
-                                       value=culprit.value, expected=expects)
+                                       value=culprit.plain, expected=expects)
     # the same kind of mistake (no real value, a type, too large...), at the value that caused it
     return exc.moved(SpecError, culprit.location, message=f"'{culprit.key}' = {value}: {exc.message}",
                      notes=[f"{rule.where}: {one_line(rule.text)}"])
@@ -95,10 +106,10 @@ def blame(exc: EvaluationError, ruleset: RuleSet, bindings: Mapping[str, Binding
 
 def _misfit(binding: Binding, expects, ruleset: RuleSet) -> bool:
     """Is the bound value of a kind the formulas do not use this name as?"""
-    value = binding.value
-    if isinstance(value, (Text, TextSet)):
+    value = binding.plain
+    if isinstance(value, (str, tuple)):
         return expects is not None and ruleset.allowed_values(binding.name) is None
-    if isinstance(value, BooleanAtom):
+    if isinstance(value, bool):
         return expects == _NUMBER
     return expects == _CONDITION
 
@@ -112,6 +123,12 @@ def _involved(ruleset: RuleSet, bindings: Mapping[str, Binding], rule: Rule) -> 
 def _uses(ruleset: RuleSet) -> Dict[str, str]:
     """name → "true or false" or "a number", from how the formulas use each name directly
     (a condition of an if, an and/or/not; or arithmetic and < >). Only on the error path."""
+    from sympy import Add, Basic, Mul, Piecewise, Pow, Symbol
+    from sympy.core.relational import GreaterThan, LessThan, StrictGreaterThan, StrictLessThan
+    from sympy.logic.boolalg import And, Not, Or
+
+    from .symbols import Text
+
     out: Dict[str, str] = {}
     for rule in ruleset.rules.values():
         if rule.expr is None or rule.kind == "table":
@@ -136,11 +153,21 @@ def _uses(ruleset: RuleSet) -> Dict[str, str]:
 
 
 def shown_value(value) -> str:
-    """A bound value as a message shows it: true/false, "text", [list] or the number."""
-    if value is true:
-        return "true"
-    if value is false:
-        return "false"
+    """A value as a message shows it: true/false, "text", ["a", "b"] (a list), {key: value} (a
+    table) or the number (3/2 for a fraction) — plain or SymPy alike."""
+    cls = value.__class__
+    if cls is bool:
+        return "true" if value else "false"
+    if cls is str:
+        return f'"{value}"'
+    if cls is tuple:
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    if cls is dict:
+        return "{" + ", ".join(f"{k}: {shown_value(v)}" for k, v in value.items()) + "}"
+    if cls is Fraction:
+        return str(value)
+    if cls.__name__ in ("BooleanTrue", "BooleanFalse"):  # SymPy's true and false
+        return "true" if cls.__name__ == "BooleanTrue" else "false"
     return str(value)
 
 

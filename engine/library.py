@@ -18,12 +18,11 @@ import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-import sympy
 
 from . import cache, resources
-from .errors import FormulaError, InvalidValue, Location, SpecError, UnreadableFile, closest, did_you_mean
+from .errors import (FormulaError, InvalidValue, Location, SpecError, UnreadableFile, closest, did_you_mean,
+                     printable)
 from .rules import FormulaFile, RuleSet
-from .symbols import Text
 
 __all__ = ["Library", "formula_files"]
 
@@ -86,14 +85,34 @@ def _parse_file(path: Path, shown: str, builtin: bool) -> FormulaFile:
     return read_formula_file(path, builtin=builtin, shown=shown)
 
 
+def _sympy_version() -> str:
+    """SymPy's version, read from its release file without importing it (a cached run never
+    imports SymPy); imported only where that file is not found."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sympy")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            text = (Path(folder) / "release.py").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("__version__"):
+                return line.split("=", 1)[1].strip().strip("\"'")
+    import sympy
+
+    return sympy.__version__
+
+
 @functools.lru_cache(maxsize=1)
 def _engine_fingerprint() -> bytes:
     """Hash of the grammar, of the modules that build rules and of the cache format (and
     SymPy's version, which decides canonical forms): a new version invalidates the cache."""
-    digest = hashlib.sha256(f"sympy {sympy.__version__}\0cache v{cache.VERSION}\0".encode())
+    digest = hashlib.sha256(f"sympy {_sympy_version()}\0cache v{cache.VERSION}\0".encode())
     here = Path(__file__).resolve().parent
     for part in (resources.grammar_path(), here / "transform.py", here / "symbols.py", here / "rules.py",
-                 here / "parse.py", here / "units.py", here / "errors.py", here / "cache.py"):
+                 here / "parse.py", here / "units.py", here / "errors.py", here / "cache.py", here / "nodes.py",
+                 here / "nodes_sympy.py"):
         try:
             digest.update(part.read_bytes())
         except OSError:
@@ -189,15 +208,16 @@ class Library:
         for name, options in variants.items():
             value, where = picked.get(name, (None, None))
             if value is None:
-                value = inputs[name].expr
+                default = inputs[name].expression
+                value = default.constant() if default is not None else None
             if value is None:
                 continue
-            value = value.value if isinstance(value, Text) else str(value)
+            value = str(value)
             if value not in options:
                 hint = did_you_mean(closest(value, options))
                 folder = Path(self.builtin_dir.name) / name
                 raise InvalidValue[SpecError](
-                    f'{name} = "{value}" is not one of: ' + ", ".join(options),
+                    f'{name} = "{printable(value, 60)}" is not one of: ' + ", ".join(options),
                     where,
                     hint=(hint + " " if hint else "") + f"(each is a file in {folder}/)",
                     name=name, value=value, allowed=tuple(options), expected="one of: " + ", ".join(options),

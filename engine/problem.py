@@ -15,7 +15,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 from .hardware import GPU, GPU_KEY, find_gpu
 from .library import Library
 from .rules import RuleSet
-from .errors import Location, SpecError
+from .errors import Location
 from .spec import Binding, Entry, Spec, bind, load_spec, parse_set
 
 # The input a catalog GPU's architecture binds (formulas/overhead.formula: the cuBLAS workspace).
@@ -124,9 +124,7 @@ def _resolve_gpus(entries):
         gpus = []  # a memory given after the last GPU: the job is no longer on a catalog GPU
     for n, entry in enumerate(entries):
         if entry.key == GPU_KEY and entry.target is None:
-            if not isinstance(entry.value, str):
-                raise SpecError(f"'{GPU_KEY}' names a GPU of the catalog, such as \"h100\"", entry.location)
-            chosen = find_gpu(entry.value, entry.location)
+            chosen = find_gpu(entry.value, entry.location)  # a value that is not a GPU's id: its error
             entry = Entry(GPU_KEY, chosen.usable_bytes, entry.location, target="gpu_memory")
             if gpus and n == gpus[-1] and chosen.arch is not None and not arch_given:  # the last GPU's, unless named
                 out.append(Entry(GPU_KEY, chosen.arch, entry.location, target=GPU_ARCH))

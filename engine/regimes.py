@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import resources
 from .errors import FormulaError, Location, UnknownName
+from .values import exact_number
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -210,7 +211,8 @@ def phase_reached(peak: str, values) -> Optional[Tuple[str, str]]:
     if total is None:
         return None
     known = [(values[out], label, out) for label, out in PEAKS[total][2]
-             if values.get(out) is not None and getattr(values[out], "is_number", False)]
+             if values.get(out) is not None and (exact_number(values[out]) is not None
+                                                  or getattr(values[out], "is_number", False))]
     if not known:
         return None
     top = max(v for v, _, _ in known)

@@ -7,14 +7,11 @@ import json
 import math
 from typing import Any, Dict, List, Optional
 
-from sympy import Basic, Integer, Rational
-
 from .forward import Breakdown
 from .regimes import (_NAME_IN_TEXT, HEADER, HEADROOM, OVERHEAD_INPUTS, OVERHEAD_MEASURE, OVERHEAD_PARTS, OVERHEAD_ROW,
                       OVERHEAD_WORDS, PEAKS, REGIMES, ROWS, phase_reached)
-from .symbols import Table
 from .units import format_bytes, format_count, format_number
-from .values import to_python
+from .values import exact_number, to_python
 
 __all__ = ["to_python", "breakdown_dict", "render_json", "render_yaml", "render_listing", "render_report", "render",
            "render_check", "render_explanation", "render_names", "render_solutions", "render_sensitivity",
@@ -53,7 +50,7 @@ def uncalibrated_overhead(result: Breakdown) -> List[str]:
     rather than a measured value: none once overhead_calibrated = 1, or once each is set by the
     spec or --set (`overhead` set stands for its parts). A part that is 0 by rule (NCCL on one
     GPU) is not a default to calibrate."""
-    v, bound = result.values, result.bindings
+    v, bound = result.plain, result.bindings
     if not set(OVERHEAD_INPUTS) <= set(v) or to_python(v.get("overhead_calibrated", 0)) == 1:
         return []
     parts = [] if "overhead" in bound else [n for n in OVERHEAD_PARTS if n not in bound and v[n] != 0]
@@ -71,8 +68,8 @@ def render_yaml(data: Dict[str, Any]) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def format_value(value: Basic, unit: Optional[str], memory_unit: str = "GiB") -> str:
-    """One value for a table cell, with its unit."""
+def format_value(value, unit: Optional[str], memory_unit: str = "GiB") -> str:
+    """One value (plain or SymPy) for a table cell, with its unit."""
     py = to_python(value)
     if isinstance(py, bool):
         return "true" if py else "false"
@@ -82,16 +79,16 @@ def format_value(value: Basic, unit: Optional[str], memory_unit: str = "GiB") ->
         return ", ".join(py)
     if isinstance(py, dict):
         return "{" + ", ".join(f"{k}: {format_number(v)}" for k, v in py.items()) + "}"
-    exact = value if isinstance(value, Rational) else py
+    exact = exact_number(value)
     if unit == "bytes":
         if abs(py) < 1024:  # bytes per element, per parameter: say it in bytes
-            shown = format_number(exact if isinstance(exact, Rational) and exact.q == 1 else py)
+            shown = format_number(exact if exact is not None and exact.denominator == 1 else py)
             return f"{shown} byte" + ("" if shown == "1" else "s")
-        return format_bytes(exact if isinstance(exact, Rational) else py, memory_unit)
+        return format_bytes(exact if exact is not None else py, memory_unit)
     if unit == "count" and abs(py) >= 10**4:
         return f"{format_number(int(py)) if float(py).is_integer() else format_number(py)} ({format_count(py)})"
-    if isinstance(value, Integer):
-        return format_number(int(value))
+    if exact is not None and exact.denominator == 1:
+        return format_number(int(exact))
     return format_number(py)
 
 
@@ -108,7 +105,7 @@ def render_listing(result: Breakdown, memory_unit: str = "GiB") -> str:
         rows = [(n, format_value(v, rs.unit(n), memory_unit), _doc(rs, n)) for n, v in by_file(result.inputs.items())]
         lines += _section("inputs", rows)
     rows = [(n, format_value(v, rs.unit(n), memory_unit), _doc(rs, n))
-            for n, v in by_file(result.outputs.items()) if not isinstance(v, Table)]
+            for n, v in by_file(result.outputs.items()) if not isinstance(v, dict)]
     lines += _section("outputs", rows)
     unavailable = {n: m for n, m in result.missing.items() if n in rs.rules and rs.rules[n].kind == "definition"}
     if unavailable:
@@ -155,7 +152,7 @@ def _mem(value, unit: str) -> str:
 
 def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     """One screen: the model line, components × regimes, totals, and the GPU fit."""
-    v = result.values
+    v = result.plain
     get = lambda name: v.get(name)  # noqa: E731
     lines: List[str] = []
     title = result.title or (result.spec or "model")
@@ -298,7 +295,7 @@ def _verdict(total: str, get, unit: str) -> str:
 
 def _header_line(result: Breakdown, items) -> List[str]:
     """The items of a header line (jobs.toml's [header]) that the point shows."""
-    v = result.values
+    v = result.plain
     out = []
     for item in items:
         if any(n not in v for n in item.names + tuple(item.when)):
@@ -423,8 +420,9 @@ def _num(value, integer: bool = True) -> str:
 
 def _whole_bytes(value) -> str:
     """Bytes as a whole number: a fraction of a byte (70B parameters over tp = 3) rounds up."""
-    if getattr(value, "is_Rational", False):
-        return f"{-(-int(value.p) // int(value.q)):,}"
+    exact = exact_number(value)
+    if exact is not None:
+        return f"{math.ceil(exact):,}"
     py = to_python(value)
     return f"{math.ceil(py):,}" if isinstance(py, float) and math.isfinite(py) else _num(value)
 

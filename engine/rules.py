@@ -18,10 +18,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
-from sympy import Basic, Symbol
-
 from .errors import CyclicDefinition, DuplicateDefinition, FormulaError, Location, UnknownName
-from .symbols import Lookup, Member, Text, TextEq, names_in
+from .nodes import Expression
 
 __all__ = ["Rule", "FormulaFile", "RuleSet"]
 
@@ -32,7 +30,7 @@ class Rule:
 
     name: Optional[str]  # None for a requirement
     kind: str  # "definition" | "input" | "table" | "requirement" | "expectation" (a soft requirement)
-    expr: Optional[Basic]  # the expression, an input's default, the Table, the condition
+    expression: Optional[Expression]  # the expression, an input's default, the table, the condition
     unit: Optional[str]
     doc: str
     aliases: Tuple[str, ...]
@@ -41,9 +39,14 @@ class Rule:
     comment: str  # the comment lines right above it: notes and sources
     builtin: bool
 
+    @property
+    def expr(self):
+        """The expression as SymPy (built on first use from the cache's node table)."""
+        return self.expression.expr if self.expression is not None else None
+
     @functools.cached_property
     def deps(self) -> FrozenSet[str]:
-        return names_in(self.expr)
+        return self.expression.names if self.expression is not None else frozenset()
 
     @property
     def where(self) -> str:
@@ -175,24 +178,20 @@ class RuleSet:
         keys: List[FrozenSet[str]] = []
         literals: set = set()
         for rule in list(self.rules.values()) + self.requirements:
-            if rule.expr is None or name not in rule.deps:
+            if rule.expression is None or name not in rule.deps:
                 continue
-            for node in rule.expr.atoms(Lookup, TextEq, Member):
-                if isinstance(node, Lookup):
-                    table, key = node.args
-                    target = self.rules.get(getattr(table, "name", None))
-                    if _names(key, name) and target and target.kind == "table":
-                        keys.append(frozenset(target.expr.entries))
-                elif isinstance(node, TextEq):
-                    a, b = node.args
+            for tag, a, b in _string_nodes(rule.expression):
+                if tag == "Lookup":
+                    target = self.rules.get(a[1]) if a[0] == "Sym" else None
+                    if b == ("Sym", name) and target and target.kind == "table":
+                        keys.append(frozenset(_table_keys(target.expression)))
+                elif tag == "TextEq":
                     for x, y in ((a, b), (b, a)):
-                        if _names(x, name) and isinstance(y, Text):
-                            literals.add(y.value)
-                else:
-                    item, collection = node.args
-                    if _names(collection, name):
-                        literals.add(item.value)
-                        is_list = True
+                        if x == ("Sym", name) and y[0] == "Text":
+                            literals.add(y[1])
+                elif b == ("Sym", name):  # Member: item in collection
+                    literals.add(a[1])
+                    is_list = True
         allowed = frozenset.intersection(*keys) if keys else (frozenset(literals) if literals else None)
         cache[name] = (allowed, is_list)
         return cache[name]
@@ -236,13 +235,15 @@ class RuleSet:
                 stack.extend(sorted(rule.deps))
         return [n for n in self.order if n in out]
 
-    def expand(self, name: str, fixed: Optional[Mapping[str, Basic]] = None, keep: Iterable[str] = ()) -> Basic:
+    def expand(self, name: str, fixed=None, keep: Iterable[str] = ()):
         """The expression of ``name`` with every definition substituted, down to inputs. Names in
-        ``fixed`` take those values as the expansion goes (so a branch they rule out is never
-        built); definitions in ``keep`` stay names."""
+        ``fixed`` take those (SymPy) values as the expansion goes (so a branch they rule out is
+        never built); definitions in ``keep`` stay names."""
+        from sympy import Symbol
+
         fixed = {Symbol(n): v for n, v in (fixed or {}).items()}
         keep = set(keep)
-        memo: Dict[str, Basic] = {}
+        memo: Dict[str, object] = {}
         needed = self.closure([name])
         for current in self.order:
             if current not in needed or current in keep:
@@ -311,8 +312,7 @@ def _canonical(rule: Rule, alias_of: Dict[str, str]) -> Rule:
     hits = {a for a in rule.deps if a in alias_of}
     if not hits:
         return rule
-    expr = rule.expr.xreplace({Symbol(a): Symbol(alias_of[a]) for a in hits})
-    return dataclasses.replace(rule, expr=expr)
+    return dataclasses.replace(rule, expression=rule.expression.renamed({a: alias_of[a] for a in hits}))
 
 
 def _order(rules: Dict[str, Rule]) -> List[str]:
@@ -361,6 +361,42 @@ def _cycle_error(cycle: List[str], rules: Dict[str, Rule]) -> CyclicDefinition:
     )
 
 
-def _names(x, name: str) -> bool:
-    """Is ``x`` the plain symbol ``name`` (not a string literal)?"""
-    return isinstance(x, Symbol) and not isinstance(x, Text) and x.name == name
+def _string_nodes(expression: Expression):
+    """``(tag, first argument, second argument)`` of each lookup, string comparison and
+    membership test in an expression, each argument as its node (``("Sym", name)``,
+    ``("Text", value)``, ...)."""
+    table, root = expression.table
+    if table is None:
+        yield from _string_nodes_sympy(expression.expr)
+        return
+    nodes = table.nodes
+    for i in table.reachable(root):
+        node = nodes[i]
+        if node[0] in ("Lookup", "TextEq", "Member"):
+            yield node[0], nodes[node[1]], nodes[node[2]]
+
+
+def _string_nodes_sympy(expr):
+    """The same, for an expression the node format has no tag for (walked with SymPy)."""
+    from sympy import Symbol
+
+    from .symbols import Lookup, Member, Text, TextEq
+
+    def shown(x):
+        if isinstance(x, Text):
+            return ("Text", x.value)
+        return ("Sym", x.name) if isinstance(x, Symbol) else ("",)
+
+    for node in expr.atoms(Lookup, TextEq, Member):
+        tag = {Lookup: "Lookup", TextEq: "TextEq", Member: "Member"}[type(node)]
+        yield tag, shown(node.args[0]), shown(node.args[1])
+
+
+def _table_keys(expression: Expression):
+    """The keys of a table literal."""
+    table, root = expression.table
+    if table is None:
+        return expression.expr.entries
+    nodes = table.nodes
+    node = nodes[root]
+    return [nodes[nodes[pair][1]][1] for pair in nodes[node[2]][1:]] if node[0] == "Table" else []

@@ -10,8 +10,8 @@ Reading and binding are two steps:
    name an input or definition (or an alias), the value must suit it
    ("24GiB" for memory, "13B" for counts, one of the allowed strings…).
 
-No TOML/YAML/JSON object leaves the spec modules: values become exact SymPy
-numbers, :class:`Text`, :class:`TextSet` or true/false. Reading a file safely and
+No TOML/YAML/JSON object leaves the spec modules: values become exact numbers
+(Fraction), strings, tuples of strings (a list) or True/False. Reading a file safely and
 its bounds are in spec_file; each format has its own module (spec_toml, spec_yaml,
 spec_hf). Duplicate keys are refused in every format, and each value is checked
 against its input's unit where it enters (counts whole and >= 0, memory >= 0,
@@ -25,9 +25,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from sympy import Basic, Integer, Rational
-from sympy.logic.boolalg import false, true
-
 from . import resources
 from .errors import (ArgumentSyntaxError, DuplicateDefinition, InvalidValue, LimitExceeded, Location, SpecError,
                      SpecSyntaxError, UnknownName, UnreadableFile, WrongKind, closest, did_you_mean)
@@ -37,7 +34,6 @@ from .spec_file import (MAX_DEPTH, MAX_ENTRIES, _NUMBER_BOUNDS, _UNSHOWABLE, _Ba
 from .spec_hf import _read_config_json
 from .spec_toml import _read_toml
 from .spec_types import METADATA_KEYS, Binding, Entry, Spec
-from .symbols import Text, TextSet
 from .units import MAX_MAGNITUDE, NumberTooLarge, parse_quantity, unit_hint
 
 __all__ = ["Entry", "Spec", "Binding", "load_spec", "parse_set", "bind", "METADATA_KEYS"]
@@ -215,7 +211,7 @@ def bind(ruleset: RuleSet, entries: Iterable[Entry]) -> Dict[str, Binding]:
     return bindings
 
 
-def _convert(entry: Entry, name: str, ruleset: RuleSet) -> Basic:
+def _convert(entry: Entry, name: str, ruleset: RuleSet):
     raw = entry.value
     unit = ruleset.unit(name)
     allowed = ruleset.allowed_values(name)
@@ -242,7 +238,7 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet) -> Basic:
     if isinstance(raw, bool):
         if unit not in (None, "bool") or allowed is not None:
             raise fail(f"expects {_expects(unit, allowed)}, not {str(raw).lower()}")
-        return true if raw else false
+        return bool(raw)
     if isinstance(raw, list):
         if not is_list:
             raise fail(f"expects {_expects(unit, allowed)}, not a list")
@@ -253,8 +249,9 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet) -> Basic:
             if allowed is not None and item not in allowed:
                 raise fail(f"'{_short(item)}' is not one of: {', '.join(sorted(allowed))}",
                            did_you_mean(closest(item, allowed)))
-            items.append(Text(item))
-        return TextSet(*items)
+            if item not in items:  # order kept, repeats dropped
+                items.append(item)
+        return tuple(items)
     if isinstance(raw, (int, float)):
         if isinstance(raw, float) and not math.isfinite(raw):
             raise fail(f"{raw} is not a finite number", _NUMBER_BOUNDS)
@@ -285,9 +282,9 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet) -> Basic:
             if allowed is not None and raw not in allowed:
                 raise fail(f"'{_short(raw)}' is not one of: {', '.join(sorted(allowed))}",
                            did_you_mean(closest(raw, allowed)))
-            return Text(raw)
+            return raw
         value, kind = parsed
-        number = Rational(value.numerator, value.denominator)
+        number = Fraction(value)
     else:
         raise fail(f"expects {_expects(unit, allowed)}, not {_describe(raw)}")
 
@@ -299,7 +296,7 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet) -> Basic:
                    'give a byte unit, for example "24GiB" or "80GB"')
     if kind == "bytes" and unit in ("count", "ratio"):
         raise fail(f"'{shown}' is memory, but this is {'a count' if unit == 'count' else 'a plain number'}")
-    if unit == "count" and (number.q != 1 or number < 0):
+    if unit == "count" and (number.denominator != 1 or number < 0):
         raise fail(f"a count is a whole number, at least 0, not {shown}",
                    "counts (heads, layers, experts, tokens, GPUs) are whole numbers")
     if unit == "bytes" and number < 0:
@@ -307,13 +304,12 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet) -> Basic:
     return number
 
 
-def _exact(raw) -> Rational:
-    """An int or a finite float (checked by the caller) as an exact SymPy number."""
+def _exact(raw) -> Fraction:
+    """An int or a finite float (checked by the caller) as an exact number."""
     if isinstance(raw, int):
-        return Integer(raw)
+        return Fraction(raw)
     # repr() is the shortest decimal that round-trips: 0.1 stays 1/10.
-    f = Fraction(repr(raw))
-    return Rational(f.numerator, f.denominator)
+    return Fraction(repr(raw))
 
 
 

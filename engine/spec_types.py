@@ -6,10 +6,9 @@ input. No reading and no checking here: the format modules and spec.py share the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
-
-from sympy import Basic
 
 from .errors import Location
 
@@ -68,9 +67,17 @@ class Spec:
 @dataclass(frozen=True)
 class Binding:
     name: str  # the canonical input name
-    value: Basic
+    plain: object  # the value: Fraction, bool, str or tuple of str (a list)
     location: Location
     key: str  # the key as the user wrote it
+
+    @functools.cached_property
+    def value(self):
+        """The value as SymPy (Integer, Rational, Text, TextSet, true/false), for the questions
+        that substitute it into expressions."""
+        from .symbolic import sympy_value
+
+        return sympy_value(self.plain, self.name)
 
     @property
     def source(self) -> str:

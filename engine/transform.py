@@ -49,6 +49,8 @@ from .parse import parse_text
 # The statements that hold a condition instead of a name: a requirement (an error when it does
 # not hold) and an expectation (a warning).
 CONDITIONS = ("requirement", "expectation")
+from .nodes import Expression, Malformed, checked
+from .nodes_sympy import Unencodable, encode_exprs
 from .rules import FormulaFile, Rule
 from .safe_read import FileTooLarge, NotRegular, read_regular
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
@@ -429,13 +431,14 @@ def parse_formulas(text: str, path: Optional[str] = None, builtin: bool = False)
     lines = text.splitlines()
     rules: List[Rule] = []
     requirements: List[Rule] = []
-    for kind, name_tok, unit, doc, expr, meta, aliases in statements:
+    expressions = _expressions([s[4] for s in statements])
+    for (kind, name_tok, unit, doc, _, meta, aliases), expression in zip(statements, expressions):
         name = str(name_tok) if name_tok is not None else None
         line, column = meta.line, meta.column
         rule = Rule(
             name=name,
             kind=kind,
-            expr=expr,
+            expression=expression,
             unit=unit,
             doc=doc or "",
             aliases=aliases,
@@ -464,6 +467,17 @@ def _too_deep(tree, text: str, path: Optional[str]) -> FormulaError:
     where = Location.in_text(path, text, line, 1) if line else Location(path)
     return _Limit("this expression is nested too deeply to read (hundreds of levels of operators)", where,
                   hint="split it into named definitions", what="nesting")
+
+
+def _expressions(exprs) -> List[Optional[Expression]]:
+    """Each statement's expression, SymPy and node table both (one table for the file: a
+    subtree several statements share is one node, as in the parse cache)."""
+    try:
+        raw, roots = encode_exprs(exprs)
+        table = checked(raw)
+    except (Unencodable, Malformed, ValueError, TypeError, RecursionError):
+        return [None if e is None else Expression.of(e) for e in exprs]
+    return [None if e is None else Expression(table, root, e) for e, root in zip(exprs, roots)]
 
 
 def _as_written(span: str) -> str:

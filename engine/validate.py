@@ -153,7 +153,7 @@ def _peak_rows(problem: Problem, shape: dict) -> List[Tuple[str, int, int]]:
     generation (prefill + 3 decode steps), measured op by op on the CPU (engine/lab/peaks.py).
 
     torch.optim keeps one fp32 `step` counter per parameter tensor; a GPU keeps it on the host,
-    so the formulas leave it out and the prediction here adds it."""
+    the CPU measured here holds it: the prediction binds device = cpu (peaks.formula)."""
     import warnings
 
     from .lab import peaks
@@ -163,9 +163,8 @@ def _peak_rows(problem: Problem, shape: dict) -> List[Tuple[str, int, int]]:
     base = dict(shape, dtype="bf16", attn=attn, optimizer="adamw", foreach=True, fused=False,
                 logits_to_keep=None, context=None, amp=False)
     train = peaks.run_one(dict(base, mode="train"))
-    predicted = _predict(problem, shape, attn, ["framework=pytorch"])  # plain torch.optim AdamW, foreach
-    counters = 4 * train["n_trainable_tensors"]
-    rows = [(f"peak of a training step ({attn}, AdamW foreach)", int(predicted["peak_allocated_training"]) + counters,
+    predicted = _predict(problem, shape, attn, ["framework=pytorch", "device=cpu"])  # plain torch.optim AdamW, foreach
+    rows = [(f"peak of a training step ({attn}, AdamW foreach)", int(predicted["peak_allocated_training"]),
              train["peak_bytes"])]
     steps = 3
     generation = peaks.run_one(dict(base, mode="inference", optimizer=None, foreach=None, logits_to_keep=1,

@@ -16,8 +16,12 @@ sqrt), Mod, floor, ceiling, Abs, Min, Max, log, Piecewise, the six comparisons,
 And, Or, Not, ITE, true and false, and ``==`` between values that may be strings
 (TextEq: a string never equals a number). Anything else — a string where a value
 is needed, a table lookup or list membership still open, another free name, a
-SymPy class the formulas do not produce — raises :class:`VectoriseError` (a
-located :class:`SolveError`).
+SymPy class the formulas do not produce — raises a located :class:`SolveError` of its
+kind: :class:`TypeMismatch` (``expected`` "a number" or "a condition", ``found`` what
+the expression holds instead: "a condition", "a string", "a table lookup", "SymPy's
+sin"...), :class:`UnboundInput` (another name without a value: ``missing``) or
+:class:`LimitExceeded` (``what`` "nesting"). A user sees them (``sweep`` of an output
+that reads a string input's lookup...), the same kinds as elsewhere.
 
 Floating point: Mul divides once by the product of its denominators (so
 ``floor(s/49)`` is 1 at s = 49, not floor(0.99999...)), every value stays float64
@@ -38,14 +42,11 @@ from sympy.core.numbers import (ComplexInfinity, Half, ImaginaryUnit, Infinity, 
 from sympy.core.relational import Equality, GreaterThan, LessThan, StrictGreaterThan, StrictLessThan, Unequality
 from sympy.logic.boolalg import ITE, And, BooleanFalse, BooleanTrue, Not, Or
 
-from .errors import Location, SolveError
+from .errors import EngineError, LimitExceeded, Location, SolveError, TypeMismatch, UnboundInput
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
 
-__all__ = ["VectoriseError", "Vectorised", "evaluate_array", "evaluate_condition"]
+__all__ = ["Vectorised", "evaluate_array", "evaluate_condition"]
 
-
-class VectoriseError(SolveError):
-    """The expression holds something that has no value on an array of numbers."""
 
 
 def evaluate_array(expr, symbol: Symbol, xs, where: Optional[Location] = None,
@@ -124,14 +125,15 @@ class Vectorised:
         """``expr`` as a float64 array shaped like the grid."""
         value = self._run(expr, what)
         if _is_bool(value):
-            raise self.fail("a true/false condition where a number is expected")
+            raise self.fail("a true/false condition where a number is expected", found="a condition")
         return _shaped(value, self.xs.shape, np.float64, self.pinned)
 
     def condition(self, expr, what: str = "the condition") -> np.ndarray:
         """``expr`` as a boolean array shaped like the grid."""
         value = self._run(expr, what)
         if not _is_bool(value):
-            raise self.fail("a number where a true/false condition is expected")
+            raise self.fail("a number where a true/false condition is expected", expected="a condition",
+                            found="a number")
         return _shaped(value, self.xs.shape, np.bool_, self.pinned)
 
     def _run(self, expr, what: str):
@@ -140,13 +142,18 @@ class Vectorised:
             with np.errstate(all="ignore"):
                 return self.value(expr)
         except RecursionError:
-            raise self.fail("an expression nested too deeply to evaluate") from None
+            raise self.fail("an expression nested too deeply to evaluate", kind=LimitExceeded, what="nesting") from None
 
-    def fail(self, found: str, hint: Optional[str] = None) -> VectoriseError:
+    def fail(self, holds: str, hint: Optional[str] = None, kind: type = TypeMismatch, **facts) -> EngineError:
+        """The located error of ``kind`` (in SolveError) for an expression that holds ``holds``
+        (words, for the message); ``facts`` are the kind's attributes (TypeMismatch: ``expected``
+        defaults to "a number")."""
+        if kind is TypeMismatch:
+            facts.setdefault("expected", "a number")
         name = self.symbol.name
-        return VectoriseError(
-            f"{self.what} cannot be computed over a range of {name}: it holds {found}", self.where,
-            hint=hint or "set the inputs it depends on with --set NAME=VALUE, or choose another output")
+        return kind[SolveError](
+            f"{self.what} cannot be computed over a range of {name}: it holds {holds}", self.where,
+            hint=hint or "set the inputs it depends on with --set NAME=VALUE, or choose another output", **facts)
 
     # -- dispatch ---------------------------------------------------------
     def value(self, e):
@@ -163,7 +170,8 @@ class Vectorised:
                     handler = fn
                     break
             else:
-                raise self.fail(f"{_short(e)} (SymPy's {type(e).__name__}), which a sweep does not evaluate")
+                raise self.fail(f"{_short(e)} (SymPy's {type(e).__name__}), which a sweep does not evaluate",
+                                found=f"SymPy's {type(e).__name__}")
             _HANDLERS[type(e)] = handler
         out = handler(self, e)
         if keep:
@@ -174,25 +182,27 @@ class Vectorised:
     def num(self, e):
         v = self.value(e)
         if _is_bool(v):
-            raise self.fail(f"a true/false condition used as a number ({_short(e)})")
+            raise self.fail(f"a true/false condition used as a number ({_short(e)})", found="a condition")
         return v
 
     def cond(self, e):
         v = self.value(e)
         if not _is_bool(v):
-            raise self.fail(f"a number used as a condition ({_short(e)})")
+            raise self.fail(f"a number used as a condition ({_short(e)})", expected="a condition", found="a number")
         return v
 
     # -- leaves -----------------------------------------------------------
     def symbol_(self, e):
         if e == self.symbol:
             return self.xs
+        what = self.what[1:-1] if len(self.what) > 1 and self.what[0] == self.what[-1] == "'" else self.what
         raise self.fail(f"the name '{e.name}', which has no value here",
-                        hint=f"set '{e.name}' in the spec or with --set {e.name}=VALUE")
+                        hint=f"set '{e.name}' in the spec or with --set {e.name}=VALUE", kind=UnboundInput,
+                        name=what, missing=(e.name,))
 
     def text(self, e):
         raise self.fail(f"the string {_short(e)}", hint="strings only choose between formulas: set the input that "
-                                                           "holds it with --set NAME=VALUE")
+                                                           "holds it with --set NAME=VALUE", found="a string")
 
     def ite(self, e):
         """ITE(c, a, b) of conditions (SymPy's fold of nested Piecewise conditions)."""
@@ -206,7 +216,7 @@ class Vectorised:
                 Table: "a table", TextSet: "a list of strings"}.get(type(e), f"a {type(e).__name__}")
         raise self.fail(f"{kind} ({_short(e)}) that depends on {self.symbol.name}",
                         hint="strings and tables only choose between formulas: set the inputs they depend on "
-                             "with --set NAME=VALUE")
+                             "with --set NAME=VALUE", found=kind)
 
     # -- in-place arithmetic --------------------------------------------------
     # A fresh array (the result of an operation, not the grid nor a kept subtree) has one
@@ -318,7 +328,8 @@ class Vectorised:
         values = [self.value(v) for _, v in pieces]
         boolean = all(_is_bool(v) for v in values)
         if not boolean and any(_is_bool(v) for v in values):
-            raise self.fail(f"a conditional that mixes numbers and conditions ({_short(e)})")
+            raise self.fail(f"a conditional that mixes numbers and conditions ({_short(e)})",
+                            expected="a number or a condition, one in every branch", found="numbers and conditions")
         dtype = np.bool_ if boolean else np.float64
         last_c, out = pieces[-1][0], values[-1]
         if not _is_scalar(last_c):

@@ -150,6 +150,8 @@ CASES = [
      {"name": "dtype_bytes", "actual": "table"}, ("SPEC", 9, 1)),
     ("unknown arch", spec("s.toml", 'arch = "mamba"\n'), InvalidValue[SpecError],
      {"name": "arch", "value": "mamba", "allowed": ("gpt", "llama")}, ("SPEC", 1, 1)),
+    ("gpu not an id", spec("s.toml", LLAMA + "gpu = 80\n"), InvalidValue[SpecError],
+     {"name": "gpu", "value": 80, "expected": "the id of a GPU of the catalog"}, ("SPEC", 9, 1)),
     ("no such spec", lambda tmp: vram_eval.load(str(tmp / "missing.toml")), UnreadableFile[SpecError],
      {"reason": "missing"}, ("SPEC:missing.toml", None, None)),
     # --- the command line ---------------------------------------------------
@@ -247,6 +249,15 @@ def test_relocated_keeps_the_kind_and_its_facts():
     error = CyclicDefinition("cycle", Location("a.formula", 1, 1), cycle=("a", "a"))
     moved = error.relocated(Location("b.formula", 4, 2))
     assert type(moved) is CyclicDefinition and moved.cycle == ("a", "a") and moved.line == 4
+
+
+def test_relocated_keeps_the_kind_in_its_family_and_what_it_suggests():
+    error = UnknownName[SolveError]("no input 'sq'", Location("--for", None, 1, "sq", 2), hint="did you mean 's'?",
+                                    name="sq", known=("s", "b"), suggestion="s")
+    moved = error.relocated(Location("sweep", None, 1, "sq=1:2", 2))
+    assert type(moved) is UnknownName[SolveError]
+    assert (moved.facts(), moved.message, moved.hint) == (error.facts(), error.message, error.hint)
+    assert (moved.path, moved.column, moved.location.source_line) == ("sweep", 1, "sq=1:2")
 
 
 def test_moved_to_another_family_keeps_the_kind_and_drops_the_old_family():

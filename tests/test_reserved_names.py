@@ -3,7 +3,7 @@
 from sympy import Symbol
 
 import vram_eval
-from vram_eval.forward import evaluate_values
+from vram_eval.symbolic import evaluate_values
 
 TEXT = "total = N + E * I - S / Q + O^2 + beta * gamma + lambda + pi + zeta\n"
 VALUES = {"N": 2, "E": 3, "I": 5, "S": 8, "Q": 4, "O": 3, "beta": 7, "gamma": 11, "lambda": 13, "pi": 1, "zeta": 100}

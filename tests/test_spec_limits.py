@@ -292,6 +292,40 @@ def test_bad_set_values_are_located_on_the_command_line(cli, text, words, column
     assert caret.index("^") - 4 == column - 1, err
 
 
+# A control character in a value a message quotes is shown escaped, as Python writes it in a string:
+# the message about a variant selector's value (arch = "\r" is not one of: gpt, llama) printed a raw
+# carriage return, which moved the terminal's cursor back over the line.
+CONTROL = [("\r", r"\r"), ("\n", r"\n"), ("\t", r"\t"), ("\x1b", r"\x1b"), ("\x00", r"\x00")]
+RAW = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+@pytest.mark.parametrize("character, shown", CONTROL, ids=[c[1] for c in CONTROL])
+def test_a_variant_value_with_a_control_character_is_quoted_escaped(character, shown):
+    from vram_eval.errors import InvalidValue, SpecError
+    from vram_eval.library import Library
+
+    with pytest.raises(InvalidValue[SpecError]) as info:
+        Library([]).ruleset({"arch": f"ll{character}ama"})
+    error = info.value
+    assert error.message.startswith(f'arch = "ll{shown}ama" is not one of: '), error.message
+    assert not RAW.search(error.message) and not RAW.search(error.render().replace("\n", ""))
+    assert error.value == f"ll{character}ama"  # the fact is the value itself
+
+
+@pytest.mark.parametrize("character, shown", CONTROL[:3], ids=[c[1] for c in CONTROL[:3]])
+@pytest.mark.parametrize("how", ["spec", "--set"])
+def test_a_control_character_a_spec_may_hold_reaches_the_terminal_escaped(cli, tmp_path, character, shown, how):
+    if how == "spec":
+        path = tmp_path / "s.toml"
+        path.write_text(f"arch = {json.dumps('ll' + character + 'ama')}\n", newline="")
+        status, out, err = cli(path)
+    else:
+        status, out, err = cli("specs/llama2-7b.toml", "--set", f"arch=ll{character}ama")
+    assert status == 2 and "Traceback" not in err, err
+    assert f'error: arch = "ll{shown}ama" is not one of: gpt, llama' in err, repr(err)
+    assert not RAW.search(err.replace("\n", "")), repr(err)
+
+
 @pytest.mark.parametrize("spelling, expected", [("true", True), ("TRUE", True), ("False", False), ("false", False)])
 def test_set_booleans_take_the_documented_spellings_in_any_case(spelling, expected):
     result = evaluate(None, f"flash_attention={spelling}")

@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from sympy import Abs, Integer, Max, Min, Mod, Piecewise, Rational, Symbol, ceiling, floor
 
 import vram_eval
-from vram_eval.errors import Location
+from vram_eval.errors import LimitExceeded, Location, SolveError, TypeMismatch, UnboundInput
 from vram_eval.focus import focus
 from vram_eval.regimes import PEAKS, REGIMES
 from vram_eval.symbols import Lookup, Member, Table, Text, TextEq, TextSet
 from vram_eval.grid import parse_range, sweep
-from vram_eval.vectorise import Vectorised, VectoriseError, evaluate_array, evaluate_condition
+from vram_eval.vectorise import Vectorised, evaluate_array, evaluate_condition
 
 from conftest import SPECS
 
@@ -156,41 +156,54 @@ def test_shared_subtrees_are_computed_once_and_kept_intact():
 WHERE = Location("sweep", None, 3, "s=1:3", 3)
 
 
-@pytest.mark.parametrize("expr, words", [
-    (Text("__import__('os').system('true')"), "the string"),
-    (Piecewise((1, TextEq(Lookup(Table("t", [("a", 1)]), x), Text("fp16"))), (2, True)), "a table lookup"),
-    (Lookup(Table("t", [("a", 1)]), x + 1), "a table lookup"),
-    (Piecewise((1, Member(Text("q"), x + 1)), (2, True)), "a list membership test"),
-    (TextSet(Text("a")), "a list of strings"),
-    (x + Symbol("y"), "the name 'y'"),
-    (sympy.sin(x), "sin(x) (SymPy's sin)"),
-    (sympy.exp(x), "SymPy's exp"),
-    (sympy.E * x, "SymPy's Exp1"),
-    (sympy.Tuple(x, x), "SymPy's Tuple"),
-    (sympy.EulerGamma * x, "SymPy's EulerGamma"),
-    (x > 1, "a true/false condition where a number is expected"),
-    (sympy.Abs(x > 1, evaluate=False), "a true/false condition used as a number"),
+NUMBER = TypeMismatch[SolveError]
+
+
+# (expression, words of the message, kind, its attributes)
+@pytest.mark.parametrize("expr, words, kind, facts", [
+    (Text("__import__('os').system('true')"), "the string", NUMBER, {"expected": "a number", "found": "a string"}),
+    (Piecewise((1, TextEq(Lookup(Table("t", [("a", 1)]), x), Text("fp16"))), (2, True)), "a table lookup", NUMBER,
+     {"expected": "a number", "found": "a table lookup"}),
+    (Lookup(Table("t", [("a", 1)]), x + 1), "a table lookup", NUMBER, {"found": "a table lookup"}),
+    (Piecewise((1, Member(Text("q"), x + 1)), (2, True)), "a list membership test", NUMBER,
+     {"found": "a list membership test"}),
+    (TextSet(Text("a")), "a list of strings", NUMBER, {"found": "a list of strings"}),
+    (x + Symbol("y"), "the name 'y'", UnboundInput[SolveError], {"name": "pay", "missing": ("y",)}),
+    (sympy.sin(x), "sin(x) (SymPy's sin)", NUMBER, {"expected": "a number", "found": "SymPy's sin"}),
+    (sympy.exp(x), "SymPy's exp", NUMBER, {"found": "SymPy's exp"}),
+    (sympy.E * x, "SymPy's Exp1", NUMBER, {"found": "SymPy's Exp1"}),
+    (sympy.Tuple(x, x), "SymPy's Tuple", NUMBER, {"found": "SymPy's Tuple"}),
+    (sympy.EulerGamma * x, "SymPy's EulerGamma", NUMBER, {"found": "SymPy's EulerGamma"}),
+    (x > 1, "a true/false condition where a number is expected", NUMBER,
+     {"expected": "a number", "found": "a condition"}),
+    (sympy.Abs(x > 1, evaluate=False), "a true/false condition used as a number", NUMBER,
+     {"expected": "a number", "found": "a condition"}),
+    (Piecewise((x, x > 1), (x > 2, True)), "a conditional that mixes numbers and conditions", NUMBER,
+     {"found": "numbers and conditions"}),
 ], ids=lambda v: v if isinstance(v, str) else None)
-def test_unsupported_nodes_are_located_errors(expr, words):
-    with pytest.raises(VectoriseError) as info:
+def test_unsupported_nodes_are_located_errors_of_their_kind(expr, words, kind, facts):
+    with pytest.raises(SolveError) as info:
         evaluate_array(expr, x, np.arange(3.0), WHERE, what="'pay'")
     error = info.value
-    assert isinstance(error, vram_eval.SolveError) and error.location == WHERE
+    assert type(error) is kind and error.location == WHERE, error.render()
+    assert {k: error.facts()[k] for k in facts} == facts
     assert words in error.message, error.message
     assert error.render().startswith("sweep: error: 'pay' cannot be computed over a range of x")
 
 
-def test_a_number_as_a_condition_is_an_error():
-    with pytest.raises(VectoriseError, match="a number where a true/false condition is expected"):
+def test_a_number_as_a_condition_is_a_type_mismatch():
+    with pytest.raises(TypeMismatch[SolveError], match="a number where a true/false condition is expected") as info:
         evaluate_condition(x + 1, x, np.arange(3.0))
+    assert (info.value.expected, info.value.found) == ("a condition", "a number")
 
 
-def test_a_tree_too_deep_is_a_located_error():
+def test_a_tree_too_deep_is_a_located_limit():
     deep = x
     for _ in range(5000):
         deep = floor(deep, evaluate=False)
-    with pytest.raises(VectoriseError, match="nested too deeply"):
+    with pytest.raises(LimitExceeded[SolveError], match="nested too deeply") as info:
         evaluate_array(deep, x, np.arange(3.0), WHERE)
+    assert (info.value.what, info.value.location) == ("nesting", WHERE)
 
 
 # --- hostile formula files through the command line ---------------------------------------

@@ -24,6 +24,8 @@ from vram_eval.lab.families import shrunken_config, state_bytes
 ROOT = Path(__file__).resolve().parent.parent
 
 DATA = ROOT / "tests" / "data" / "measured"
+# The measurements ran on the CPU, which holds torch.optim's step counters (peaks.formula device).
+CPU_HARNESS = "device=cpu"
 OUT = ROOT / "docs" / "ACCURACY.md"
 
 
@@ -205,8 +207,8 @@ TARGETS = {"parameters": 0.0, "KV cache": 0.0, "parameters, from config.json": 0
 def peak_rows(evaluate=evaluated):
     """formulas/peaks.formula against the CPU live-tensor bytes of engine/lab/peaks.py.
 
-    torch.optim keeps one fp32 `step` counter per trained tensor; on a GPU it stays on the host, so
-    the formulas leave it out and the comparison adds it (4 bytes per tensor)."""
+    torch.optim keeps one fp32 `step` counter per trained tensor; on a GPU it stays on the host, on
+    the CPU measured it counts: the training cases bind device = cpu (peaks.formula)."""
     data = json.loads((DATA / "peaks.json").read_text())
     for c in data["cases"]:
         if not peak_comparable(c):
@@ -229,10 +231,9 @@ def peak_rows(evaluate=evaluated):
         dtype = "fp32 under bf16 autocast" if c["amp"] else c["dtype"]
         variant = (f"{c['arch']} ({c['attn']}{', checkpointing' if c['mode'] == 'train_ckpt' else ''}, {dtype}, "
                    f"{impl} AdamW)")
-        counters = 4 * c["n_trainable_tensors"]
-        step, start, end, peak = (v + counters for v in values(
-            peak_sets(c), "training_at_optimizer_step", "training_at_backward_start", "training_at_backward_end",
-            "peak_allocated_training", evaluate=evaluate))
+        step, start, end, peak = values(
+            peak_sets(c) + [CPU_HARNESS], "training_at_optimizer_step", "training_at_backward_start",
+            "training_at_backward_end", "peak_allocated_training", evaluate=evaluate)
         backward = c["segments"]["backward_2"]
         yield ("training step: optimizer step", variant, shape, step, c["phase_peaks"]["step_2"])
         if c["V"] >= 2 * c["h"]:  # elsewhere the final norm's backward, not the loss's, tops the head
@@ -269,10 +270,9 @@ def _lora_rows(c, shape, evaluate):
     ckpt = c["mode"] == "train_ckpt"
     base = "fp32 base under bf16 autocast" if c["amp"] else "bf16 base"
     variant = f"llama LoRA q,v r8 ({c['attn']}{', checkpointing' if ckpt else ''}, {base}, {impl} AdamW)"
-    counters = 4 * c["n_trainable_tensors"]
-    start, top, step, peak = (v + counters for v in values(
-        peak_sets(c), "lora_at_backward_start", "lora_at_top_layer", "lora_at_optimizer_step", "peak_allocated_lora",
-        evaluate=evaluate))
+    start, top, step, peak = values(
+        peak_sets(c) + [CPU_HARNESS], "lora_at_backward_start", "lora_at_top_layer", "lora_at_optimizer_step",
+        "peak_allocated_lora", evaluate=evaluate)
     backward = c["segments"]["backward_2"]
     yield ("LoRA step: start of backward", variant, shape, start, backward["head"]["peak"])
     yield ("LoRA step: optimizer step", variant, shape, step, c["phase_peaks"]["step_2"])
@@ -320,9 +320,9 @@ def build(evaluate=evaluated) -> str:
            "peaks of a training step and of generation within 5% of `torch.cuda.max_memory_allocated`.",
            "The peak rows below are CPU live-tensor bytes (`validation/PEAKS.md`): each phase point of",
            "`formulas/peaks.formula` is exact; the full-training peak's layer terms (top and lowest layer)",
-           "are bounds, over by at most one layer's weight gradients, never under. The optimizer-step and",
-           "training-peak predictions add",
-           "torch.optim's fp32 `step` counters (4 bytes per trained tensor), which a GPU keeps on the host.", "",
+           "are bounds, over by at most one layer's weight gradients, never under. The training predictions",
+           "bind `device = cpu`, so they count torch.optim's fp32 `step` counters (4 bytes per trained",
+           "tensor), which a GPU keeps on the host unless the optimizer is fused.", "",
            "## Summary", "",
            "| formula | architecture and variant | cases | error (min … max) | target | within target |",
            "|---|---|---|---|---|---|"]

@@ -113,16 +113,11 @@ def gpu_prediction(c: dict, values) -> dict:
     """What vram-eval predicts for a engine/lab/gpu.py case, at the three levels it measures:
     torch.cuda.max_memory_allocated (the tensors' peak + the cuBLAS workspace), max_memory_reserved
     (+ the allocator's reserve) and the process's device memory at the peak (+ the CUDA context and
-    NCCL: peak_<job>), in whole bytes.
-
-    The fused AdamW keeps its fp32 `step` counters on the GPU (one per trained tensor: 9 per
-    Llama layer + embedding, final norm and head; LoRA on q, v: 4 per layer)."""
+    NCCL: peak_<job>), in whole bytes. (The fused AdamW's fp32 `step` counters, which it keeps on the
+    GPU, are in the formulas: peaks.formula optimizer_step_counters.)"""
     job = "inference" if c["mode"] == "inference" else ("lora" if c.get("lora") else "training")
-    counters = 0
-    if job != "inference" and c["optimizer_impl"] == "fused":
-        counters = 4 * (4 * c["L"] if c.get("lora") else 9 * c["L"] + 3)
-    at = lambda name: int(math.ceil(values[name])) + counters  # noqa: E731
-    return {"allocated": int(math.ceil(values[f"peak_allocated_{job}"] + values["cublas_workspace"])) + counters,
+    at = lambda name: int(math.ceil(values[name]))  # noqa: E731
+    return {"allocated": int(math.ceil(values[f"peak_allocated_{job}"] + values["cublas_workspace"])),
             "reserved": at(f"peak_reserved_{job}"), "device": at(f"peak_{job}")}
 
 

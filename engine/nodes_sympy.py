@@ -1,0 +1,223 @@
+"""Node tables ↔ SymPy: the expressions a question needs, built from a checked table, and the
+table written for a parsed expression (the parse cache's entries, engine/cache.py).
+
+Building takes a :class:`~vram_eval.nodes.NodeTable` that :func:`~vram_eval.nodes.checked`
+has passed (tags, argument counts and kinds, depth and size all known good) and makes each
+node's SymPy object in one forward loop. Sums, products and piecewise nodes were canonical when
+they were written: they are built from their arguments directly (SymPy's own fast path,
+skipping the constructors' checks, which would cost what parsing costs); the rest unevaluated.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from sympy import (Abs, Add, And, Basic, Eq, Ge, Gt, Integer, Le, Lt, Max, Min, Mod, Mul, Ne, Not, Or, Piecewise,
+                   Pow, Rational, S, Symbol, Tuple as STuple, ceiling, floor, log)
+from sympy.core.symbol import Str
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import false, true
+
+from .nodes import INNER, Malformed, NodeTable, checked
+from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
+
+__all__ = ["build", "table_of", "encode_exprs", "Unencodable"]
+
+_SAFE_INT = 2**53  # larger integers are written as strings of digits
+
+
+class Unencodable(ValueError):
+    """An expression holds something the format has no tag for: it is not cached."""
+
+
+_CONSTANTS = {
+    "true": true,
+    "false": false,
+    "I": S.ImaginaryUnit,
+    "pi": S.Pi,
+    "E": S.Exp1,
+    "oo": S.Infinity,
+    "-oo": S.NegativeInfinity,
+    "zoo": S.ComplexInfinity,
+    "nan": S.NaN,
+}
+
+_ATOMS: Dict[Tuple[type, str], Basic] = {}  # names seen in this process (each file repeats many)
+
+
+def _atom(cls, name: str):
+    atom = _ATOMS.get((cls, name))
+    if atom is None:
+        atom = cls(name)
+        if len(_ATOMS) < 100_000:
+            _ATOMS[cls, name] = atom
+    return atom
+
+
+def _from_args(cls):
+    return lambda args: cls._from_args(args)
+
+
+def _direct(cls):
+    return lambda args: Basic.__new__(cls, *args)
+
+
+def _unevaluated(cls):
+    return lambda args: cls(*args, evaluate=False)
+
+
+def _applied(cls, argset: bool):
+    """A function application (floor, And, Max, TextEq, ...) built directly. SymPy's own
+    constructor gives such an object two attributes beyond its arguments: ``nargs`` (the
+    same for every instance of the class) and, for And/Or/Min/Max, ``_argset``. The first
+    node of each class in a process is built by the constructor, unevaluated, and its
+    ``nargs`` is reused; tests check the rebuilt objects against parsed ones."""
+    learned = []
+
+    def build(args):
+        if not learned:
+            obj = cls(*args, evaluate=False)
+            if type(obj) is not cls or obj.args != args:
+                raise Malformed
+            learned.append(vars(obj).get("nargs"))
+            return obj
+        obj = Basic.__new__(cls, *args)
+        if learned[0] is not None:
+            obj.nargs = learned[0]
+        if argset:
+            obj._argset = frozenset(args)
+        return obj
+
+    return build
+
+
+_BUILD = {
+    "Add": _from_args(Add),
+    "Mul": _from_args(Mul),
+    "Pow": _unevaluated(Pow),
+    "Mod": _applied(Mod, False),
+    "Piecewise": _direct(Piecewise),
+    "Pair": _direct(ExprCondPair),
+    "Min": _applied(Min, True),
+    "Max": _applied(Max, True),
+    "ceiling": _applied(ceiling, False),
+    "floor": _applied(floor, False),
+    "Abs": _applied(Abs, False),
+    "log": _applied(log, False),
+    "Lt": _unevaluated(Lt),
+    "Le": _unevaluated(Le),
+    "Gt": _unevaluated(Gt),
+    "Ge": _unevaluated(Ge),
+    "Eq": _unevaluated(Eq),
+    "Ne": _unevaluated(Ne),
+    "And": _applied(And, True),
+    "Or": _applied(Or, True),
+    "Not": _applied(Not, False),
+    "TextEq": _applied(TextEq, False),
+    "Member": _applied(Member, False),
+    "Lookup": _applied(Lookup, False),
+    "Tuple": _direct(STuple),
+    "TextSet": lambda args: TextSet(*args),
+    "Table": lambda args: Basic.__new__(Table, *args),
+}
+_CLASS = {"Add": Add, "Mul": Mul, "Pow": Pow, "Mod": Mod, "Piecewise": Piecewise, "Pair": ExprCondPair,
+          "Min": Min, "Max": Max, "ceiling": ceiling, "floor": floor, "Abs": Abs, "log": log, "Lt": Lt,
+          "Le": Le, "Gt": Gt, "Ge": Ge, "Eq": Eq, "Ne": Ne, "And": And, "Or": Or, "Not": Not,
+          "TextEq": TextEq, "Member": Member, "Lookup": Lookup, "Tuple": STuple, "TextSet": TextSet,
+          "Table": Table}
+if not (_BUILD.keys() == INNER.keys() == _CLASS.keys()):
+    raise ImportError("engine/nodes_sympy.py: its tags differ from engine/nodes.py's")
+_TAG_OF = {cls: tag for tag, cls in _CLASS.items()}
+_CONSTANT_TAG = {id(value): tag for tag, value in _CONSTANTS.items()}
+
+
+def build(table: NodeTable) -> list:
+    """Every node of a checked table as its SymPy object."""
+    built: list = []
+    for node, data in zip(table.nodes, table.data):
+        tag = node[0]
+        if tag == "Sym":
+            built.append(_atom(Symbol, node[1]))
+        elif tag == "Text":
+            built.append(_atom(Text, node[1]))
+        elif tag == "Str":
+            built.append(Str(node[1]))
+        elif tag == "Int":
+            built.append(Integer(data.numerator))
+        elif tag == "Q":
+            built.append(Rational(data.numerator, data.denominator))
+        elif tag in _CONSTANTS:
+            built.append(_CONSTANTS[tag])
+        else:
+            built.append(_BUILD[tag](tuple(built[i] for i in node[1:])))
+    return built
+
+
+# --- writing -------------------------------------------------------------------
+
+
+def _leaf(obj) -> Optional[list]:
+    """The node for an atom (None if ``obj`` is not one the format knows)."""
+    cls = type(obj)
+    if cls is Symbol:
+        if obj != Symbol(obj.name):  # assumptions (the parser makes none)
+            raise Unencodable(obj)
+        return ["Sym", obj.name]
+    if cls is Text:
+        return ["Text", obj.value]
+    if cls is Str:
+        return ["Str", obj.name]
+    tag = _CONSTANT_TAG.get(id(obj))
+    if tag is not None:
+        return [tag]
+    if isinstance(obj, Integer):  # Integer and its singletons 0, 1, -1
+        return ["Int", _number(int(obj))]
+    if isinstance(obj, Rational):  # Rational and 1/2
+        return ["Q", _number(int(obj.p)), _number(int(obj.q))]
+    return None
+
+
+def _number(n: int):
+    return n if -_SAFE_INT < n < _SAFE_INT else str(n)
+
+
+def encode_exprs(exprs) -> Tuple[List[list], List[Optional[int]]]:
+    """(node table, index of each expression or None) — post-order, each distinct node once."""
+    table: List[list] = []
+    index: Dict[Basic, int] = {}
+    out = []
+    for expr in exprs:
+        if expr is None:
+            out.append(None)
+            continue
+        stack = [(expr, False)]
+        while stack:
+            obj, ready = stack.pop()
+            if obj in index:
+                continue
+            leaf = _leaf(obj)
+            if leaf is not None:
+                index[obj] = len(table)
+                table.append(leaf)
+                continue
+            tag = _TAG_OF.get(type(obj))
+            if tag is None:
+                raise Unencodable(obj)
+            if ready:
+                index[obj] = len(table)
+                table.append([tag, *(index[a] for a in obj.args)])
+            else:
+                stack.append((obj, True))
+                stack.extend((a, False) for a in reversed(obj.args))
+        out.append(index[expr])
+    return table, out
+
+
+def table_of(expr) -> Tuple[Optional[NodeTable], int]:
+    """``(table, root)`` for a parsed expression; ``(None, -2)`` where it has a node the format
+    has no tag for (it is then evaluated by SymPy alone)."""
+    try:
+        raw, (root,) = encode_exprs([expr])
+        return checked(raw), root
+    except (Unencodable, Malformed, ValueError, TypeError, RecursionError):
+        return None, -2
