@@ -26,6 +26,7 @@ from .specialise import specialise
 from .focus import NUMERIC_UNITS, default_target, focus, _resolve_output
 from .problem import Problem
 from .regimes import PEAKS, TOTAL_OF_PEAK, phase_reached
+from .symbolic import sympy_value
 
 __all__ = ["Sensitivity", "InputSensitivity", "sensitivity"]
 
@@ -99,17 +100,17 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
         if fx.at is None or not getattr(fx.at, "is_number", False):
             continue
         x0 = fx.at
-        f0 = fx.at_value(x0)
+        f0 = sympy_value(fx.at_value(x0))
         value = f0
         at[name] = x0
         derivative = diff(_branch_at(fx.expr, fx.symbol, x0), fx.symbol)
         # an unevaluated Derivative (of a count's floor, say) has no value at a number: step instead
         slope = derivative.xreplace({fx.symbol: x0}) if not derivative.has(Derivative) else derivative
         if not slope.is_number:
-            slope = fx.at_value(x0 + 1) - f0  # a step where the derivative is not defined (ceil, Piecewise)
+            slope = sympy_value(fx.at_value(x0 + 1)) - f0  # a step where the derivative is not defined (ceil, Piecewise)
         elasticity = float(x0 * slope / f0) if f0 != 0 else None
         try:
-            doubled = fx.at_value(2 * x0) if fx.feasible(2 * x0) else None
+            doubled = sympy_value(fx.at_value(2 * x0)) if fx.feasible(2 * x0) else None
             ratio = float(doubled / f0) if doubled is not None and doubled.is_number and f0 != 0 else None
         except (TypeError, ValueError, ZeroDivisionError):
             ratio = None

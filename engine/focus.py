@@ -8,40 +8,48 @@ symbol, so it is exactly what ``vram-eval SPEC`` computes at any value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 from fractions import Fraction
 from typing import Dict, List, Optional, Tuple
-
-from sympy import Basic, Integer, Symbol
-from sympy.logic.boolalg import And, BooleanAtom, Or, false, true
 
 from .errors import (BindingError, EvaluationError, Location, NoDependence, SolveError, UnboundInput, UnknownName,
                      ValueTooLarge, WrongKind, closest, did_you_mean)
 from .forward import check_requirements, dependents
-from .symbolic import evaluate_values
 from .guards import blame, check_memory
-from .exact import MAX_BITS, MemoEnv, TooLarge, Unsupported, evaluate_exact, to_sympy_value
+from .nodes import MAX_BITS, TooLarge, Unsupported
 from .problem import Problem
+from .residual import Rest, residuals
 from .rules import Rule
-from .symbols import Text
 
 __all__ = ["Focus", "focus", "default_target", "default_total", "NUMERIC_UNITS"]
 
 NUMERIC_UNITS = (None, "count", "bytes", "ratio")
 
 
-@dataclass(frozen=True)
 class Focus:
-    problem: Problem
-    name: str  # the input, canonical
-    target: str  # the output, canonical
-    symbol: Symbol
-    expr: Basic  # the target as an expression of `symbol` alone
-    at: Optional[Basic]  # the input's value at the spec's point, if it has one
-    requirements: Tuple[Tuple[Rule, Basic], ...]  # (rule, condition in `symbol`) that involve the input
-    # (expectation, condition in `symbol`, {name it tests: value in `symbol`}): the warnings
-    expectations: Tuple[Tuple[Rule, Basic, Dict[str, Basic]], ...] = ()
+    """The target as a function of one input, every other input at the problem's point, with
+    the requirements and expectations that involve the input.
 
+    Built without SymPy where it can be (engine/residual.py: the residual node table, evaluated
+    exactly at any value); the SymPy expression (:attr:`expr`) is built only when a question asks
+    for it (a closed form, a derivative). Where the residual cannot hold the function, it is
+    worked out with SymPy as a whole (``sympy_focus``), and the same methods answer from it."""
+
+    def __init__(self, problem: Problem, name: str, target: str, at_plain, residual=None, value=None,
+                 requirements=(), expectations=(), sympy_focus=None) -> None:
+        self.problem = problem
+        self.name = name  # the input, canonical
+        self.target = target  # the output, canonical
+        self.at_plain = at_plain  # the input's value at the spec's point (plain), if it has one
+        self.residual = residual  # residual.Residuals, or None where SymPy holds the function
+        self.value = value  # the target: plain, or a Rest in the residual table
+        # (rule, condition: plain or Rest) for the requirements that involve the input
+        self.requirements_plain = tuple(requirements)
+        # (expectation, condition, {name it tests: value}): the warnings
+        self.expectations_plain = tuple(expectations)
+        self._sympy = sympy_focus  # (expr, requirements, expectations) in SymPy, once built
+
+    # -- what the input is ------------------------------------------------------
     @property
     def unit(self) -> Optional[str]:
         return self.problem.ruleset.unit(self.name)
@@ -51,23 +59,107 @@ class Focus:
         """Counts and bytes take whole values."""
         return self.unit in ("count", "bytes")
 
-    def at_value(self, x) -> Basic:
-        """The target at ``x``, exactly (by exact.py where it can; a power too large to
-        work out, such as 2**s at s = 2^40, is a located error, never a hang)."""
+    @property
+    def at(self):
+        """The input's value at the spec's point, as SymPy (None if it has none)."""
+        if self.at_plain is None:
+            return None
+        from .symbolic import sympy_value
+
+        return sympy_value(self.at_plain)
+
+    # -- SymPy, on demand -------------------------------------------------------
+    @property
+    def symbol(self):
+        from sympy import Symbol
+
+        return Symbol(self.name)
+
+    def _symbolic(self):
+        if self._sympy is None:
+            from .nodes_sympy import build_evaluated
+
+            built = build_evaluated(self.residual.table)
+            as_sympy = lambda v: built[v.i] if isinstance(v, Rest) else _sympy(v)  # noqa: E731
+            self._sympy = (as_sympy(self.value),
+                           tuple((rule, as_sympy(c)) for rule, c in self.requirements_plain),
+                           tuple((rule, as_sympy(c), {n: as_sympy(v) for n, v in tested.items()})
+                                 for rule, c, tested in self.expectations_plain))
+        return self._sympy
+
+    @property
+    def expr(self):
+        """The target as a SymPy expression of :attr:`symbol` alone."""
+        return self._symbolic()[0]
+
+    @property
+    def requirements(self):
+        """(rule, condition as a SymPy expression of :attr:`symbol`) for each requirement that involves the input."""
+        return self._symbolic()[1]
+
+    # -- values at a value of the input -----------------------------------------
+    def at_value(self, x):
+        """The target at ``x``, exactly (a Fraction where the residual holds it; a power too large
+        to work out, such as 2**s at s = 2^40, is a located error, never a hang)."""
+        value = _fraction(x)
+        if self.residual is not None and value is not None:
+            try:
+                return self.residual.at(self.value, value)
+            except TooLarge as exc:
+                raise self._too_large(value, exc) from None
+            except ArithmeticError:
+                return math.nan  # x / 0 at this value: no value (SymPy's zoo), not a number to compare
+            except (Unsupported, TypeError, ValueError, LookupError, RecursionError):
+                pass  # SymPy says what it comes to (an irrational number, an expression)
+        return self._sympy_at(self.expr, x)
+
+    def _sympy_at(self, expr, x):
+        from .exact import MemoEnv, evaluate_exact, to_sympy_value
+
         value = _exact(x)
         if value.is_Rational:
             try:
-                return to_sympy_value(evaluate_exact(self.expr, MemoEnv({self.name: Fraction(int(value.p), int(value.q))})))
+                return to_sympy_value(evaluate_exact(expr, MemoEnv({self.name: Fraction(int(value.p), int(value.q))})))
             except TooLarge as exc:
-                rule = self.problem.ruleset.rules.get(self.target)
-                raise ValueTooLarge(
-                    f"'{self.target}' is too large to work out exactly at {self.name} = {value} ({exc})",
-                    rule.location if rule else None,
-                    hint=f"exact values are limited to 2^{MAX_BITS}: is a power's exponent an input?", rule=rule,
-                ) from None
+                raise self._too_large(value, exc) from None
             except (Unsupported, ArithmeticError, TypeError, ValueError, RecursionError):
                 pass
-        return self.expr.xreplace({self.symbol: value})
+        return expr.xreplace({self.symbol: value})
+
+    def _too_large(self, value, exc) -> ValueTooLarge:
+        rule = self.problem.ruleset.rules.get(self.target)
+        return ValueTooLarge(
+            f"'{self.target}' is too large to work out exactly at {self.name} = {value} ({exc})",
+            rule.location if rule else None,
+            hint=f"exact values are limited to 2^{MAX_BITS}: is a power's exponent an input?", rule=rule,
+        )
+
+    def _decided(self, condition, x) -> Optional[bool]:
+        """A condition (plain or Rest) at ``x``: True, False, or None (no value: an error)."""
+        value = _fraction(x)
+        if value is not None:
+            try:
+                decided = self.residual.at(condition, value)
+                return decided if decided.__class__ is bool else None
+            except (ArithmeticError, TypeError, ValueError, LookupError, RecursionError, TooLarge):
+                return None  # no value at x (x % 0): not met, as SymPy's zoo is not true either
+            except Unsupported:
+                pass  # an irrational root: SymPy decides
+        from sympy.logic.boolalg import BooleanAtom
+
+        from .symbolic import sympy_value
+
+        try:
+            decided = sympy_value(condition).xreplace({self.symbol: _exact(x)}) if not isinstance(condition, Rest) \
+                else self._symbolic_of(condition).xreplace({self.symbol: _exact(x)})
+        except (ZeroDivisionError, TypeError, ValueError):
+            return None
+        return bool(decided) if isinstance(decided, BooleanAtom) else None
+
+    def _symbolic_of(self, rest):
+        from .nodes_sympy import build_evaluated
+
+        return build_evaluated(self.residual.table)[rest.i]
 
     def feasible(self, x) -> bool:
         """Do the formulas' requirements that involve the input hold at ``x``?"""
@@ -75,13 +167,20 @@ class Focus:
 
     def failing(self, x) -> Optional[Rule]:
         """The first requirement that involves the input and does not hold at ``x``, or None."""
-        value = _exact(x)
-        for rule, condition in self.requirements:
-            try:
-                decided = condition.xreplace({self.symbol: value})
-            except (ZeroDivisionError, TypeError, ValueError):
-                return rule
-            if not (isinstance(decided, BooleanAtom) and bool(decided)):
+        if self.residual is None:
+            from sympy.logic.boolalg import BooleanAtom
+
+            value = _exact(x)
+            for rule, condition in self.requirements:
+                try:
+                    decided = condition.xreplace({self.symbol: value})
+                except (ZeroDivisionError, TypeError, ValueError):
+                    return rule
+                if not (isinstance(decided, BooleanAtom) and bool(decided)):
+                    return rule
+            return None
+        for rule, condition in self.requirements_plain:
+            if self._decided(condition, x) is not True:
                 return rule
         return None
 
@@ -90,24 +189,81 @@ class Focus:
         model's context length s_max (here s = 17,252, s_max = 4,096)")."""
         from .forward import expectation_warning
 
-        value = _exact(x)
         out = []
-        for rule, condition, tested in self.expectations:
-            try:
-                decided = condition.xreplace({self.symbol: value})
-            except (ZeroDivisionError, TypeError, ValueError):
-                continue
-            if isinstance(decided, BooleanAtom) and not bool(decided):
-                out.append(expectation_warning(rule, {n: v.xreplace({self.symbol: value}) for n, v in tested.items()}))
+        if self.residual is None:
+            from sympy.logic.boolalg import BooleanAtom
+
+            value = _exact(x)
+            for rule, condition, tested in self._sympy[2]:
+                try:
+                    decided = condition.xreplace({self.symbol: value})
+                except (ZeroDivisionError, TypeError, ValueError):
+                    continue
+                if isinstance(decided, BooleanAtom) and not bool(decided):
+                    out.append(expectation_warning(rule, {n: v.xreplace({self.symbol: value}) for n, v in tested.items()}))
+            return out
+        value = _fraction(x)
+        for rule, condition, tested in self.expectations_plain:
+            if self._decided(condition, x) is False:
+                out.append(expectation_warning(rule, {n: self.residual.at(v, value) for n, v in tested.items()}))
         return out
 
-    def with_values(self, names: List[str]) -> Dict[str, Basic]:
-        """Other outputs (components of the target) as expressions of the input."""
-        return _evaluate(self.problem, self.name, names)[0]
+    def values_at(self, names: List[str], x) -> Dict[str, object]:
+        """Other outputs (components of the target) at ``x``; a name without a value is left out."""
+        res = self.residual
+        if res is not None and not all(n in res.values for n in names):
+            try:  # components outside the target's closure: their own residuals
+                res = residuals(self.problem.ruleset, self.problem.point, self.name,
+                                self.problem.ruleset.closure(names))
+            except (Unsupported, TooLarge, EvaluationError, ArithmeticError, TypeError, ValueError, LookupError,
+                    RecursionError):
+                res = None
+        if res is not None:
+            value = _fraction(x)
+            out = {}
+            for n in names:
+                try:
+                    out[n] = res.at(res.values[n], value)
+                except (Unsupported, ArithmeticError, TypeError, ValueError, LookupError, RecursionError, TooLarge):
+                    continue
+            return out
+        values = _evaluate(self.problem, self.name, names)[0]
+        return {n: v.xreplace({self.symbol: _exact(x)}) for n, v in values.items() if n in names}
+
+    def tables(self):
+        """(residual table, target root, [(rule, condition root)]) for walking over a grid
+        (engine/vectorise.py); None where SymPy holds the function."""
+        if self.residual is None:
+            return None
+        return self.residual.table, self.value, self.requirements_plain
 
 
-def _exact(x) -> Basic:
-    return x if isinstance(x, Basic) else Integer(x)
+def _fraction(x) -> Optional[Fraction]:
+    """``x`` (int, Fraction or a SymPy rational) as a plain number (an int where whole); None for
+    anything else."""
+    if isinstance(x, Fraction):
+        return x.numerator if x.denominator == 1 else x
+    if isinstance(x, int) and not isinstance(x, bool):
+        return x
+    if getattr(x, "is_Rational", False):
+        return int(x.p) if x.q == 1 else Fraction(int(x.p), int(x.q))
+    return None
+
+
+def _sympy(value):
+    from .symbolic import sympy_value
+
+    return sympy_value(value)
+
+
+def _exact(x):
+    from sympy import Basic, Integer, Rational
+
+    if isinstance(x, Basic):
+        return x
+    if isinstance(x, Fraction):
+        return Rational(x.numerator, x.denominator)
+    return Integer(x)
 
 
 def default_target(problem: Problem) -> str:
@@ -127,10 +283,11 @@ def default_target(problem: Problem) -> str:
 def default_total(problem: Problem) -> str:
     """The total (sum of parts) of the spec's regime (its job in formulas/jobs.toml)."""
     regime = problem.bindings.get("regime")
-    value = regime.value.value if regime is not None and isinstance(regime.value, Text) else None
+    value = regime.plain if regime is not None and isinstance(regime.plain, str) else None
     if value is None:
         rule = problem.ruleset.rules.get("regime")
-        value = rule.expr.value if rule is not None and isinstance(rule.expr, Text) else "training"
+        default = rule.expression.constant() if rule is not None and rule.expression is not None else None
+        value = default if isinstance(default, str) else "training"
     from .regimes import JOBS, job_of
 
     job = job_of(value) or next(iter(JOBS.values()))
@@ -139,7 +296,7 @@ def default_total(problem: Problem) -> str:
 
 def _unbound_inputs(problem: Problem, name: str) -> List[str]:
     """Inputs ``name`` needs that have neither a value nor a default (in the branches taken)."""
-    _, missing = problem.point.of([name])
+    _, missing = problem.point.plain_of([name])
     return sorted(missing.get(name, ()))
 
 
@@ -191,20 +348,47 @@ def focus(problem: Problem, name: str, target: Optional[str] = None, where: str 
         return foci[(canonical, target)]
     _check_users_memory(problem, target)
     involved = [req for req in rs.requirements if canonical in rs.closure(req.deps)]
-    rest = [req for req in rs.requirements if req not in involved]
+    rest = [req for req in rs.requirements if all(req is not r for r in involved)]
     expecting = [rule for rule in rs.expectations if canonical in rs.closure(rule.deps)]
     deps = set().union(*(req.deps for req in rs.requirements + expecting))
-    values, at, missing = _evaluate(problem, canonical, [target], also=deps)  # one pass for all
+    at = problem.bindings[canonical].plain if canonical in problem.bindings else None
+    try:
+        res = residuals(rs, problem.point, canonical, rs.closure([target] + sorted(deps)),
+                        [r.expression for r in involved + expecting])
+    except EvaluationError as exc:
+        raise blame(exc, rs, problem.bindings) from None
+    except (Unsupported, TooLarge, ArithmeticError, TypeError, ValueError, LookupError, RecursionError):
+        res = None  # SymPy works the function out (and reports any error in its words)
+    if res is None:
+        foci[(canonical, target)] = _sympy_focus(problem, canonical, target, involved, rest, expecting, deps)
+        return foci[(canonical, target)]
+    if at is None:
+        point_values, _ = problem.point.plain_of([canonical])
+        at = point_values.get(canonical)
     # The requirements the input does not touch must hold at the spec's point (kv_heads = 24 with
-    # 64 heads is wrong whatever tp is): the located error `vram-eval SPEC` gives. Their inputs do
-    # not depend on the input, so their values here are plain numbers.
+    # 64 heads is wrong whatever tp is): the located error `vram-eval SPEC` gives.
+    check_requirements(rs, problem.bindings, res.values, rest)
+    conditions = res.extra[:len(involved)]
+    tested = res.extra[len(involved):]
+    requirements = [(rule, c) for rule, c in zip(involved, conditions) if c is not None]
+    expectations = [(rule, c, {d: res.values[d] for d in rule.deps}) for rule, c in zip(expecting, tested)
+                    if c is not None]
+    foci[(canonical, target)] = Focus(problem, canonical, target, at, res, res.values[target], requirements,
+                                      expectations)
+    return foci[(canonical, target)]
+
+
+def _sympy_focus(problem: Problem, canonical: str, target: str, involved, rest, expecting, deps) -> Focus:
+    """The focus worked out with SymPy as a whole: where the residual cannot hold the function."""
+    rs = problem.ruleset
+    values, at, missing = _evaluate(problem, canonical, [target], also=deps)  # one pass for all
     check_requirements(rs, problem.bindings, values, rest)
-    symbol = Symbol(canonical)
     expectations = tuple((rule, condition, {d: values[d] for d in rule.deps})
                          for rule, condition in _requirements_in(expecting, values, missing))
-    foci[(canonical, target)] = Focus(problem, canonical, target, symbol, values[target], at,
-                                      _requirements_in(involved, values, missing), expectations)
-    return foci[(canonical, target)]
+    from .values import to_plain
+
+    return Focus(problem, canonical, target, to_plain(at) if at is not None else None,
+                 sympy_focus=(values[target], _requirements_in(involved, values, missing), expectations))
 
 
 def _check_users_memory(problem: Problem, target: str) -> None:
@@ -216,7 +400,7 @@ def _check_users_memory(problem: Problem, target: str) -> None:
     if not mine:
         return
     try:
-        values, _ = problem.point.of(mine)
+        values, _ = problem.point.plain_of(mine)
     except ValueTooLarge:
         return  # too large at the spec's point (2 ** s at s = 4096): the question is about other values
     except EvaluationError as exc:
@@ -227,6 +411,10 @@ def _check_users_memory(problem: Problem, target: str) -> None:
 def _evaluate(problem: Problem, name: str, outputs: List[str], also=()):
     """(values as expressions of the input, its value at the spec's point, what could not be
     computed) for ``outputs`` and whatever ``also`` names need (requirements' dependencies)."""
+    from sympy import Symbol
+
+    from .symbolic import evaluate_values
+
     rs = problem.ruleset
     bound = {n: b.value for n, b in problem.bindings.items()}
     needed = rs.closure(list(outputs) + sorted(also))
@@ -251,8 +439,10 @@ def _evaluate(problem: Problem, name: str, outputs: List[str], also=()):
     return values, at, missing
 
 
-def _requirements_in(requirements: List[Rule], values, missing) -> Tuple[Tuple[Rule, Basic], ...]:
+def _requirements_in(requirements: List[Rule], values, missing) -> Tuple[tuple, ...]:
     """Each requirement's condition as an expression of the input, from the values focus computed."""
+    from sympy import Symbol
+
     return tuple(
         (req, _substituted(req.expr, {Symbol(d): values[d] for d in req.deps}))
         for req in requirements
@@ -260,10 +450,12 @@ def _requirements_in(requirements: List[Rule], values, missing) -> Tuple[Tuple[R
     )
 
 
-def _substituted(expr: Basic, mapping: Dict[Symbol, Basic]) -> Basic:
+def _substituted(expr, mapping: Dict[object, object]):
     """expr with the point's values, ``or`` and ``and`` short-circuited as the evaluator does:
     `layers == 0 or heads % k == 0` with layers = 0 holds even where k = 0. A part that has no
     value (x % 0) is false, as an unmet requirement is everywhere else."""
+    from sympy.logic.boolalg import And, BooleanAtom, Or, false, true
+
     if isinstance(expr, (Or, And)):
         decides, parts = (true, []) if isinstance(expr, Or) else (false, [])
         for arg in expr.args:

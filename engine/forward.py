@@ -1,7 +1,7 @@
 """Evaluate every rule at the bound point: the forward question.
 
 Rules are evaluated in dependency order, each from its node table (engine/nodes.py) with the
-values of its dependencies, in exact Python arithmetic: Fraction for numbers, bool, str, tuple
+values of its dependencies, in exact Python arithmetic: int and Fraction for numbers, bool, str, tuple
 (a list) and dict (a table). SymPy is not imported for it; a value that arithmetic does not
 cover (an irrational root, a logarithm), and every error, is worked out by SymPy instead
 (engine/symbolic.py), in the same semantics. A rule whose inputs are not all bound is
@@ -26,7 +26,7 @@ from .values import to_plain
 __all__ = ["Breakdown", "Point", "evaluate", "plain_values", "dependents", "check_requirements", "unmet_expectations",
            "expectation_warning", "shown_number"]
 
-_PLAIN = (Fraction, bool, str, tuple, dict)
+_NUMBERS = frozenset({int, Fraction})
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Breakdown:
 
     ruleset: RuleSet
     bindings: Mapping[str, Binding]
-    plain: Mapping[str, object]  # every name that has a value: Fraction, bool, str, tuple (a list), dict (a table)
+    plain: Mapping[str, object]  # every name that has a value: int, Fraction, bool, str, tuple (a list), dict (a table)
     missing: Mapping[str, FrozenSet[str]]  # name → the unbound inputs it needs
     spec: Optional[str] = None
     title: Optional[str] = None
@@ -86,7 +86,7 @@ class Breakdown:
         return self.values[self._available(name)]
 
     def plain_value(self, name: str):
-        """The value of ``name`` as the plain evaluator gives it (Fraction, bool, str, ...)."""
+        """The value of ``name`` as the plain evaluator gives it (int, Fraction, bool, str, ...)."""
         return self.plain[self._available(name)]
 
     def _available(self, name: str) -> str:
@@ -215,7 +215,7 @@ def plain_values(ruleset: RuleSet, bound: Mapping[str, object], only=None, known
 
     ``only`` limits the work to those names (say, the closure of one output); ``known``,
     ``(values, missing)`` already worked out at the same point, is taken as it is, not
-    computed again. A value is plain (Fraction, bool, str, tuple, dict) except where only
+    computed again. A value is plain (int, Fraction, bool, str, tuple, dict) except where only
     SymPy could work it out (an irrational number: then the SymPy number)."""
     values: Dict[str, object] = {}
     missing: Dict[str, FrozenSet[str]] = {}
@@ -258,8 +258,8 @@ def plain_values(ruleset: RuleSet, bound: Mapping[str, object], only=None, known
                     f"'{name}' is too large to work out exactly at these values ({exc})", rule.location,
                     hint=f"exact values are limited to 2^{MAX_BITS} (about 10^1233); is an input far too large, "
                          "or a power's exponent an input?", rule=rule) from None
-            if value.__class__ is Fraction and (value.numerator.bit_length() > MAX_BITS
-                                                or value.denominator.bit_length() > MAX_BITS):
+            if value.__class__ in _NUMBERS and (value.numerator.bit_length() > MAX_BITS
+                                                 or value.denominator.bit_length() > MAX_BITS):
                 raise ValueTooLarge(
                     f"'{name}' is beyond 2^{MAX_BITS} (about 10^1233) at these values", rule.location,
                     hint="no memory size is that large: is an input far too large?", rule=rule)
@@ -292,7 +292,7 @@ def _holds(rule, values: Mapping[str, object]) -> Optional[bool]:
 
 def shown_number(value) -> str:
     """A value as a warning shows it: whole numbers with thousands separators (8,192)."""
-    if (value.__class__ is Fraction and value.denominator == 1) or getattr(value, "is_Integer", False):
+    if (value.__class__ in _NUMBERS and value.denominator == 1) or getattr(value, "is_Integer", False):
         return f"{int(value):,}"
     return shown_value(value)
 

@@ -23,19 +23,18 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Dict, Optional, Sequence, Tuple
 
-from sympy import Basic, Integer, Rational
-
 from .errors import EvaluationError, InvalidValue, Location, RequirementNotMet, SolveError, TypeMismatch
 from .focus import Focus, focus
 from .problem import Problem
 from .units import NumberTooLarge, parse_quantity
+from .values import exact_number
 
 __all__ = ["Range", "SweepResult", "parse_range", "sweep", "json_value", "MAX_POINTS", "MAX_VALUE", "MIN_MAGNITUDE",
            "MAX_FACTOR"]
 
 MAX_POINTS = 10_000_000  # a sweep larger than this is refused
 MAX_VALUE = 2**53  # the largest size of a point: float64 holds every whole number up to it exactly
-MIN_MAGNITUDE = Rational(1, 2**53)  # the smallest size of a non-zero start, stop or step
+MIN_MAGNITUDE = Fraction(1, 2**53)  # the smallest size of a non-zero start, stop or step
 MAX_FACTOR = 1024  # the largest geometric step (x1024)
 
 _BOUND_TEXT = "2^53 = 9,007,199,254,740,992"
@@ -44,9 +43,9 @@ _BOUND_TEXT = "2^53 = 9,007,199,254,740,992"
 @dataclass(frozen=True)
 class Range:
     name: str
-    start: Rational
-    stop: Rational
-    step: Optional[Rational]  # arithmetic step, or None for a geometric one
+    start: Fraction
+    stop: Fraction
+    step: Optional[Fraction]  # arithmetic step, or None for a geometric one
     factor: Optional[int]  # "x2"
     text: str
     # (column, width) in `text` of the name, start, stop, step and of START:STOP[:STEP] (1-based)
@@ -56,7 +55,7 @@ class Range:
     def count(self) -> int:
         if self.factor:
             # the largest k with start * factor^k <= stop, exactly (a float log misses by one near powers)
-            ratio = Fraction(int(self.stop.p) * int(self.start.q), int(self.stop.q) * int(self.start.p))
+            ratio = self.stop / self.start
             bits = ratio.numerator.bit_length() - ratio.denominator.bit_length()  # log2(ratio), to within 1
             k = max(0, (bits - 1) // self.factor.bit_length())  # no more than the answer
             while k > 0 and self.factor ** k > ratio:
@@ -66,15 +65,15 @@ class Range:
             return k + 1
         return int((self.stop - self.start) // self.step) + 1
 
-    def point(self, k: int) -> Rational:
+    def point(self, k: int) -> Fraction:
         """The k-th point, exactly."""
         if self.factor:
-            return self.start * Integer(self.factor) ** k
+            return self.start * self.factor ** k
         return self.start + k * self.step
 
     @property
     def whole(self) -> bool:
-        return self.start.q == 1 and (self.step is None or self.step.q == 1)
+        return self.start.denominator == 1 and (self.step is None or self.step.denominator == 1)
 
     def values(self):
         """The grid: a NumPy array when NumPy is there (int64 for whole points), else a list."""
@@ -93,7 +92,7 @@ class Range:
             return np.arange(start, start + n * step, step, dtype=np.int64)
         # (A + k·B) / D with whole A, B: each point is the float nearest the exact one
         # (parse_range keeps |A + k·B| within 2^53, where float64 is exact for whole numbers).
-        d = math.lcm(int(self.start.q), int(self.step.q))
+        d = math.lcm(self.start.denominator, self.step.denominator)
         a, b = int(self.start * d), int(self.step * d)
         return (a + b * np.arange(n, dtype=float)) / d
 
@@ -112,9 +111,9 @@ class Range:
         return Location("sweep", None, column, self.text, max(1, width))
 
 
-def _to_float(v: Rational) -> float:
+def _to_float(v: Fraction) -> float:
     try:
-        return int(v.p) / int(v.q)
+        return v.numerator / v.denominator
     except OverflowError:
         return math.inf if v > 0 else -math.inf
 
@@ -152,7 +151,7 @@ def parse_range(text: str) -> Range:
     invalid = InvalidValue[RangeError]
     limit = LimitExceeded[RangeError]
 
-    def number(part: str, what: str, group: int) -> Rational:
+    def number(part: str, what: str, group: int) -> Fraction:
         try:
             parsed = parse_quantity(part.strip())
         except NumberTooLarge:
@@ -163,7 +162,7 @@ def parse_range(text: str) -> Range:
             raise syntax(f"the {what} '{_clip(part)}' of the range is not a number", at(group),
                          hint="points are finite numbers such as 512, 1.5, 4K or 2GiB", text=text, part=what)
         v, kinds[what] = parsed
-        value = Rational(v.numerator, v.denominator)
+        value = Fraction(v)
         written = _clip(part)
         if abs(value) > MAX_VALUE:
             raise limit(f"the {what} {written} of the range is beyond the bound of a sweep: "
@@ -199,16 +198,16 @@ def parse_range(text: str) -> Range:
             raise invalid("a geometric range must start above 0", at(2), text=text, part="start", name="start",
                           value=start, expected="above 0")
     else:
-        step = number(step_t, "step", 4) if step_t is not None else Integer(1)
+        step = number(step_t, "step", 4) if step_t is not None else Fraction(1)
         if step <= 0:
             raise invalid(f"the step must be positive, not {_show(step)}", at(4) if step_t is not None else at(5),
                           text=text, part="step" if step_t is not None else "range", name="step", value=step,
                           expected="above 0")
-        d = math.lcm(int(start.q), int(step.q))
+        d = math.lcm(start.denominator, step.denominator)
         if d > 1 and max(abs(start), abs(stop)) * d > MAX_VALUE:
             raise limit(f"the points of {_clip(text[m.start(2):values_end], 48)} are finer than "
                         f"float64 can tell apart at {_show(max(abs(start), abs(stop)))}", at(5),
-                        hint=f"with a step of {_show(step)}, keep the values below {_show(Rational(MAX_VALUE, d))}"
+                        hint=f"with a step of {_show(step)}, keep the values below {_show(Fraction(MAX_VALUE, d))}"
                              f" (the values times the step's denominator are at most 2^53)",
                         text=text, part="range", what="precision", limit=MAX_VALUE,
                         amount=max(abs(start), abs(stop)) * d)
@@ -226,20 +225,20 @@ def _clip(text: str, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _show(value: Rational) -> str:
+def _show(value) -> str:
     """A point as a range would write it: 3, 2.5, 1e-05 (a float's digits where not a short decimal)."""
-    value = Rational(value)
-    if value.q == 1:
-        return str(value.p)
-    q = int(value.q)
+    value = Fraction(value) if isinstance(value, (int, float, Fraction)) else exact_number(value)
+    if value.denominator == 1:
+        return str(value.numerator)
+    q = value.denominator
     while q % 2 == 0:
         q //= 2
     while q % 5 == 0:
         q //= 5
-    if q == 1 and len(str(value.q)) <= 20:
+    if q == 1 and len(str(value.denominator)) <= 20:
         with localcontext() as ctx:
-            ctx.prec = len(str(abs(value.p))) + len(str(value.q)) + 2
-            text = format(Decimal(int(value.p)) / Decimal(int(value.q)), "f")
+            ctx.prec = len(str(abs(value.numerator))) + len(str(value.denominator)) + 2
+            text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
         return text.rstrip("0").rstrip(".") if "." in text else text
     return repr(_to_float(value))
 
@@ -275,8 +274,9 @@ def json_value(v):
     """A value of a sweep as a JSON number: an int where it is whole, None beyond float64."""
     if hasattr(v, "item"):
         v = v.item()
-    if isinstance(v, Basic):  # an exact value (a column constant over the range): a number
-        v = int(v) if v.is_Integer else float(v)
+    exact = exact_number(v) if not isinstance(v, (int, float)) else None
+    if exact is not None:  # an exact value (a column constant over the range): a number
+        v = int(exact) if exact.denominator == 1 else float(exact)
     if isinstance(v, float) and not math.isfinite(v):
         return None  # beyond float64 (or no real value): JSON has no inf
     return int(v) if isinstance(v, float) and v.is_integer() else v
@@ -340,14 +340,14 @@ def _check_whole(fx: Focus, rng: Range) -> None:
     """Counts and bytes take whole values: so must every point of the range."""
     if not fx.integer or rng.whole:
         return
-    part, value = ("start", rng.start) if rng.start.q != 1 else ("step", rng.step)
-    lo, hi = -((-rng.start.p) // rng.start.q), rng.stop.p // rng.stop.q  # ceil(start), floor(stop)
+    part, value = ("start", rng.start) if rng.start.denominator != 1 else ("step", rng.step)
+    lo, hi = math.ceil(rng.start), math.floor(rng.stop)
     if rng.factor:
         hint = f"start at a whole number, e.g. {rng.name}={lo}:{rng.part('stop')}:x{rng.factor}"
     elif lo > hi:
         hint = f"no whole number lies between {_show(rng.start)} and {_show(rng.stop)}"
     else:
-        step = max(1, -((-rng.step.p) // rng.step.q))
+        step = max(1, math.ceil(rng.step))
         hint = f"sweep whole values, e.g. {rng.name}={lo}:{hi}" + (f":{step}" if step != 1 else "")
     raise InvalidValue[SolveError](f"{fx.name} takes whole values (unit {fx.unit}): the {part} {rng.part(part)} "
                                    f"of the range is not a whole number", rng.location(part), hint=hint, name=fx.name,
@@ -469,7 +469,7 @@ def _tabulate(fx: Focus, xs, rng: Optional[Range] = None, grid=None):
         if rng is not None:
             return rng.point(k)
         x = xs[k].item() if hasattr(xs[k], "item") else xs[k]
-        return Integer(x) if float(x).is_integer() else Rational(str(x))
+        return Fraction(int(x)) if float(x).is_integer() else Fraction(str(x))
 
     if np is None:  # pragma: no cover - without NumPy: exact evaluation point by point (slower, same values)
         return [fx.at_value(exact_point(k)) for k in range(len(xs))], True
@@ -494,6 +494,7 @@ def _tabulate(fx: Focus, xs, rng: Optional[Range] = None, grid=None):
             exact_value = fx.at_value(exact_point(k))
         except EvaluationError:  # too large to work out exactly: not a float64 integer either
             return values, False
-        if not (exact_value.is_Integer and int(exact_value) == int(ints[k])):
+        exact = exact_number(exact_value)
+        if not (exact is not None and exact.denominator == 1 and int(exact) == int(ints[k])):
             return values, False
     return ints, True

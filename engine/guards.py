@@ -164,7 +164,7 @@ def shown_value(value) -> str:
         return "[" + ", ".join(f'"{v}"' for v in value) + "]"
     if cls is dict:
         return "{" + ", ".join(f"{k}: {shown_value(v)}" for k, v in value.items()) + "}"
-    if cls is Fraction:
+    if cls is Fraction or cls is int:
         return str(value)
     if cls.__name__ in ("BooleanTrue", "BooleanFalse"):  # SymPy's true and false
         return "true" if cls.__name__ == "BooleanTrue" else "false"

@@ -13,17 +13,17 @@ which change would fit, found by solving again.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import List, Optional, Tuple
 
-from sympy import Basic, Integer, Piecewise, Poly, Rational, Symbol, ceiling, fraction, together
-
 from .errors import EngineError, InvalidValue, Location, NoDependence, SolveError, ValueTooLarge
-from .exact import MAX_BITS
 from .focus import Focus, focus
+from .nodes import MAX_BITS
 from .problem import Problem
 from .regimes import REMEDIES, REMEDY_SOLVES, SMALLEST, TOTAL_OF_PEAK, components, job_of, remedy_entry
-from .specialise import choices
+
 from .spec_types import Entry
 from .units import format_bytes, parse_quantity, unit_hint
 
@@ -43,15 +43,15 @@ class Solution:
     target: str
     budget: int  # bytes
     budget_text: str
-    value: Optional[Basic]
+    value: Optional[object]  # int for counts and bytes, else a Fraction
     direction: str  # "largest" or "smallest"
     method: str
     closed_form: Optional[str] = None  # symbolic in the other inputs
-    root: Optional[Basic] = None  # the real root at the spec's values
+    root: Optional[object] = None  # the real root at the spec's values (SymPy: it may be irrational)
     reason: Optional[str] = None
-    target_at_value: Optional[Basic] = None
-    next_value: Optional[Basic] = None  # the first value that does not fit
-    target_at_next: Optional[Basic] = None
+    target_at_value: Optional[object] = None
+    next_value: Optional[object] = None  # the first value that does not fit
+    target_at_next: Optional[object] = None
     next_invalid: Optional[str] = None  # why the formulas reject next_value (tp = 7 with 8 KV heads)
     notes: Tuple[str, ...] = ()
     suggestions: Tuple[str, ...] = ()
@@ -106,13 +106,13 @@ def parse_budget(text: str, where: str = "--budget") -> int:
                                        name="budget", value=text, expected=_MEMORY)
     if value <= 0:
         raise InvalidValue[SolveError]("the budget must be positive", loc, name="budget", value=text, expected="above 0")
-    return int(value) if value.denominator == 1 else int(ceiling(Rational(value.numerator, value.denominator)))
+    return math.ceil(value)
 
 
 def solve(problem: Problem, name: str, budget: int, target: Optional[str] = None, budget_text: Optional[str] = None,
           remedies: bool = True) -> Solution:
     fx = focus(problem, name, target)
-    return _solve(fx, Integer(budget), budget_text or format_bytes(budget), remedies)
+    return _solve(fx, int(budget), budget_text or format_bytes(budget), remedies)
 
 
 # ---------------------------------------------------------------------------
@@ -125,13 +125,14 @@ class _Fn:
         self.fx = fx
         self.memo = {}
 
-    def __call__(self, x) -> Basic:
+    def __call__(self, x):
         if x not in self.memo:
             try:
                 value = self.fx.at_value(x)
             except ValueTooLarge:
                 value = BEYOND  # past 2^MAX_BITS: over any budget, and never worked out
-            if not value.is_number or value.is_real is False or value.is_finite is False:
+            if value.__class__ not in (int, Fraction) and (not getattr(value, "is_number", False) or value.is_real is False
+                                                    or value.is_finite is False):
                 raise _Undefined(x)
             self.memo[x] = value
         return self.memo[x]
@@ -142,10 +143,10 @@ class _Undefined(Exception):
 
 
 # Stands for a target too large to work out (2**s at s = 2^40): larger than any budget.
-BEYOND = Integer(2) ** (MAX_BITS + 1)
+BEYOND = Fraction(2) ** (MAX_BITS + 1)
 
 
-def _solve(fx: Focus, budget: Integer, budget_text: str, remedies: bool) -> Solution:
+def _solve(fx: Focus, budget: int, budget_text: str, remedies: bool) -> Solution:
     f = _Fn(fx)
     notes: List[str] = []
     lo = _lowest(fx, f)
@@ -213,19 +214,19 @@ _NONE_FIT = object()
 _UNBOUNDED = object()
 
 
-def _lowest(fx: Focus, f: _Fn) -> Basic:
+def _lowest(fx: Focus, f: _Fn) -> int:
     """The smallest value the input may take: 0 if the formulas accept it, else 1."""
-    for candidate in (Integer(0), Integer(1)):
+    for candidate in (0, 1):
         if fx.feasible(candidate):
             try:
                 f(candidate)
                 return candidate
             except _Undefined:
                 continue
-    return Integer(1)
+    return 1
 
 
-def _direction(fx: Focus, f: _Fn, lo: Basic):
+def _direction(fx: Focus, f: _Fn, lo: int):
     """('largest' if the target grows, 'smallest' if it shrinks, or 'flat'; monotone?)."""
     points = [lo + k for k in range(4)] + [lo + 2**k for k in range(2, 41, 2)]
     values = []
@@ -243,12 +244,12 @@ def _direction(fx: Focus, f: _Fn, lo: Basic):
     return ("largest" if rising else "smallest"), True
 
 
-def _integer_search(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str):
+def _integer_search(fx: Focus, f: _Fn, lo: int, budget: int, direction: str):
     fits = lambda x: f(x) <= budget  # noqa: E731
     if direction == "largest":
         if not fits(lo):
             return _NONE_FIT
-        hi = max(lo, Integer(1))
+        hi = max(lo, 1)
         while fits(hi):
             if hi > SEARCH_LIMIT:
                 return _UNBOUNDED
@@ -259,7 +260,7 @@ def _integer_search(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str)
             good, bad = (mid, bad) if fits(mid) else (good, mid)
         return _scan(fx, good, -1, lambda x: x >= lo)
     # smallest
-    hi = max(lo, Integer(1))
+    hi = max(lo, 1)
     while not fits(hi):
         if hi > SEARCH_LIMIT:
             return _NONE_FIT
@@ -285,7 +286,7 @@ def _scan(fx: Focus, start, step: int, ok):
     return _NONE_FIT
 
 
-def _exhaustive(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str):
+def _exhaustive(fx: Focus, f: _Fn, lo: int, budget: int, direction: str):
     """Every value from lo on: in float64 with NumPy to find the candidates, then exactly."""
     try:
         import numpy as np
@@ -298,7 +299,7 @@ def _exhaustive(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str):
         values = evaluate_array(fx.expr, fx.symbol, xs.astype(float),
                                 Location("--target", None, 1, fx.target, len(fx.target)), what=f"'{fx.target}'")
         near = values <= float(budget) * (1 + 1e-9)
-        candidates = [Integer(int(x)) for x in xs[near]]
+        candidates = [int(x) for x in xs[near]]
     if direction == "largest":
         candidates = candidates[::-1]
     for x in candidates:
@@ -310,12 +311,12 @@ def _exhaustive(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str):
     return _NONE_FIT
 
 
-def _rational_search(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str):
+def _rational_search(fx: Focus, f: _Fn, lo: int, budget: int, direction: str):
     """Bisection on exact rationals to 1e-9 relative, for inputs that need not be whole."""
     value = _integer_search(fx, f, lo, budget, direction)
-    if value in (_NONE_FIT, _UNBOUNDED):
+    if value is _NONE_FIT or value is _UNBOUNDED:
         return value
-    a, b = (value, value + 1) if direction == "largest" else (value - 1, value)
+    a, b = (Fraction(value), Fraction(value + 1)) if direction == "largest" else (Fraction(value - 1), Fraction(value))
     for _ in range(40):
         mid = (a + b) / 2
         if (f(mid) <= budget) == (direction == "largest"):
@@ -325,9 +326,16 @@ def _rational_search(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str
     return a if direction == "largest" else b
 
 
+# What a rational function of the input is made of: a residual holding anything else (a
+# piecewise, a max, a ceiling) has no closed form, and SymPy is not asked.
+_RATIONAL_TAGS = frozenset({"Add", "Mul", "Pow", "Sym", "Int", "Q"})
+
+
 def _equation(expr, x, budget):
     """The numerator of expr − budget over a common denominator, as a polynomial in x
     (so that c0 + c1/x = M is solved as well as c0 + c1·x = M), or None."""
+    from sympy import Poly, fraction, together
+
     try:
         numerator, _ = fraction(together(expr - budget))
         poly = Poly(numerator, x)
@@ -337,11 +345,17 @@ def _equation(expr, x, budget):
 
 
 def _degree(fx: Focus) -> Optional[int]:
+    if fx.residual is not None and not fx.residual.tags(fx.value) <= _RATIONAL_TAGS:
+        return None  # no closed form: SymPy is not needed
+    from sympy import Symbol
+
     poly = _equation(fx.expr, fx.symbol, Symbol("M"))
     return poly.degree() if poly is not None else None
 
 
 def _kind(fx: Focus) -> str:
+    from sympy import Poly
+
     try:
         polynomial = Poly(fx.expr, fx.symbol).degree() >= 1
     except Exception:
@@ -351,7 +365,7 @@ def _kind(fx: Focus) -> str:
     return f"{name} in {fx.name}" if polynomial else f"rational in {fx.name}: {name} after clearing the denominator"
 
 
-def _closed_form(fx: Focus, budget: Basic, direction: str):
+def _closed_form(fx: Focus, budget: int, direction: str):
     """(symbolic solution or None, real root at the spec's values or None) for degree 1-2."""
     degree = _degree(fx)
     if degree not in (1, 2):
@@ -363,7 +377,7 @@ def _closed_form(fx: Focus, budget: Basic, direction: str):
     return _symbolic_solution(fx, degree, direction), root
 
 
-def _roots(poly: Poly) -> List[Basic]:
+def _roots(poly) -> list:
     """The exact roots of a degree 1 or 2 polynomial (the quadratic formula; SymPy's
     general `roots` would import half of SymPy on a cold start)."""
     from sympy import sqrt
@@ -380,6 +394,8 @@ def _roots(poly: Poly) -> List[Basic]:
 
 def _symbolic_solution(fx: Focus, degree: int, direction: str) -> Optional[str]:
     """x = ... in terms of the other inputs and the budget M (None if not rational there)."""
+    from sympy import Symbol
+
     expr = _sizes_expression(fx)
     x, M = fx.symbol, Symbol("M")
     poly = _equation(expr, x, M)
@@ -398,11 +414,15 @@ def _symbolic_solution(fx: Focus, degree: int, direction: str) -> Optional[str]:
     return f"{x} = {rounding}({solution})" if rounding else f"{x} = {solution}"
 
 
-def _sizes_expression(fx: Focus) -> Basic:
+def _sizes_expression(fx: Focus):
     """The target down to the inputs, with what only chooses a branch fixed at the spec's values
     (the strings, booleans and tables; then every name a remaining condition tests but the input:
     pp == 1, zero_stage >= 3, b > 1), so the closed form reads as arithmetic in the sizes. The
     choices are fixed rule by rule while expanding, so the branches they rule out are never built."""
+    from sympy import Piecewise, Symbol
+
+    from .specialise import choices
+
     rs = fx.problem.ruleset
     # an output the spec or --set gives (params = 7.5B) is solved as given: a name here
     expr = rs.expand(fx.target, fixed=choices(fx.problem, fx.target), keep=fx.problem.bindings)
@@ -421,21 +441,20 @@ def _values_at_point(fx: Focus, names) -> dict:
     return {n: values[n] for n in names if n in values}
 
 
-def _why_nothing_fits(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: str, remedies: bool):
-    x = lo if direction == "largest" else Integer(SEARCH_LIMIT)
+def _why_nothing_fits(fx: Focus, f: _Fn, lo: int, budget: int, direction: str, remedies: bool):
+    x = lo if direction == "largest" else SEARCH_LIMIT
     shown_x = f"{fx.name} = {int(x):,}" if direction == "largest" else f"any {fx.name}"
     # a peak's phases each hold the weights, gradients and states: a part alone over the budget
     # is over it at the peak too
     parts = components(TOTAL_OF_PEAK.get(fx.target, fx.target))
     over = []
     if parts:
-        values = fx.with_values([n for n in parts.values() if n in fx.problem.ruleset.rules])
+        values = fx.values_at([n for n in parts.values() if n in fx.problem.ruleset.rules], x)
         for row, out in parts.items():
             v = values.get(out)
             if v is None:
                 continue
-            v = v.xreplace({fx.symbol: x})
-            if v.is_number and v > budget:
+            if (v.__class__ in (int, Fraction) or getattr(v, "is_number", False)) and v > budget:
                 over.append(f"{row} alone need{'s' if not row.endswith('s') else ''} {format_bytes(v)} > {format_bytes(budget)}")
     total = f(x) if direction == "largest" else None
     if over:
@@ -448,7 +467,7 @@ def _why_nothing_fits(fx: Focus, f: _Fn, lo: Basic, budget: Basic, direction: st
     return reason, suggestions
 
 
-def _remedies(fx: Focus, budget: Basic) -> List[str]:
+def _remedies(fx: Focus, budget: int) -> List[str]:
     """Changes from the regime's REMEDIES (engine/regimes.py) under which something fits: each one
     alone, then — when none does — two together (QLoRA with gradient checkpointing), at most three;
     then the fewest GPUs the model can be split over (tp), the other inputs as given."""
@@ -460,7 +479,7 @@ def _remedies(fx: Focus, budget: Basic) -> List[str]:
         if val == SMALLEST:
             tried = key == fx.name  # the question's own input
         else:
-            tried = current is not None and str(getattr(current.value, "value", current.value)).lower() == val
+            tried = current is not None and _shown_setting(current.plain) == val
         if not tried:
             untried.append((key, val))
     # Changes on the same GPUs first; then more GPUs (tensor parallelism), on their own.
@@ -486,7 +505,16 @@ def _remedies(fx: Focus, budget: Basic) -> List[str]:
     return found
 
 
-def _remedy_fits(fx: Focus, budget: Basic, changes) -> Optional[str]:
+def _shown_setting(value) -> str:
+    """A bound value as a remedy's setting is written in jobs.toml: true, false, cpu, 3."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, Fraction)) and value.denominator == 1:
+        return str(value.numerator)
+    return str(value).lower()
+
+
+def _remedy_fits(fx: Focus, budget: int, changes) -> Optional[str]:
     """'--set k=v [--set k=v]: x = N fits', or None when nothing fits with those changes."""
     target = fx.target
     for key, val in changes:

@@ -120,6 +120,24 @@ def _engine_fingerprint() -> bytes:
     return digest.digest()
 
 
+# RuleSets built in this process, by the files they were built from (the parsed files are kept
+# by _read, so the same bytes give the same objects): a second problem over the same formulas
+# (a remedy, a test's next case) shares the checked, ordered rule set instead of rebuilding it.
+_RULESETS: Dict[tuple, Tuple[tuple, RuleSet]] = {}
+
+
+def _built(files: tuple, choices: Dict[str, Tuple[str, ...]]) -> RuleSet:
+    key = (tuple(id(f) for f in files), tuple(sorted(choices.items())))
+    hit = _RULESETS.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], files)):
+        return hit[1]
+    ruleset = RuleSet.build(files, choices=choices)
+    if len(_RULESETS) >= 64:
+        _RULESETS.clear()
+    _RULESETS[key] = (files, ruleset)  # the files kept alive with it: their ids are not reused
+    return ruleset
+
+
 class Library:
     """The built-in formulas plus the user's, composed for a choice of variants.
 
@@ -224,4 +242,4 @@ class Library:
                 )
             files.append(self._parse(options[value], True))
         choices = {name: tuple(options) for name, options in variants.items()}
-        return RuleSet.build(files + self.user_files(), choices=choices)
+        return _built(tuple(files + self.user_files()), choices)

@@ -13,7 +13,7 @@ of the wrong kind (a condition where a number belongs), a forward index, a tree 
 too large. :class:`Expression` is one expression of a file: its table and its root, with the
 names it uses, and — built only when a question needs it — the SymPy expression
 (engine/nodes_sympy.py). :meth:`NodeTable.value` is the exact value at known values, with
-Python's Fraction, bool, str, tuple (a list) and dict (a table): the forward question's
+Python's int (whole numbers) and Fraction, bool, str, tuple (a list) and dict (a table): the forward question's
 arithmetic, in the semantics SymPy gives the same expression. What it does not cover (a
 logarithm, a root, a constant such as pi, a missing key) raises :class:`Unsupported`, and the
 caller asks SymPy — the result is the same (or the error is SymPy's), only slower.
@@ -93,7 +93,7 @@ def _leaf_value(node: list):
     if tag == "Int":
         if len(node) != 2:
             raise Malformed
-        return Fraction(_integer(node[1]))
+        return _integer(node[1])  # whole numbers stay int: exact, and several times faster than Fraction
     if tag == "Q":
         if len(node) != 3:
             raise Malformed
@@ -113,7 +113,7 @@ class NodeTable:
 
     def __init__(self, nodes: Tuple[tuple, ...], data: List[Any]) -> None:
         self.nodes = nodes
-        self.data = data  # a leaf's value (Fraction, str, bool), or None
+        self.data = data  # a leaf's value (int, Fraction, str, bool), or None
         self._built: Optional[list] = None  # the SymPy objects, once a question asked for them
 
     def __len__(self) -> int:
@@ -308,6 +308,9 @@ class Expression:
             return None
 
     def __eq__(self, other) -> bool:
+        if self is other or (isinstance(other, Expression) and self._table is not None
+                             and self._table is other._table and self._root == other._root):
+            return True
         return isinstance(other, Expression) and self.expr == other.expr
 
     def __hash__(self) -> int:
@@ -320,8 +323,11 @@ class Expression:
 # --- evaluation ----------------------------------------------------------------
 
 
+_NUMBERS = frozenset({int, Fraction})  # a number: an int (whole) or a Fraction; bool is not one
+
+
 def _num(x):
-    if x.__class__ is not Fraction:
+    if x.__class__ not in _NUMBERS:
         raise TypeError(f"{'true/false' if isinstance(x, bool) else repr(x)} is not a number")
     return x
 
@@ -408,6 +414,8 @@ def _or(ev, node):
 
 
 def _equal_values(a, b) -> bool:
+    if a.__class__ in _NUMBERS and b.__class__ in _NUMBERS:
+        return a == b  # 2 == 4/2, whichever form each has
     return type(a) is type(b) and a == b
 
 
@@ -420,7 +428,7 @@ def _pow_values(base, exp):
         raise Unsupported("pow")
     if base == 0 and exp < 0:
         raise ZeroDivisionError("0 to a negative power")
-    return base ** int(exp)
+    return base ** int(exp) if exp >= 0 else Fraction(base) ** int(exp)  # never a float
 
 
 def _member_values(item, collection) -> bool:
@@ -438,14 +446,14 @@ def _lookup_values(table, key):
 
 
 def _sum(*xs):
-    total = Fraction(0)
+    total = 0
     for x in xs:
         total += _num(x)
     return total
 
 
 def _product(*xs):
-    out = Fraction(1)
+    out = 1
     for x in xs:
         out *= _num(x)
     return out
@@ -458,8 +466,8 @@ FOLD: Dict[str, Callable] = {
     "Mul": _product,
     "Pow": _pow_values,
     "Mod": lambda a, b: _num(a) % _num(b),
-    "floor": lambda a: Fraction(math.floor(_num(a))),
-    "ceiling": lambda a: Fraction(math.ceil(_num(a))),
+    "floor": lambda a: math.floor(_num(a)),
+    "ceiling": lambda a: math.ceil(_num(a)),
     "Min": lambda *xs: min(_num(x) for x in xs),
     "Max": lambda *xs: max(_num(x) for x in xs),
     "Abs": lambda a: abs(_num(a)),

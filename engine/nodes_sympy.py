@@ -21,7 +21,7 @@ from sympy.logic.boolalg import false, true
 from .nodes import INNER, Malformed, NodeTable, checked
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
 
-__all__ = ["build", "table_of", "encode_exprs", "Unencodable"]
+__all__ = ["build", "build_evaluated", "table_of", "encode_exprs", "Unencodable"]
 
 _SAFE_INT = 2**53  # larger integers are written as strings of digits
 
@@ -150,6 +150,45 @@ def build(table: NodeTable) -> list:
             built.append(_CONSTANTS[tag])
         else:
             built.append(_BUILD[tag](tuple(built[i] for i in node[1:])))
+    return built
+
+
+# Constructors that evaluate (fold numbers, drop false branches, flatten sums): a residual
+# table (engine/residual.py) is not in SymPy's canonical form, so it is built as SymPy builds
+# an expression from its parts.
+_EVALUATED = {
+    "Add": lambda args: Add(*args), "Mul": lambda args: Mul(*args), "Pow": lambda args: Pow(*args),
+    "Mod": lambda args: Mod(*args), "Piecewise": lambda args: Piecewise(*args), "Pair": tuple,
+    "Min": lambda args: Min(*args), "Max": lambda args: Max(*args), "ceiling": lambda args: ceiling(*args),
+    "floor": lambda args: floor(*args), "Abs": lambda args: Abs(*args), "log": lambda args: log(*args),
+    "Lt": lambda args: Lt(*args), "Le": lambda args: Le(*args), "Gt": lambda args: Gt(*args),
+    "Ge": lambda args: Ge(*args), "Eq": lambda args: Eq(*args), "Ne": lambda args: Ne(*args),
+    "And": lambda args: And(*args), "Or": lambda args: Or(*args), "Not": lambda args: Not(*args),
+    "TextEq": lambda args: TextEq(*args), "Member": lambda args: Member(*args),
+    "Lookup": lambda args: Lookup(*args), "Tuple": lambda args: STuple(*args),
+    "TextSet": lambda args: TextSet(*args), "Table": lambda args: Basic.__new__(Table, *args),
+}
+
+
+def build_evaluated(table: NodeTable) -> list:
+    """Every node of a table as SymPy builds it from its parts (numbers folded, sums flattened)."""
+    built: list = []
+    for node, data in zip(table.nodes, table.data):
+        tag = node[0]
+        if tag in _EVALUATED:
+            built.append(_EVALUATED[tag](tuple(built[i] for i in node[1:])))
+        elif tag == "Sym":
+            built.append(_atom(Symbol, node[1]))
+        elif tag == "Text":
+            built.append(_atom(Text, node[1]))
+        elif tag == "Str":
+            built.append(Str(node[1]))
+        elif tag == "Int":
+            built.append(Integer(data.numerator))
+        elif tag == "Q":
+            built.append(Rational(data.numerator, data.denominator))
+        else:
+            built.append(_CONSTANTS[tag])
     return built
 
 

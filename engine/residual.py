@@ -21,7 +21,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Tuple
 
-from .nodes import FOLD, INNER, NodeTable, TooLarge, Unsupported, _Evaluator, checked
+from .nodes import FOLD, INNER, NodeTable, Unsupported, _Evaluator, checked
 
 __all__ = ["Rest", "Residuals", "residuals"]
 
@@ -56,6 +56,8 @@ class _Builder:
     def leaf(self, value) -> int:
         """The node of a known value (a number, a condition, a string)."""
         cls = value.__class__
+        if cls is int:
+            return self._add(["Int", _digits(value)])
         if cls is Fraction:
             if value.denominator == 1:
                 return self._add(["Int", _digits(value.numerator)])
@@ -83,10 +85,11 @@ def _digits(n: int):
 class Residuals:
     """The residual table and each name's value: plain, or a :class:`Rest` in the table."""
 
-    def __init__(self, name: str, table: NodeTable, values: Mapping[str, Any]) -> None:
+    def __init__(self, name: str, table: NodeTable, values: Mapping[str, Any], extra: List[Any]) -> None:
         self.name = name
         self.table = table
-        self.values = values
+        self.values = values  # name → plain value or Rest
+        self.extra = extra  # the extra expressions' values, in order (None: an input of it is unset)
 
     def at(self, value, x) -> Any:
         """``value`` (plain or Rest) at the input's value ``x`` (a Fraction), exactly."""
@@ -187,10 +190,12 @@ class _Partial:
         return self.b.node("And" if conjunction else "Or", kept)
 
 
-def residuals(ruleset, point, name: str, needed: Iterable[str]) -> Residuals:
+def residuals(ruleset, point, name: str, needed: Iterable[str], extra=()) -> Residuals:
     """Every name in ``needed`` as plain values or residuals in ``name``, the other inputs at
-    the problem's point (``point``: a :class:`~vram_eval.forward.Point`). Raises Unsupported
-    (or TooLarge, an arithmetic or type error at the point) where SymPy must decide."""
+    the problem's point (``point``: a :class:`~vram_eval.forward.Point`), and the value of each
+    expression in ``extra`` (requirements' and expectations' conditions; None for one that
+    reads an unset input). Raises Unsupported (or TooLarge, an arithmetic or type error at the
+    point) where SymPy must decide."""
     from .forward import dependents
 
     needed = frozenset(needed)
@@ -203,16 +208,26 @@ def residuals(ruleset, point, name: str, needed: Iterable[str]) -> Residuals:
     for n in ruleset.order:
         if n not in moving or n == name:
             continue
+        if n in point.bindings:  # an output the spec gives (params = 7.5B): its value, whatever the input
+            env[n] = point.bindings[n].plain
+            continue
         rule = ruleset.rules.get(n)
-        if rule is None or rule.expression is None or n in point.bindings:
-            raise Unsupported(f"'{n}' has no formula here")  # a bound output, an unset input: SymPy's path says
+        if rule is None or rule.expression is None:
+            raise Unsupported(f"'{n}' has no formula here")  # an unset input: SymPy's path says so
         table, root = rule.expression.table
         if table is None:
             raise Unsupported(f"'{n}' has no node table")
         if any(d in missing for d in rule.deps):
             raise Unsupported(f"'{n}' needs an unset input")
         env[n] = partial.at(table, root)
-    return Residuals(name, checked(builder.raw), env)
+    out = []
+    for expression in extra:
+        if any(d in missing or d not in env for d in expression.names):
+            out.append(None)
+            continue
+        table, root = expression.table
+        if table is None:
+            raise Unsupported("a condition without a node table")
+        out.append(partial.at(table, root))
+    return Residuals(name, checked(builder.raw), env, out)
 
-
-__all__ += ["TooLarge"]

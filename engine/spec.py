@@ -11,7 +11,7 @@ Reading and binding are two steps:
    ("24GiB" for memory, "13B" for counts, one of the allowed strings…).
 
 No TOML/YAML/JSON object leaves the spec modules: values become exact numbers
-(Fraction), strings, tuples of strings (a list) or True/False. Reading a file safely and
+(int where whole, else Fraction), strings, tuples of strings (a list) or True/False. Reading a file safely and
 its bounds are in spec_file; each format has its own module (spec_toml, spec_yaml,
 spec_hf). Duplicate keys are refused in every format, and each value is checked
 against its input's unit where it enters (counts whole and >= 0, memory >= 0,
@@ -284,7 +284,7 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet):
                            did_you_mean(closest(raw, allowed)))
             return raw
         value, kind = parsed
-        number = Fraction(value)
+        number = value.numerator if value.denominator == 1 else Fraction(value)  # whole numbers as int
     else:
         raise fail(f"expects {_expects(unit, allowed)}, not {_describe(raw)}")
 
@@ -304,12 +304,13 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet):
     return number
 
 
-def _exact(raw) -> Fraction:
-    """An int or a finite float (checked by the caller) as an exact number."""
+def _exact(raw):
+    """An int or a finite float (checked by the caller) as an exact number: an int where whole."""
     if isinstance(raw, int):
-        return Fraction(raw)
+        return raw
     # repr() is the shortest decimal that round-trips: 0.1 stays 1/10.
-    return Fraction(repr(raw))
+    value = Fraction(repr(raw))
+    return value.numerator if value.denominator == 1 else value
 
 
 

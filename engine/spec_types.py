@@ -67,7 +67,7 @@ class Spec:
 @dataclass(frozen=True)
 class Binding:
     name: str  # the canonical input name
-    plain: object  # the value: Fraction, bool, str or tuple of str (a list)
+    plain: object  # the value: int, Fraction, bool, str or tuple of str (a list)
     location: Location
     key: str  # the key as the user wrote it
 

@@ -2,7 +2,7 @@
 the questions and the renderers alike.
 
 Two forms of a value travel through the engine: *plain* (what engine/forward.py computes:
-Fraction, bool, str, tuple for a list, dict for a table) and SymPy (what the questions that
+int for a whole number, Fraction for another, bool, str, tuple for a list, dict for a table) and SymPy (what the questions that
 vary an input substitute into expressions). :func:`to_plain` gives the first from either;
 :func:`to_python` gives what JSON shows — integers stay integers (exact bytes), other numbers
 become floats, true/false booleans, strings and lists themselves, tables dicts. Every
@@ -24,8 +24,6 @@ def to_plain(value) -> Any:
     cls = value.__class__
     if cls in _PLAIN:
         return value
-    if cls is int:
-        return Fraction(value)
     from .exact import Unsupported, to_python_value
 
     try:
@@ -34,7 +32,7 @@ def to_plain(value) -> Any:
         return value
 
 
-_PLAIN = frozenset({Fraction, bool, str, tuple, dict})
+_PLAIN = frozenset({int, Fraction, bool, str, tuple, dict})
 
 
 def exact_number(value) -> Optional[Fraction]:
