@@ -23,9 +23,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 from . import resources
 from .errors import (EngineError, FormulaError, IncompleteVariant, InconsistentVariants, Location, UnreadableFile,
                      UnusedName)
-from .library import Library, formula_files
+from .library import Library, formula_files, read_file
 from .rules import FormulaFile, Rule, RuleSet, _name_location, _one_line
-from .transform import read_formula_file
 
 __all__ = ["CheckReport", "check_paths"]
 
@@ -65,7 +64,7 @@ def check_paths(paths: Sequence[str] = (), builtin_dir: Optional[Path] = None) -
         shown = str(Path(builtin.name) / path.relative_to(builtin)) if is_builtin else str(path)
         report.files.append(shown)
         try:
-            parsed = read_formula_file(path, builtin=is_builtin, shown=shown)
+            parsed = read_file(path, shown, is_builtin)  # from the parse cache where it parsed before
             report.rules += len(parsed.rules) + len(parsed.requirements)
         except EngineError as exc:
             report.errors.append(exc)

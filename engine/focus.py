@@ -77,15 +77,22 @@ class Focus:
 
     def _symbolic(self):
         if self._sympy is None:
-            from .nodes_sympy import build_evaluated
-
-            built = build_evaluated(self.residual.table)
-            as_sympy = lambda v: built[v.i] if isinstance(v, Rest) else _sympy(v)  # noqa: E731
-            self._sympy = (as_sympy(self.value),
-                           tuple((rule, as_sympy(c)) for rule, c in self.requirements_plain),
-                           tuple((rule, as_sympy(c), {n: as_sympy(v) for n, v in tested.items()})
+            self._sympy = (self._as_sympy(self.value),
+                           tuple((rule, self._as_sympy(c)) for rule, c in self.requirements_plain),
+                           tuple((rule, self._as_sympy(c), {n: self._as_sympy(v) for n, v in tested.items()})
                                  for rule, c, tested in self.expectations_plain))
         return self._sympy
+
+    def _as_sympy(self, value):
+        """A value (plain, or a Rest in the residual table) as SymPy; built node by node once."""
+        if not isinstance(value, Rest):
+            return _sympy(value)
+        built = self.__dict__.setdefault("_built", {})
+        if value.i not in built:
+            from .nodes_sympy import build_evaluated
+
+            build_evaluated(self.residual.table, [value.i], built)
+        return built[value.i]
 
     @property
     def expr(self):
@@ -147,19 +154,11 @@ class Focus:
                 pass  # an irrational root: SymPy decides
         from sympy.logic.boolalg import BooleanAtom
 
-        from .symbolic import sympy_value
-
         try:
-            decided = sympy_value(condition).xreplace({self.symbol: _exact(x)}) if not isinstance(condition, Rest) \
-                else self._symbolic_of(condition).xreplace({self.symbol: _exact(x)})
+            decided = self._as_sympy(condition).xreplace({self.symbol: _exact(x)})
         except (ZeroDivisionError, TypeError, ValueError):
             return None
         return bool(decided) if isinstance(decided, BooleanAtom) else None
-
-    def _symbolic_of(self, rest):
-        from .nodes_sympy import build_evaluated
-
-        return build_evaluated(self.residual.table)[rest.i]
 
     def feasible(self, x) -> bool:
         """Do the formulas' requirements that involve the input hold at ``x``?"""

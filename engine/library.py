@@ -43,6 +43,16 @@ def _read(path: str, shown: str, mtime: float, builtin: bool) -> FormulaFile:
     return _cached(Path(path), shown, builtin)
 
 
+def read_file(path: Path, shown: str, builtin: bool) -> FormulaFile:
+    """One formula file, parsed (or from the parse cache: the same result); a file that does not
+    parse raises its located FormulaError (errors are never cached)."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return _read(str(path), shown, mtime, builtin)
+
+
 def _cache_dir() -> Optional[Path]:
     """Where parsed formula files are kept between runs (VRAM_EVAL_CACHE=off disables)."""
     setting = os.environ.get("VRAM_EVAL_CACHE")
@@ -157,11 +167,7 @@ class Library:
         shown = str(path)
         if builtin:
             shown = str(Path(self.builtin_dir.name) / path.relative_to(self.builtin_dir))
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
-            mtime = 0.0
-        return _read(str(path), shown, mtime, builtin)
+        return read_file(path, shown, builtin)
 
     def variants(self) -> Dict[str, Dict[str, Path]]:
         """selector input → {value: file} for every variant directory."""

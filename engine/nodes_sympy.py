@@ -143,7 +143,7 @@ def build(table: NodeTable) -> list:
         elif tag == "Str":
             built.append(Str(node[1]))
         elif tag == "Int":
-            built.append(Integer(data.numerator))
+            built.append(Integer(data))
         elif tag == "Q":
             built.append(Rational(data.numerator, data.denominator))
         elif tag in _CONSTANTS:
@@ -170,25 +170,32 @@ _EVALUATED = {
 }
 
 
-def build_evaluated(table: NodeTable) -> list:
-    """Every node of a table as SymPy builds it from its parts (numbers folded, sums flattened)."""
-    built: list = []
-    for node, data in zip(table.nodes, table.data):
+def build_evaluated(table: NodeTable, roots=None, built=None) -> dict:
+    """The nodes of a table (those below ``roots``, else all) as SymPy builds them from their
+    parts (numbers folded, sums flattened): index → SymPy object, added to ``built`` (the nodes
+    already built are not built again)."""
+    built = {} if built is None else built
+    wanted = set()
+    for root in (range(len(table.nodes)) if roots is None else roots):
+        if root not in built:
+            wanted.update(i for i in table.reachable(root) if i not in built)
+    for i in sorted(wanted):
+        node, data = table.nodes[i], table.data[i]
         tag = node[0]
         if tag in _EVALUATED:
-            built.append(_EVALUATED[tag](tuple(built[i] for i in node[1:])))
+            built[i] = _EVALUATED[tag](tuple(built[a] for a in node[1:]))
         elif tag == "Sym":
-            built.append(_atom(Symbol, node[1]))
+            built[i] = _atom(Symbol, node[1])
         elif tag == "Text":
-            built.append(_atom(Text, node[1]))
+            built[i] = _atom(Text, node[1])
         elif tag == "Str":
-            built.append(Str(node[1]))
+            built[i] = Str(node[1])
         elif tag == "Int":
-            built.append(Integer(data.numerator))
+            built[i] = Integer(data)
         elif tag == "Q":
-            built.append(Rational(data.numerator, data.denominator))
+            built[i] = Rational(data.numerator, data.denominator)
         else:
-            built.append(_CONSTANTS[tag])
+            built[i] = _CONSTANTS[tag]
     return built
 
 
