@@ -164,16 +164,7 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     facts = _header_line(result, HEADER["model_line"])
     lines.append("  " + ", ".join(facts) + (f"   ({result.spec})" if result.spec else ""))
     lines.append("  " + "; ".join(_header_line(result, HEADER["settings_line"])))
-    unmeasured = to_python(get("unmeasured")) if get("unmeasured") is not None else ()
-    block = to_python(get("arch")) if get("arch") is not None else "the arch's"
-    if get("block_checked") is not None and not get("block_checked"):
-        lines.append(f"  unchecked: {', '.join(unmeasured)} is not in the catalog — every figure is that of a {block} "
-                     "block of these sizes, not checked against this model")
-    elif unmeasured:
-        exact = "parameters, KV cache and recurrent state are" if get("recurrent_state") else "parameters and KV cache are"
-        rest = (f"for these, activations and peaks are estimated as a {block} block's" if get("activations") is not None
-                else "activations and peaks not computed")
-        lines.append(f"  not measured for this block: {', '.join(unmeasured)} — {exact} exact; {rest}")
+    lines += ["  " + text for text in (_caveat(result, items) for items in HEADER["caveats"]) if text is not None]
     if get("gpu_memory") is not None:
         lines.append("  " + _gpu_line(get("gpu_memory"), gpu, memory_unit))
     lines.append("")
@@ -295,22 +286,30 @@ def _verdict(total: str, get, unit: str) -> str:
 
 def _header_line(result: Breakdown, items) -> List[str]:
     """The items of a header line (jobs.toml's [header]) that the point shows."""
+    return [text for text in (_item_text(result, item) for item in items) if text is not None]
+
+
+def _caveat(result: Breakdown, items) -> Optional[str]:
+    """A caveat line (jobs.toml's header.caveats): its items one after another, if its first shows."""
+    texts = [_item_text(result, item) for item in items]
+    return "".join(t for t in texts if t) if texts and texts[0] is not None else None
+
+
+def _item_text(result: Breakdown, item) -> Optional[str]:
+    """One header item at the point, or None where it is not shown."""
     v = result.plain
-    out = []
-    for item in items:
-        if any(n not in v for n in item.names + tuple(item.when)):
-            continue
-        if any(_plain(v[n]) != want for n, want in item.when.items()):
-            continue
-        if any(n in v and _plain(v[n]) == unwanted for n, unwanted in item.unless.items()):
-            continue
-        text = _NAME_IN_TEXT.sub(lambda m: _shown(v[m.group(1)], item.words.get(m.group(1), {})), item.show)
-        first = item.names[0] if item.names else None
-        if item.defaulted_from and first not in result.bindings and item.defaulted_from in result.bindings \
-                and v.get(item.defaulted_from) == v[first]:
-            text += item.defaulted_note
-        out.append(text)
-    return out
+    if any(n not in v for n in item.names + tuple(item.when) + item.has) or any(n in v for n in item.lacks):
+        return None
+    if any(_plain(v[n]) != want for n, want in item.when.items()):
+        return None
+    if any(n in v and _plain(v[n]) == unwanted for n, unwanted in item.unless.items()):
+        return None
+    text = _NAME_IN_TEXT.sub(lambda m: _shown(v[m.group(1)], item.words.get(m.group(1), {}), item.join), item.show)
+    first = item.names[0] if item.names else None
+    if item.defaulted_from and first not in result.bindings and item.defaulted_from in result.bindings \
+            and v.get(item.defaulted_from) == v[first]:
+        text += item.defaulted_note
+    return text
 
 
 def _plain(value):
@@ -318,15 +317,15 @@ def _plain(value):
     return int(py) if isinstance(py, float) and py.is_integer() else py
 
 
-def _shown(value, words) -> str:
+def _shown(value, words, join: str = ",") -> str:
     """A value in a header line: in words if the data gives them (true/false as written), a list
-    joined by ",", else as a table cell shows it, without quotes."""
+    joined by ``join``, else as a table cell shows it, without quotes."""
     py = to_python(value)
     key = ("true" if py else "false") if isinstance(py, bool) else str(py)
     if key in words:
         return words[key]
     if isinstance(py, list):
-        return ",".join(py)
+        return join.join(py)
     return format_value(value, None).strip(chr(34))
 
 

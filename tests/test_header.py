@@ -52,3 +52,36 @@ def test_a_malformed_item_is_a_located_error(tmp_path, item):
     with pytest.raises(FormulaError, match="header.model_line") as info:
         read_jobs(path)
     assert info.value.location.path == str(path) and info.value.location.line is not None
+
+
+DATA = SPECS.parent / "tests" / "data" / "hf_configs"
+
+
+@pytest.mark.parametrize("spec, sets, line", [
+    # a block with parts not measured, whose activations are estimated
+    (DATA / "granite-3.3-8b-instruct.json", (), "  not measured for this block: embedding, residual, attention and "
+     "logit multipliers — parameters and KV cache are exact; for these, activations and peaks are estimated as a llama "
+     "block's"),
+    # a pure Mamba stack: a recurrent state, and no activations to estimate
+    (DATA / "falcon-mamba-7b.json", (), "  not measured for this block: Mamba mixers — parameters, KV cache and "
+     "recurrent state are exact; activations and peaks not computed"),
+])
+def test_a_caveat_line_is_its_items_one_after_another(cli, spec, sets, line):
+    status, out, _ = cli(str(spec), *sets)
+    assert status == 0 and line in out.splitlines()
+
+
+def test_a_fully_measured_model_has_no_caveat_line(cli):
+    _, out, _ = cli("specs/llama2-7b.toml")
+    assert not [line for line in out.splitlines() if "not measured" in line or "unchecked:" in line]
+
+
+def test_a_caveat_line_is_shown_only_when_its_first_item_is():
+    item = HeaderItem("never {b}", ("b",), {"b": -1}, {}, {})
+    shown = HeaderItem(" and more", (), {}, {}, {})
+    problem = vram_eval.load(str(SPECS / "llama2-7b.toml"))
+    from vram_eval.report import _caveat
+
+    result = vram_eval.evaluate(problem)
+    assert _caveat(result, (item, shown)) is None
+    assert _caveat(result, (shown, item)) == " and more"
