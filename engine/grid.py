@@ -357,7 +357,7 @@ def _check_whole(fx: Focus, rng: Range) -> None:
 def _check_requirements(fx: Focus, rng: Range, xs, grid=None) -> None:
     """Every point meets the formulas' requirements that involve the input: vectorised,
     each offender confirmed exactly (and the ends and middle confirmed exactly too)."""
-    if not fx.requirements:
+    if not _requirements(fx):
         return
     n = len(xs)
     try:
@@ -369,14 +369,10 @@ def _check_requirements(fx: Focus, rng: Range, xs, grid=None) -> None:
             if not fx.feasible(rng.point(k)):
                 _requirement_error(fx, rng, k, None)
         return
-    from .vectorise import Vectorised
-
     grid = xs.astype(float) if grid is None else grid
-    on_grid = Vectorised(fx.symbol, grid, rng.location(), [c for _, c in fx.requirements], whole=rng.whole,
-                         ascending=True)
     ok = np.ones(n, dtype=bool)
-    for rule, condition in fx.requirements:
-        ok &= on_grid.condition(condition, what=f"the requirement '{_one_line(rule.doc or rule.text)}'")
+    for rule, condition in _on_grid(fx, grid, rng.location(), [c for _, c in _requirements(fx)], rng.whole, True):
+        ok &= condition(f"the requirement '{_one_line(rule.doc or rule.text)}'", rule)
     for k in sorted({0, n // 2, n - 1}):  # exact at the probes, even where the floats agree
         if ok[k] and not fx.feasible(rng.point(k)):
             ok[k] = False
@@ -389,7 +385,7 @@ def _check_requirements(fx: Focus, rng: Range, xs, grid=None) -> None:
 
 def _requirement_error(fx: Focus, rng: Range, k: int, ok) -> None:
     x = rng.point(k)
-    rule = fx.failing(x) or fx.requirements[0][0]  # called only where feasible() said no
+    rule = fx.failing(x) or _requirements(fx)[0][0]  # called only where feasible() said no
     n = len(ok) if ok is not None else rng.count()
     notes = [f"{rule.where}: {_one_line(rule.text)}"]
     hint = "sweep only values the formulas accept"
@@ -459,6 +455,64 @@ def _one_line(text: str) -> str:
 # --- the values --------------------------------------------------------------------
 
 
+def _requirements(fx: Focus):
+    """(rule, condition) of the requirements that involve the input: plain or residual where the
+    residual holds the function (no SymPy), else SymPy's."""
+    return fx.requirements_plain if fx.residual is not None else fx.requirements
+
+
+def _on_grid(fx: Focus, grid, where, conditions, whole: bool, ascending: bool):
+    """(rule, condition(what, rule) → boolean array) for each requirement, walked over the grid:
+    the residual table where there is one (engine/vectorise.py's table walker), else SymPy's."""
+    import numpy as np
+
+    from .residual import Rest
+
+    if fx.residual is not None:
+        from .vectorise import TableVectorised
+
+        roots = [c.i for c in conditions if isinstance(c, Rest)]
+        walker = TableVectorised(fx.residual.table, fx.name, grid, where, roots, whole=whole, ascending=ascending)
+
+        def condition(c):
+            if isinstance(c, Rest):
+                return lambda what, rule: walker.condition(c.i, what=what)
+            return lambda what, rule: np.full(grid.shape, c is True, dtype=bool)  # decided at the point
+    else:
+        from .vectorise import Vectorised
+
+        walker = Vectorised(fx.symbol, grid, where, conditions, whole=whole, ascending=ascending)
+
+        def condition(c):
+            return lambda what, rule: walker.condition(c, what=what)
+    return [(rule, condition(c)) for rule, c in _requirements(fx)]
+
+
+def target_on_grid(fx: Focus, grid, where, whole: bool = False, ascending: bool = False):
+    """The target at every point of a float64 grid (NaN where it has no real value)."""
+    import numpy as np
+
+    from .residual import Rest
+
+    what = f"'{fx.target}'"
+    if fx.residual is not None:
+        if not isinstance(fx.value, Rest):  # the same at every point
+            from .vectorise import TableVectorised
+
+            if isinstance(fx.value, bool) or not isinstance(fx.value, (int, Fraction)):
+                raise TableVectorised(fx.residual.table, fx.name, grid, where).fail(
+                    "a true/false condition where a number is expected" if isinstance(fx.value, bool)
+                    else f"the value {fx.value!r}, which is not a number", found="a condition")
+            return np.full(grid.shape, float(fx.value), dtype=np.float64)
+        from .vectorise import TableVectorised
+
+        return TableVectorised(fx.residual.table, fx.name, grid, where, [fx.value.i], whole=whole,
+                               ascending=ascending).number(fx.value.i, what=what)
+    from .vectorise import Vectorised
+
+    return Vectorised(fx.symbol, grid, where, [fx.expr], whole=whole, ascending=ascending).number(fx.expr, what=what)
+
+
 def _tabulate(fx: Focus, xs, rng: Optional[Range] = None, grid=None):
     try:
         import numpy as np
@@ -473,12 +527,9 @@ def _tabulate(fx: Focus, xs, rng: Optional[Range] = None, grid=None):
 
     if np is None:  # pragma: no cover - without NumPy: exact evaluation point by point (slower, same values)
         return [fx.at_value(exact_point(k)) for k in range(len(xs))], True
-    from .vectorise import Vectorised
-
     where = rng.location() if rng is not None else Location("sweep")
     grid = xs.astype(float) if grid is None else grid
-    values = Vectorised(fx.symbol, grid, where, [fx.expr], whole=rng is not None and rng.whole,
-                        ascending=rng is not None).number(fx.expr, what=f"'{fx.target}'")
+    values = target_on_grid(fx, grid, where, whole=rng is not None and rng.whole, ascending=rng is not None)
     # Whole numbers of bytes: exact integers while float64 holds them exactly (the largest
     # size below 2^53; NaN and inf fail the test), every value whole in float64, and the
     # exact values at the ends, the middle, the largest and the smallest agreeing.

@@ -293,11 +293,10 @@ def _exhaustive(fx: Focus, f: _Fn, lo: int, budget: int, direction: str):
     except ImportError:  # without the plot extra: exact evaluation of fewer values
         candidates = [lo + k for k in range(10_000)]
     else:
-        from .vectorise import evaluate_array  # walks the expression: no code is generated from it
+        from .grid import target_on_grid  # walks the expression: no code is generated from it
 
         xs = np.arange(int(lo), int(lo) + EXHAUSTIVE_LIMIT, dtype=np.int64)
-        values = evaluate_array(fx.expr, fx.symbol, xs.astype(float),
-                                Location("--target", None, 1, fx.target, len(fx.target)), what=f"'{fx.target}'")
+        values = target_on_grid(fx, xs.astype(float), Location("--target", None, 1, fx.target, len(fx.target)))
         near = values <= float(budget) * (1 + 1e-9)
         candidates = [int(x) for x in xs[near]]
     if direction == "largest":

@@ -49,6 +49,9 @@ WITHOUT_SYMPY = {
     "a solve where nothing fits, with its remedies": ["solve", "specs/llama13b.toml", "--for", "s", "--budget", "80GiB"],
     "a solve for the fewest GPUs": ["solve", "specs/llama13b.toml", "--for", "dp", "--budget", "40GiB", "--set",
                                     "zero_stage=3"],
+    "a sweep as CSV": ["sweep", "specs/llama2-7b.toml", "s=1:100000", "--set", "regime=inference", "--format", "csv"],
+    "a sweep of two outputs, with requirements": ["sweep", "specs/llama13b.toml", "tp=1:8:x2", "--target",
+                                                  "peak_training", "--target", "weights"],
 }
 
 

@@ -88,7 +88,7 @@ def test_sweep_is_exact_where_it_says_so():
 XS = np.array([-3.0, -1.0, 0.0, 0.5, 1.0, 2.0, 7.0, 49.0, 98.0, 1e6])
 
 
-@pytest.mark.parametrize("expr", [
+NODE_EXPRS = [
     x + 3, 3 * x - Rational(7, 2), x**2, x**3, x ** -2, 1 / x, sympy.sqrt(x), x ** Rational(3, 2), 2**x,
     Mod(x, 3), Mod(x, -3), Mod(x, x - 7), Mod(3 * x, 2 * x), floor(x / 49), ceiling(x / 49),
     floor(x / 3 + Rational(1, 3)), Abs(x - 2),
@@ -97,7 +97,10 @@ XS = np.array([-3.0, -1.0, 0.0, 0.5, 1.0, 2.0, 7.0, 49.0, 98.0, 1e6])
     x * Piecewise((1, sympy.Eq(Mod(x, 2), 0)), (3, True)), Integer(5), Rational(1, 3), sympy.Float(2.5),
     sympy.S.Half * x, sympy.S.NegativeOne * x, sympy.S.Zero * x + 1, sympy.zoo, sympy.oo, sympy.nan,
     sympy.sqrt(-8) + x, sympy.log(-2) + x, sympy.pi * x,
-], ids=str)
+]
+
+
+@pytest.mark.parametrize("expr", NODE_EXPRS, ids=str)
 def test_each_node_type_equals_exact(expr):
     values = evaluate_array(expr, x, XS)
     assert values.shape == XS.shape and values.dtype == np.float64
@@ -112,12 +115,15 @@ def test_each_node_type_equals_exact(expr):
             assert not math.isfinite(value), (point, value, exact)
 
 
-@pytest.mark.parametrize("cond", [
+CONDITIONS = [
     x > 1, x >= 1, x < 1, x <= 1, sympy.Eq(x, 1), sympy.Ne(x, 1), sympy.Gt(1, x), sympy.Le(1, x),
     sympy.And(x > 0, x < 10), sympy.Or(x < 0, x > 10), sympy.Not(x > 0), sympy.And(x > 0, sympy.true),
     sympy.Or(x > 0, sympy.false), sympy.true, sympy.false, sympy.Eq(x, floor(x)), sympy.Le(x, x, evaluate=False),
     sympy.Eq(Mod(40, x), 0),
-], ids=str)
+]
+
+
+@pytest.mark.parametrize("cond", CONDITIONS, ids=str)
 def test_conditions_equal_exact(cond):
     sorted_xs = np.sort(XS)
     for ascending in (False, True):
@@ -169,7 +175,7 @@ NUMBER = TypeMismatch[SolveError]
 
 
 # (expression, words of the message, kind, its attributes)
-@pytest.mark.parametrize("expr, words, kind, facts", [
+ERRORS = [
     (Text("__import__('os').system('true')"), "the string", NUMBER, {"expected": "a number", "found": "a string"}),
     (Piecewise((1, TextEq(Lookup(Table("t", [("a", 1)]), x), Text("fp16"))), (2, True)), "a table lookup", NUMBER,
      {"expected": "a number", "found": "a table lookup"}),
@@ -189,7 +195,10 @@ NUMBER = TypeMismatch[SolveError]
      {"expected": "a number", "found": "a condition"}),
     (Piecewise((x, x > 1), (x > 2, True)), "a conditional that mixes numbers and conditions", NUMBER,
      {"found": "numbers and conditions"}),
-], ids=lambda v: v if isinstance(v, str) else None)
+]
+
+
+@pytest.mark.parametrize("expr, words, kind, facts", ERRORS, ids=lambda v: v if isinstance(v, str) else None)
 def test_unsupported_nodes_are_located_errors_of_their_kind(expr, words, kind, facts):
     with pytest.raises(SolveError) as info:
         evaluate_array(expr, x, np.arange(3.0), WHERE, what="'pay'")
@@ -415,6 +424,17 @@ def _within_bounds(expr, point) -> bool:
     return True
 
 
+def _real_throughout(expr, point) -> bool:
+    """Every subtree has a real value at the point: sqrt(x - 1)*sqrt(|x|) is exactly 0 at x = 0
+    (I*0), but its factor sqrt(-1) has no real value, and the float product is NaN."""
+    for sub in sympy.preorder_traversal(expr):
+        if isinstance(sub, sympy.Expr):
+            v = _exact_at(sub, point)
+            if v is not None and v.is_number and v.is_real is False:
+                return False
+    return True
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_ints)
 def test_random_integer_trees_equal_exact(expr):
@@ -440,7 +460,7 @@ def test_random_continuous_trees_agree_with_exact(expr):
         if exact is None:
             continue
         if exact.is_number and exact.is_real and exact.is_finite:
-            if _within_bounds(expr, int(point)):
+            if _within_bounds(expr, int(point)) and _real_throughout(expr, int(point)):
                 assert math.isclose(value, float(exact), rel_tol=1e-12, abs_tol=1e-300), (expr, point, value, exact)
         elif exact.is_number:  # log(0), 1/0, sqrt(-1), log(-1): inf or NaN
             assert not math.isfinite(value), (expr, point, value, exact)
@@ -471,3 +491,234 @@ def test_an_if_then_else_condition_is_lazy_exactly_and_vectorised():
     condition = ITE(x > 0, floor(40 / x) > 3, x < 1)
     assert [evaluate_exact(condition, {"x": Fraction(v)}) for v in (0, 5, 20)] == [True, True, False]
     assert evaluate_condition(condition, x, np.array([0.0, 5.0, 20.0])).tolist() == [True, True, False]
+
+
+# --- the same walk over a node table, without SymPy ----------------------------------------
+# TableVectorised walks a node table (engine/nodes.py) as Vectorised walks SymPy: on the table
+# of any expression above it gives the same arrays to the bit and the same errors.
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from sympy.logic.boolalg import ITE  # noqa: E402
+
+from vram_eval.nodes import Malformed, NodeTable, checked  # noqa: E402
+from vram_eval.nodes_sympy import encode_exprs, table_of  # noqa: E402
+from vram_eval.vectorise import TableVectorised, evaluate_table_array, evaluate_table_condition  # noqa: E402
+
+# Expressions of the tests above that are not in the lists they share.
+OTHER_EXPRS = [Integer(10) ** 400 * x, x ** 5000, 2**x, Mod(x, x - 3), Rational(10**400, 10**399) * x,
+               floor(x**2 + 3 * x / 7) + (x**2 + 3 * x) * 2 + Max(x**2 + 3 * x, 10), floor(x), x + 1, 2 * x,
+               Piecewise((x, x > 2), (0, True)), sympy.sqrt(x), x + Rational(1, 3) * floor(x / 3) - x / 6]
+
+
+def _outcome(walk, expr, condition: bool):
+    try:
+        return walk.condition(expr, "'pay'") if condition else walk.number(expr, "'pay'")
+    except SolveError as error:
+        return error
+
+
+def _bare(message: str) -> str:
+    """A message without the expression it quotes in parentheses (each walker prints its own)."""
+    return message.split(" (")[0]
+
+
+def _same_as_sympy(expr, xs, condition=False, **hints):
+    """The table walker on ``table_of(expr)`` gives what the SymPy walker gives on ``expr``;
+    False where the format has no tag for a node of ``expr`` (a Float, ITE, sin) or checked()
+    refuses its table (a condition where a number belongs: Abs(x > 1))."""
+    table, root = table_of(expr)
+    if table is None:
+        if not expr.has(sympy.Float, ITE, sympy.sin, sympy.exp, sympy.EulerGamma):
+            with pytest.raises(Malformed):
+                checked(encode_exprs([expr])[0])
+        return False
+    want = _outcome(Vectorised(x, xs, WHERE, [expr], **hints), expr, condition)
+    got = _outcome(TableVectorised(table, "x", xs, WHERE, [root], **hints), root, condition)
+    if isinstance(want, SolveError):
+        assert type(got) is type(want), (expr, got)
+        assert (got.facts(), got.location, _bare(got.message)) == (want.facts(), want.location, _bare(want.message))
+    else:
+        assert isinstance(got, np.ndarray) and (got.dtype, got.shape) == (want.dtype, want.shape), (expr, got)
+        assert np.array_equal(got, want, equal_nan=True), (expr, got, want)
+    return True
+
+
+HINTS = [{}, {"ascending": True}, {"whole": True, "ascending": True}]
+
+
+@pytest.mark.parametrize("expr", NODE_EXPRS + OTHER_EXPRS, ids=str)
+def test_a_table_walks_as_its_expression(expr):
+    for hints in HINTS:
+        grid = XS if not hints.get("whole") else np.array([v for v in XS if v == int(v)])
+        _same_as_sympy(expr, grid, **hints)
+
+
+def test_the_tables_of_the_node_expressions_are_nearly_all_walked():
+    """Only those the format has no tag for are left out: the comparison above is not vacuous."""
+    walked = [e for e in NODE_EXPRS + OTHER_EXPRS if table_of(e)[0] is not None]
+    assert len(walked) == len(NODE_EXPRS + OTHER_EXPRS) - 1  # sympy.Float(2.5)
+
+
+@pytest.mark.parametrize("cond", CONDITIONS, ids=str)
+def test_a_table_condition_walks_as_its_expression(cond):
+    for hints in HINTS[:2]:
+        assert _same_as_sympy(cond, np.sort(XS), condition=True, **hints)
+
+
+@pytest.mark.parametrize("expr, words, kind, facts", ERRORS, ids=lambda v: v if isinstance(v, str) else None)
+def test_a_table_fails_as_its_expression(expr, words, kind, facts):
+    if _same_as_sympy(expr, np.arange(3.0)):
+        table, root = table_of(expr)
+        with pytest.raises(kind) as info:
+            evaluate_table_array(table, root, "x", np.arange(3.0), WHERE, "'pay'")
+        assert _bare(words) in info.value.message
+
+
+def test_a_table_number_as_a_condition_is_a_type_mismatch():
+    assert _same_as_sympy(x + 1, np.arange(3.0), condition=True)
+
+
+def test_a_table_too_deep_is_a_located_limit():
+    """A table deeper than Python's stack (checked() refuses one; a caller may build one)."""
+    nodes = (("Sym", "x"),) + tuple(("floor", k) for k in range(5000))
+    table = NodeTable(nodes, [None] * len(nodes))
+    with pytest.raises(LimitExceeded[SolveError], match="nested too deeply") as info:
+        evaluate_table_array(table, len(nodes) - 1, "x", np.arange(3.0), WHERE)
+    assert (info.value.what, info.value.location) == ("nesting", WHERE)
+
+
+def test_a_table_never_writes_the_grid_or_a_shared_node():
+    xs = np.arange(1.0, 6.0)
+    before = xs.copy()
+    inner = x**2 + 3 * x
+    for expr in (x, floor(x), x + 1, 2 * x, Piecewise((x, x > 2), (0, True)), Max(x, 3), sympy.sqrt(x),
+                 floor(inner / 7) + inner * 2 + Max(inner, 10)):
+        table, root = table_of(expr)
+        out = TableVectorised(table, "x", xs, roots=[root], whole=True, ascending=True).number(root)
+        assert np.array_equal(out, evaluate_array(expr, x, xs)), expr
+        out += 1  # the caller's array is its own
+        assert np.array_equal(xs, before), expr
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_ints, _continuous))
+def test_random_table_trees_walk_as_their_expressions(expr):
+    assert _same_as_sympy(expr, _GRID)
+    assert _same_as_sympy(expr, _GRID, whole=True, ascending=True)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_conditions(_ints))
+def test_random_table_conditions_walk_as_their_expressions(cond):
+    assert _same_as_sympy(cond, _GRID[::2], condition=True, whole=True, ascending=True)
+
+
+@pytest.mark.parametrize("spec", sorted(SPECS.glob("*.toml"))[:4], ids=lambda p: p.stem)
+def test_builtin_targets_walk_as_tables(spec):
+    """Each regime's target: its SymPy expression's table walks as the expression, and the
+    residual table (engine/residual.py, not in SymPy's form) equals exact evaluation."""
+    problem = vram_eval.load(str(spec))
+    for name, points in POINTS.items():
+        xs = np.array(points, dtype=float)
+        for target in TARGETS:
+            fx = focus(problem, name, target)
+            assert _same_as_sympy(fx.expr.xreplace({fx.symbol: x}), xs, whole=True, ascending=True), target
+            tables = fx.tables()
+            if tables is None or not hasattr(tables[1], "i"):
+                continue
+            table, rest, _ = tables
+            values = TableVectorised(table, name, xs, roots=[rest.i], whole=True, ascending=True).number(rest.i)
+            for point, value in zip(points, values):
+                assert _agrees(value, fx.at_value(Integer(point))), (spec.stem, target, name, point, value)
+
+
+# Tables as engine/residual.py writes them, not SymPy's: the root is the last node; s is the input.
+S_ = ["Sym", "s"]
+NONCANONICAL = {
+    "floor(4096 * 1/49 * s): two numbers in a product": [S_, ["Int", 4096], ["Q", 1, 49], ["Mul", 1, 2, 0],
+                                                         ["floor", 3]],
+    "4096 * s * 1/49": [S_, ["Int", 4096], ["Q", 1, 49], ["Mul", 1, 0, 2]],
+    "3 + 1/3 + 2/3*s + 1/6 + s: numbers in a sum": [S_, ["Int", 3], ["Q", 1, 3], ["Q", 2, 3], ["Mul", 3, 0],
+                                                    ["Q", 1, 6], ["Add", 1, 2, 4, 5, 0]],
+    "floor(1/3*s + 2/3 + 2*1/6*s)": [S_, ["Q", 1, 3], ["Mul", 1, 0], ["Q", 2, 3], ["Int", 2], ["Q", 1, 6],
+                                     ["Mul", 4, 5, 0], ["Add", 2, 3, 6], ["floor", 7]],
+    "3 * s * (s + 1)**-1: a negative exponent": [S_, ["Int", 3], ["Int", 1], ["Add", 0, 2], ["Int", -1],
+                                                 ["Pow", 3, 4], ["Mul", 1, 0, 5]],
+    "s**-2": [S_, ["Int", -2], ["Pow", 0, 1]],
+    "floor(s * 49**-1)": [S_, ["Int", 49], ["Int", -1], ["Pow", 1, 2], ["Mul", 0, 3], ["floor", 4]],
+    "s if 2 < s < 1000 and s % 2 != 0 else 0: a 3-operand and": [
+        S_, ["Int", 2], ["Gt", 0, 1], ["Int", 1000], ["Lt", 0, 3], ["Mod", 0, 1], ["Int", 0], ["Ne", 5, 6],
+        ["And", 2, 4, 7], ["Pair", 0, 8], ["true"], ["Pair", 6, 10], ["Piecewise", 9, 11]],
+    "s if s < 3 or s % 7 == 0 or s >= 1500 else 2 * 1/2: a 3-operand or": [
+        S_, ["Int", 3], ["Lt", 0, 1], ["Int", 7], ["Mod", 0, 3], ["Int", 0], ["Eq", 4, 5], ["Int", 1500],
+        ["Ge", 0, 7], ["Or", 2, 6, 8], ["Pair", 0, 9], ["Int", 2], ["Q", 1, 2], ["Mul", 11, 12], ["true"],
+        ["Pair", 13, 14], ["Piecewise", 10, 15]],
+    "1 if s == \"fp16\" else 2: a string never equals a number": [
+        S_, ["Text", "fp16"], ["TextEq", 1, 0], ["Int", 1], ["Pair", 3, 2], ["Int", 2], ["true"], ["Pair", 5, 6],
+        ["Piecewise", 4, 7]],
+}
+NONCANONICAL_CONDITIONS = {
+    "2 < s and true and s % 2 != 0": [S_, ["Int", 2], ["Gt", 0, 1], ["true"], ["Mod", 0, 1], ["Int", 0],
+                                      ["Ne", 4, 5], ["And", 2, 3, 6]],
+    "s < 3 or false or s >= 49*7": [S_, ["Int", 3], ["Lt", 0, 1], ["false"], ["Int", 343], ["Ge", 0, 4],
+                                    ["Or", 2, 3, 5]],
+    "\"a\" == \"a\" and s > 1": [S_, ["Text", "a"], ["TextEq", 1, 1], ["Int", 1], ["Gt", 0, 3], ["And", 2, 4]],
+}
+WHOLE = np.unique(np.concatenate([np.arange(0.0, 2000.0), 49.0 * np.arange(1, 3000), [10.0**6 - 1, 2.0**31]]))
+
+
+@pytest.mark.parametrize("case", sorted(NONCANONICAL))
+def test_a_residual_table_equals_exact_evaluation(case):
+    """Whole values are exact; a fraction is the exact value correctly rounded (one division)."""
+    table = checked(NONCANONICAL[case])
+    root = len(table) - 1
+    for hints in ({}, {"whole": True, "ascending": True}):
+        got = TableVectorised(table, "s", WHOLE, roots=[root], **hints).number(root)
+        for point, value in zip(WHOLE, got):
+            try:
+                exact = table.value(root, {"s": Fraction(int(point))})
+            except ZeroDivisionError:  # s**-2 at 0: no value
+                assert not math.isfinite(value), (case, point, value)
+                continue
+            assert value == float(exact), (case, point, value, exact)
+
+
+def test_floor_of_a_product_with_two_numbers_is_whole_at_the_multiples():
+    table = checked(NONCANONICAL["floor(4096 * 1/49 * s): two numbers in a product"])
+    ks = np.arange(1.0, 10_001.0)
+    assert np.array_equal(evaluate_table_array(table, len(table) - 1, "s", 49 * ks), 4096 * ks)
+
+
+@pytest.mark.parametrize("case", sorted(NONCANONICAL_CONDITIONS))
+def test_a_residual_condition_equals_exact_evaluation(case):
+    table = checked(NONCANONICAL_CONDITIONS[case])
+    root = len(table) - 1
+    for hints in ({}, {"whole": True, "ascending": True}):
+        got = TableVectorised(table, "s", WHOLE, roots=[root], **hints).condition(root)
+        expected = [table.value(root, {"s": Fraction(int(p))}) for p in WHOLE]
+        assert got.tolist() == expected, case
+    assert evaluate_table_condition(table, root, "s", WHOLE).tolist() == expected
+
+
+def test_a_table_walk_imports_no_sympy():
+    code = "\n".join([
+        "import sys",
+        "import numpy as np",
+        "from vram_eval.errors import SolveError",
+        "from vram_eval.nodes import checked",
+        "from vram_eval.vectorise import evaluate_table_array, evaluate_table_condition",
+        "t = checked([['Sym', 's'], ['Int', 4096], ['Q', 1, 49], ['Mul', 1, 2, 0], ['floor', 3],",
+        "             ['Text', 'fp16'], ['Gt', 0, 1], ['Add', 0, 5]])",
+        "print(evaluate_table_array(t, 4, 's', np.array([49.0, 98.0])).tolist())",
+        "print(evaluate_table_condition(t, 6, 's', np.array([1.0, 5000.0])).tolist())",
+        "try:",
+        "    evaluate_table_array(t, 7, 's', np.arange(2.0))",
+        "except SolveError as error:",
+        "    print(error.found)",
+        "print('sympy' in sys.modules)",
+    ])
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["[4096.0, 8192.0]", "[False, True]", "a string", "False"]
