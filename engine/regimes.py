@@ -67,20 +67,21 @@ class HeaderItem:
     join: str = ","  # how a list value is joined
     has: Tuple[str, ...] = ()  # names that must have a value (beyond those of `show`)
     lacks: Tuple[str, ...] = ()  # names that must have none
+    nonzero: Tuple[str, ...] = ()  # at least one of these must have a value other than 0
 
 
 _NAME_IN_TEXT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _header_item(raw, where: str, path) -> HeaderItem:
-    fields = {"show", "when", "unless", "words", "defaulted", "join", "has", "lacks"}
+    fields = {"show", "when", "unless", "words", "defaulted", "join", "has", "lacks", "nonzero"}
     if not isinstance(raw, dict) or not isinstance(raw.get("show"), str) or not set(raw) <= fields:
         raise _error(f"{where}: an item is {{ show = \"TEXT with {{name}}\" }} with optional when, unless, words, "
-                     "defaulted, join, has, lacks", "[header]", path)
-    names = {k: raw.get(k, []) for k in ("has", "lacks")}
+                     "defaulted, join, has, lacks, nonzero", "[header]", path)
+    names = {k: raw.get(k, []) for k in ("has", "lacks", "nonzero")}
     if not isinstance(raw.get("join", ","), str) or \
             not all(isinstance(v, list) and all(isinstance(n, str) for n in v) for v in names.values()):
-        raise _error(f"{where}: join is a text; has and lacks are lists of names", f'"{raw["show"]}"', path)
+        raise _error(f"{where}: join is a text; has, lacks and nonzero are lists of names", f'"{raw["show"]}"', path)
     tables = {k: raw.get(k, {}) for k in ("when", "unless", "words")}
     defaulted = raw.get("defaulted", {})
     if not all(isinstance(v, dict) for v in list(tables.values()) + [defaulted]) or \
@@ -91,7 +92,7 @@ def _header_item(raw, where: str, path) -> HeaderItem:
     return HeaderItem(raw["show"], tuple(_NAME_IN_TEXT.findall(raw["show"])), dict(tables["when"]),
                       dict(tables["unless"]), {n: dict(w) for n, w in tables["words"].items()},
                       defaulted.get("from"), defaulted.get("note", ""), raw.get("join", ","), tuple(names["has"]),
-                      tuple(names["lacks"]))
+                      tuple(names["lacks"]), tuple(names["nonzero"]))
 
 
 def _path():
@@ -175,10 +176,11 @@ def read_jobs(path=None):
         if not isinstance(items, list):
             raise _error(f"header.{line} must be a list of items", f"{line} =", path)
         lines[line] = tuple(_header_item(item, f"header.{line}", path) for item in items)
-    caveats = header.get("caveats", [])
-    if not isinstance(caveats, list) or not all(isinstance(c, list) and c for c in caveats):
-        raise _error("header.caveats must be a list of lines, each a list of items", "caveats =", path)
-    lines["caveats"] = tuple(tuple(_header_item(item, "header.caveats", path) for item in line) for line in caveats)
+    for part in ("caveats", "footnotes"):
+        listed = header.get(part, [])
+        if not isinstance(listed, list) or not all(isinstance(c, list) and c for c in listed):
+            raise _error(f"header.{part} must be a list of lines, each a list of items", f"{part} =", path)
+        lines[part] = tuple(tuple(_header_item(item, f"header.{part}", path) for item in line) for line in listed)
     return jobs, tuple(order), overhead, lines
 
 
@@ -279,8 +281,9 @@ def check_jobs(ruleset, jobs: Optional[Dict[str, Job]] = None, path=None, header
     for name in OVERHEAD_INPUTS:
         an_input(name, "the overhead row's input")
     for line, items in (HEADER if header is None else header).items():
-        for item in (i for group in items for i in group) if line == "caveats" else items:
+        for item in (i for group in items for i in group) if line in ("caveats", "footnotes") else items:
             for name in set(item.names) | set(item.when) | set(item.unless) | set(item.words) | \
-                    ({item.defaulted_from} if item.defaulted_from else set()) | set(item.has) | set(item.lacks):
+                    ({item.defaulted_from} if item.defaulted_from else set()) | set(item.has) | set(item.lacks) | \
+                    set(item.nonzero):
                 an_input(name, f"header.{line}: the item '{item.show}' names")
     return errors

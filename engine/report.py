@@ -205,16 +205,10 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     if get("gpu_memory") is not None:
         table.append(["fits the GPU?"] + [_verdict(total, get, memory_unit) for _, total, _, _ in columns])
     lines += _grid(table, rule_before=rule)
-    offloaded = []
-    if get("host_memory") not in (None, 0) or get("nvme_memory") not in (None, 0):
-        offloaded.append(f"offloaded (full training): host memory {_mem(get('host_memory') or 0, memory_unit)}, "
-                         f"NVMe {_mem(get('nvme_memory') or 0, memory_unit)} per GPU process")
-    if get("lora_host_memory") not in (None, 0):
-        offloaded.append(f"offloaded (LoRA, QLoRA): host memory {_mem(get('lora_host_memory'), memory_unit)} "
-                         "per GPU process")
-    if offloaded:
+    footnotes = [text for text in (_caveat(result, items, memory_unit) for items in HEADER["footnotes"]) if text]
+    if footnotes:
         lines.append("")
-        lines += offloaded
+        lines += footnotes
     if uncalibrated and OVERHEAD_ROW in shown_rows:
         lines.append("")
         lines += _overhead_note(v, uncalibrated, memory_unit)
@@ -289,22 +283,31 @@ def _header_line(result: Breakdown, items) -> List[str]:
     return [text for text in (_item_text(result, item) for item in items) if text is not None]
 
 
-def _caveat(result: Breakdown, items) -> Optional[str]:
-    """A caveat line (jobs.toml's header.caveats): its items one after another, if its first shows."""
-    texts = [_item_text(result, item) for item in items]
+def _caveat(result: Breakdown, items, memory_unit: Optional[str] = None) -> Optional[str]:
+    """A caveat or footnote line (jobs.toml's header.caveats, header.footnotes): its items one
+    after another, if its first shows; memory in ``memory_unit`` where one is given."""
+    texts = [_item_text(result, item, memory_unit) for item in items]
     return "".join(t for t in texts if t) if texts and texts[0] is not None else None
 
 
-def _item_text(result: Breakdown, item) -> Optional[str]:
+def _item_text(result: Breakdown, item, memory_unit: Optional[str] = None) -> Optional[str]:
     """One header item at the point, or None where it is not shown."""
     v = result.plain
     if any(n not in v for n in item.names + tuple(item.when) + item.has) or any(n in v for n in item.lacks):
+        return None
+    if item.nonzero and not any(v.get(n) not in (None, 0) for n in item.nonzero):
         return None
     if any(_plain(v[n]) != want for n, want in item.when.items()):
         return None
     if any(n in v and _plain(v[n]) == unwanted for n, unwanted in item.unless.items()):
         return None
-    text = _NAME_IN_TEXT.sub(lambda m: _shown(v[m.group(1)], item.words.get(m.group(1), {}), item.join), item.show)
+    def shown(m) -> str:
+        name = m.group(1)
+        if memory_unit is not None and result.ruleset.unit(name) == "bytes":
+            return _mem(v[name], memory_unit)
+        return _shown(v[name], item.words.get(name, {}), item.join)
+
+    text = _NAME_IN_TEXT.sub(shown, item.show)
     first = item.names[0] if item.names else None
     if item.defaulted_from and first not in result.bindings and item.defaulted_from in result.bindings \
             and v.get(item.defaulted_from) == v[first]:

@@ -85,3 +85,20 @@ def test_a_caveat_line_is_shown_only_when_its_first_item_is():
     result = vram_eval.evaluate(problem)
     assert _caveat(result, (item, shown)) is None
     assert _caveat(result, (shown, item)) == " and more"
+
+
+@pytest.mark.parametrize("sets, lines", [
+    ((), []),  # nothing offloaded: no footnote
+    (("--set", "offload_optimizer=cpu", "--set", "zero_stage=2", "--set", "dp=2"),
+     ["offloaded (full training): host memory 96.98 GiB, NVMe 0.00 GiB per GPU process",
+      "offloaded (LoRA, QLoRA): host memory 0.0488 GiB per GPU process"]),
+])
+def test_the_footnotes_say_what_is_offloaded_in_the_reports_unit(cli, sets, lines):
+    _, out, _ = cli("specs/llama13b.toml", *sets)
+    assert [line for line in out.splitlines() if line.startswith("offloaded")] == lines
+
+
+def test_a_footnote_in_another_unit(cli):
+    _, out, _ = cli("specs/llama13b.toml", "--set", "offload_optimizer=cpu", "--set", "zero_stage=2", "--set", "dp=2",
+                    "--units", "GB")
+    assert "offloaded (full training): host memory 104.13 GB, NVMe 0.00 GB per GPU process" in out.splitlines()
