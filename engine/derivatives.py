@@ -103,7 +103,8 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
         f0 = sympy_value(fx.at_value(x0))
         value = f0
         at[name] = x0
-        derivative = diff(_branch_at(fx.expr, fx.symbol, x0), fx.symbol)
+        branch = fx.branch_expr(x0)
+        derivative = diff(branch if branch is not None else _branch_at(fx.expr, fx.symbol, x0), fx.symbol)
         # an unevaluated Derivative (of a count's floor, say) has no value at a number: step instead
         slope = derivative.xreplace({fx.symbol: x0}) if not derivative.has(Derivative) else derivative
         if not slope.is_number:

@@ -94,6 +94,31 @@ class Focus:
             build_evaluated(self.residual.table, [value.i], built)
         return built[value.i]
 
+    def branch_expr(self, x0):
+        """The target as SymPy with each max and min replaced by its argument that is largest
+        (smallest) at the input's value ``x0``: the same slope there where the extremum is strict
+        (sensitivity differentiates it). Built from the residual without building the maxes;
+        None where the residual does not hold the function."""
+        x = _fraction(x0)
+        if self.residual is None or x is None or not isinstance(self.value, Rest):
+            return None
+        table = self.residual.table
+
+        def choose(node):
+            try:
+                values = [table.value(a, {self.name: x}) for a in node[1:]]
+                best = max(values) if node[0] == "Max" else min(values)
+            except (Unsupported, TooLarge, ArithmeticError, TypeError, ValueError, LookupError, RecursionError):
+                return None  # SymPy builds the max (and differentiates it)
+            return node[1 + values.index(best)]
+
+        from .nodes_sympy import build_choosing
+
+        try:
+            return build_choosing(table, self.value.i, choose)
+        except RecursionError:
+            return None
+
     @property
     def expr(self):
         """The target as a SymPy expression of :attr:`symbol` alone."""

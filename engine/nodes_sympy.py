@@ -21,7 +21,7 @@ from sympy.logic.boolalg import false, true
 from .nodes import INNER, Malformed, NodeTable, checked
 from .symbols import Lookup, Member, Table, Text, TextEq, TextSet
 
-__all__ = ["build", "build_evaluated", "table_of", "encode_exprs", "Unencodable"]
+__all__ = ["build", "build_evaluated", "build_choosing", "table_of", "encode_exprs", "Unencodable"]
 
 _SAFE_INT = 2**53  # larger integers are written as strings of digits
 
@@ -170,6 +170,23 @@ _EVALUATED = {
 }
 
 
+def _evaluated_node(node, data, args):
+    tag = node[0]
+    if tag in _EVALUATED:
+        return _EVALUATED[tag](args)
+    if tag == "Sym":
+        return _atom(Symbol, node[1])
+    if tag == "Text":
+        return _atom(Text, node[1])
+    if tag == "Str":
+        return Str(node[1])
+    if tag == "Int":
+        return Integer(data)
+    if tag == "Q":
+        return Rational(data.numerator, data.denominator)
+    return _CONSTANTS[tag]
+
+
 def build_evaluated(table: NodeTable, roots=None, built=None) -> dict:
     """The nodes of a table (those below ``roots``, else all) as SymPy builds them from their
     parts (numbers folded, sums flattened): index → SymPy object, added to ``built`` (the nodes
@@ -180,23 +197,31 @@ def build_evaluated(table: NodeTable, roots=None, built=None) -> dict:
         if root not in built:
             wanted.update(i for i in table.reachable(root) if i not in built)
     for i in sorted(wanted):
-        node, data = table.nodes[i], table.data[i]
-        tag = node[0]
-        if tag in _EVALUATED:
-            built[i] = _EVALUATED[tag](tuple(built[a] for a in node[1:]))
-        elif tag == "Sym":
-            built[i] = _atom(Symbol, node[1])
-        elif tag == "Text":
-            built[i] = _atom(Text, node[1])
-        elif tag == "Str":
-            built[i] = Str(node[1])
-        elif tag == "Int":
-            built[i] = Integer(data)
-        elif tag == "Q":
-            built[i] = Rational(data.numerator, data.denominator)
-        else:
-            built[i] = _CONSTANTS[tag]
+        node = table.nodes[i]
+        built[i] = _evaluated_node(node, table.data[i], tuple(built[a] for a in node[1:]) if node[0] in _EVALUATED else ())
     return built
+
+
+def build_choosing(table: NodeTable, root: int, choose):
+    """The node ``root`` as :func:`build_evaluated` builds it, except that each max and min for
+    which ``choose(node)`` names one of its arguments (an index) is that argument alone: the
+    others are never built (nor the max, whose SymPy constructor compares its arguments)."""
+    built: dict = {}
+
+    def make(i):
+        if i in built:
+            return built[i]
+        node = table.nodes[i]
+        if node[0] in ("Max", "Min"):
+            picked = choose(node)
+            if picked is not None:
+                built[i] = make(picked)
+                return built[i]
+        args = tuple(make(a) for a in node[1:]) if node[0] in _EVALUATED else ()
+        built[i] = _evaluated_node(node, table.data[i], args)
+        return built[i]
+
+    return make(root)
 
 
 # --- writing -------------------------------------------------------------------
