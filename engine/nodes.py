@@ -358,6 +358,11 @@ class _Evaluator:
             return value
         node = self.nodes[i]
         tag = node[0]
+        if tag == "Sym":  # the commonest node: a name's value
+            try:
+                return self.env[node[1]]
+            except KeyError:
+                raise Unsupported(f"unbound {node[1]}") from None
         handler = _HANDLERS.get(tag)
         if handler is None:
             raise Unsupported(tag)
@@ -484,6 +489,28 @@ FOLD: Dict[str, Callable] = {
 }
 
 
+def _add(ev, node):
+    total = 0
+    at = ev.at
+    for a in node[1:]:
+        x = at(a)
+        if x.__class__ not in _NUMBERS:
+            _num(x)
+        total += x
+    return total
+
+
+def _mul(ev, node):
+    out = 1
+    at = ev.at
+    for a in node[1:]:
+        x = at(a)
+        if x.__class__ not in _NUMBERS:
+            _num(x)
+        out *= x
+    return out
+
+
 def _strict(fn: Callable) -> Callable:
     return lambda ev, node: fn(*[ev.at(a) for a in node[1:]])
 
@@ -498,4 +525,6 @@ _HANDLERS: Dict[str, Callable] = {
     "Table": _table,
     "TextSet": _text_set,
     **{tag: _strict(fn) for tag, fn in FOLD.items()},
+    "Add": _add,  # FOLD's, without building an argument list (the two commonest operations)
+    "Mul": _mul,
 }
