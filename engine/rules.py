@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from .errors import CyclicDefinition, DuplicateDefinition, FormulaError, Location, UnknownName
 from .nodes import Expression
@@ -203,7 +203,22 @@ class RuleSet:
         return self._string_uses(name)[1]
 
     def closure(self, names: Iterable[str]) -> FrozenSet[str]:
-        """The names and everything they depend on, definitions and inputs alike."""
+        """The names and everything they depend on, definitions and inputs alike (a few names'
+        closure kept: the questions ask the same ones again and again)."""
+        if names is self.order:
+            return self.__dict__.setdefault("_everything", frozenset(self.order))
+        names = tuple(names)
+        if len(names) > 16:
+            return self._closure(names)
+        cache = self.__dict__.setdefault("_closures", {})
+        found = cache.get(names)
+        if found is None:
+            if len(cache) > 4096:
+                cache.clear()
+            found = cache[names] = self._closure(names)
+        return found
+
+    def _closure(self, names) -> FrozenSet[str]:
         seen, stack = set(), list(names)
         while stack:
             current = stack.pop()
