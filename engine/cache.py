@@ -32,7 +32,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 from .errors import Location
 from .nodes import MAX_DEPTH, MAX_TREE, Expression, Malformed, checked
