@@ -20,6 +20,7 @@ from .nodes import MAX_BITS, TooLarge, Unsupported
 from .problem import Problem
 from .residual import Rest, residuals
 from .rules import Rule
+from .values import plain_number
 
 __all__ = ["Focus", "focus", "default_target", "default_total", "NUMERIC_UNITS"]
 
@@ -254,24 +255,8 @@ class Focus:
         values = _evaluate(self.problem, self.name, names)[0]
         return {n: v.xreplace({self.symbol: _exact(x)}) for n, v in values.items() if n in names}
 
-    def tables(self):
-        """(residual table, target root, [(rule, condition root)]) for walking over a grid
-        (engine/vectorise.py); None where SymPy holds the function."""
-        if self.residual is None:
-            return None
-        return self.residual.table, self.value, self.requirements_plain
 
-
-def _fraction(x) -> Optional[Fraction]:
-    """``x`` (int, Fraction or a SymPy rational) as a plain number (an int where whole); None for
-    anything else."""
-    if isinstance(x, Fraction):
-        return x.numerator if x.denominator == 1 else x
-    if isinstance(x, int) and not isinstance(x, bool):
-        return x
-    if getattr(x, "is_Rational", False):
-        return int(x.p) if x.q == 1 else Fraction(int(x.p), int(x.q))
-    return None
+_fraction = plain_number  # a value of the input as the residual is evaluated at it
 
 
 def _sympy(value):

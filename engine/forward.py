@@ -21,9 +21,9 @@ from .guards import blame, check_memory, one_line, shown_value
 from .nodes import MAX_BITS, TooLarge, Unsupported
 from .rules import Rule, RuleSet
 from .spec import Binding
-from .values import to_plain
+from .values import exact_number, to_plain
 
-__all__ = ["Breakdown", "Point", "evaluate", "plain_values", "dependents", "check_requirements", "unmet_expectations",
+__all__ = ["Breakdown", "Point", "evaluate", "plain_values", "walk", "dependents", "check_requirements", "unmet_expectations",
            "expectation_warning", "shown_number"]
 
 _NUMBERS = frozenset({int, Fraction})
@@ -217,9 +217,32 @@ def plain_values(ruleset: RuleSet, bound: Mapping[str, object], only=None, known
     ``(values, missing)`` already worked out at the same point, is taken as it is, not
     computed again. A value is plain (int, Fraction, bool, str, tuple, dict) except where only
     SymPy could work it out (an irrational number: then the SymPy number)."""
+    memo = {} if memo is None else memo
+
+    def value_of(rule: Rule, values, lacking):
+        if lacking:
+            # An unset input only in a branch not taken (a learned position table's s_max, when
+            # the model has none) leaves the value decided: the evaluator takes the branches it
+            # takes and gives up (None) on an unset name it reaches.
+            return _plain_value(rule, values, memo) if rule.expression.has("Piecewise") else None
+        value = _plain_value(rule, values, memo)  # None on any doubt: SymPy decides
+        if value is None:
+            from .symbolic import value_by_sympy
+
+            value = to_plain(value_by_sympy(rule, values))
+        return value
+
+    return walk(ruleset, bound, value_of, only, known)
+
+
+def walk(ruleset: RuleSet, bound: Mapping[str, object], value_of, only=None, known=None):
+    """``(values, missing)``: every rule in dependency order, the bound names at their values, a
+    rule's value by ``value_of(rule, values so far, the unset inputs it lacks)`` — None where an
+    unset input leaves it undecided — and no exact number beyond 2^MAX_BITS. The walk the plain
+    evaluator and SymPy's (engine/symbolic.py) share; ``only`` and ``known`` as for
+    :func:`plain_values`."""
     values: Dict[str, object] = {}
     missing: Dict[str, FrozenSet[str]] = {}
-    memo = {} if memo is None else memo
     done_values, done_missing = known if known is not None else ({}, {})
     for name in ruleset.order:
         if only is not None and name not in only:
@@ -239,27 +262,18 @@ def plain_values(ruleset: RuleSet, bound: Mapping[str, object], only=None, known
         else:
             lacking = frozenset().union(*(missing[d] for d in rule.deps if d in missing)) if rule.deps else frozenset()
             try:
-                if lacking:
-                    # An unset input only in a branch not taken (a learned position table's s_max, when
-                    # the model has none) leaves the value decided: the evaluator takes the branches it
-                    # takes and gives up (None) on an unset name it reaches.
-                    value = _plain_value(rule, values, memo) if rule.expression.has("Piecewise") else None
-                    if value is None:
-                        missing[name] = lacking
-                        continue
-                else:
-                    value = _plain_value(rule, values, memo)  # None on any doubt: SymPy decides
-                    if value is None:
-                        from .symbolic import value_by_sympy
-
-                        value = to_plain(value_by_sympy(rule, values))
+                value = value_of(rule, values, lacking)
             except TooLarge as exc:
                 raise ValueTooLarge(
                     f"'{name}' is too large to work out exactly at these values ({exc})", rule.location,
                     hint=f"exact values are limited to 2^{MAX_BITS} (about 10^1233); is an input far too large, "
                          "or a power's exponent an input?", rule=rule) from None
-            if value.__class__ in _NUMBERS and (value.numerator.bit_length() > MAX_BITS
-                                                 or value.denominator.bit_length() > MAX_BITS):
+            if value is None:
+                missing[name] = lacking
+                continue
+            exact = value if value.__class__ in _NUMBERS else exact_number(value)
+            if exact is not None and (exact.numerator.bit_length() > MAX_BITS
+                                      or exact.denominator.bit_length() > MAX_BITS):
                 raise ValueTooLarge(
                     f"'{name}' is beyond 2^{MAX_BITS} (about 10^1233) at these values", rule.location,
                     hint="no memory size is that large: is an input far too large?", rule=rule)

@@ -450,25 +450,29 @@ def _lookup_values(table, key):
     return table[key]
 
 
-def _sum(*xs):
+def _total(xs):
     total = 0
     for x in xs:
-        total += _num(x)
+        if x.__class__ not in _NUMBERS:
+            _num(x)
+        total += x
     return total
 
 
-def _product(*xs):
+def _product_of(xs):
     out = 1
     for x in xs:
-        out *= _num(x)
+        if x.__class__ not in _NUMBERS:
+            _num(x)
+        out *= x
     return out
 
 
 # The strict operations on values already worked out (every argument evaluated): what a node
 # whose arguments are all known comes to (engine/residual.py folds such nodes with them).
 FOLD: Dict[str, Callable] = {
-    "Add": _sum,
-    "Mul": _product,
+    "Add": lambda *xs: _total(xs),
+    "Mul": lambda *xs: _product_of(xs),
     "Pow": _pow_values,
     "Mod": lambda a, b: _num(a) % _num(b),
     "floor": lambda a: math.floor(_num(a)),
@@ -490,25 +494,11 @@ FOLD: Dict[str, Callable] = {
 
 
 def _add(ev, node):
-    total = 0
-    at = ev.at
-    for a in node[1:]:
-        x = at(a)
-        if x.__class__ not in _NUMBERS:
-            _num(x)
-        total += x
-    return total
+    return _total(map(ev.at, node[1:]))
 
 
 def _mul(ev, node):
-    out = 1
-    at = ev.at
-    for a in node[1:]:
-        x = at(a)
-        if x.__class__ not in _NUMBERS:
-            _num(x)
-        out *= x
-    return out
+    return _product_of(map(ev.at, node[1:]))
 
 
 def _strict(fn: Callable) -> Callable:
@@ -525,6 +515,6 @@ _HANDLERS: Dict[str, Callable] = {
     "Table": _table,
     "TextSet": _text_set,
     **{tag: _strict(fn) for tag, fn in FOLD.items()},
-    "Add": _add,  # FOLD's, without building an argument list (the two commonest operations)
+    "Add": _add,  # the two commonest operations: FOLD's, without building an argument list
     "Mul": _mul,
 }

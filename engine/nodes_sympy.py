@@ -135,21 +135,8 @@ def build(table: NodeTable) -> list:
     """Every node of a checked table as its SymPy object."""
     built: list = []
     for node, data in zip(table.nodes, table.data):
-        tag = node[0]
-        if tag == "Sym":
-            built.append(_atom(Symbol, node[1]))
-        elif tag == "Text":
-            built.append(_atom(Text, node[1]))
-        elif tag == "Str":
-            built.append(Str(node[1]))
-        elif tag == "Int":
-            built.append(Integer(data))
-        elif tag == "Q":
-            built.append(Rational(data.numerator, data.denominator))
-        elif tag in _CONSTANTS:
-            built.append(_CONSTANTS[tag])
-        else:
-            built.append(_BUILD[tag](tuple(built[i] for i in node[1:])))
+        build = _BUILD.get(node[0])
+        built.append(build(tuple(built[i] for i in node[1:])) if build else _leaf_object(node, data))
     return built
 
 
@@ -171,9 +158,13 @@ _EVALUATED = {
 
 
 def _evaluated_node(node, data, args):
+    build = _EVALUATED.get(node[0])
+    return build(args) if build else _leaf_object(node, data)
+
+
+def _leaf_object(node, data):
+    """A leaf's SymPy object (names and strings shared within the process)."""
     tag = node[0]
-    if tag in _EVALUATED:
-        return _EVALUATED[tag](args)
     if tag == "Sym":
         return _atom(Symbol, node[1])
     if tag == "Text":

@@ -35,6 +35,7 @@ from .spec_hf import _read_config_json
 from .spec_toml import _read_toml
 from .spec_types import METADATA_KEYS, Binding, Entry, Spec
 from .units import MAX_MAGNITUDE, NumberTooLarge, parse_quantity, unit_hint
+from .values import plain_number
 
 __all__ = ["Entry", "Spec", "Binding", "load_spec", "parse_set", "bind", "METADATA_KEYS"]
 
@@ -284,7 +285,7 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet):
                            did_you_mean(closest(raw, allowed)))
             return raw
         value, kind = parsed
-        number = value.numerator if value.denominator == 1 else Fraction(value)  # whole numbers as int
+        number = plain_number(value)  # whole numbers as int
     else:
         raise fail(f"expects {_expects(unit, allowed)}, not {_describe(raw)}")
 
@@ -309,8 +310,7 @@ def _exact(raw):
     if isinstance(raw, int):
         return raw
     # repr() is the shortest decimal that round-trips: 0.1 stays 1/10.
-    value = Fraction(repr(raw))
-    return value.numerator if value.denominator == 1 else value
+    return plain_number(Fraction(repr(raw)))
 
 
 

@@ -19,8 +19,8 @@ from sympy import Basic, Rational, Symbol, false, log, nan, true, zoo
 from sympy.logic.boolalg import BooleanAtom
 from sympy.utilities.exceptions import SymPyDeprecationWarning
 
-from .errors import (EvaluationError, LimitExceeded, NoRealValue, TypeMismatch, UnknownKey, ValueTooLarge)
-from .exact import MAX_BITS, TooLarge, Unsupported, evaluate_exact, to_python_value, to_sympy_value
+from .errors import EvaluationError, LimitExceeded, NoRealValue, TypeMismatch, UnknownKey
+from .exact import Unsupported, evaluate_exact, to_python_value, to_sympy_value
 from .rules import Rule, RuleSet
 from .symbols import Lookup, Member, MissingKey, Table, Text, TextSet
 
@@ -89,70 +89,34 @@ def holds_by_sympy(rule: Rule, values: Mapping[str, object]) -> Optional[bool]:
 
 
 def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, free=frozenset(), known=None):
-    """``(values, missing)`` for a plain mapping name → value (the library core).
+    """``(values, missing)`` for a mapping name → SymPy value.
 
     ``only`` limits the work to those names (say, the closure of one output); ``free``
     names symbols that may stay in the values — bind ``x`` to ``Symbol("x")`` to get
-    every output as an expression of ``x`` (solve, sensitivity and sweep do). ``known``,
-    ``(values, missing)`` already worked out at the same point, is taken as it is, not
-    computed again (a :class:`Point`'s, or those that do not depend on a free input)."""
-    values: Dict[str, Basic] = {}
-    missing: Dict[str, FrozenSet[str]] = {}
-    symbols: Dict[Symbol, Basic] = {}
-    plain: Dict[str, object] = {}  # the same values as Python Fractions/bools/strings, for exact.py
+    every output as an expression of ``x`` (focus does, where the residual cannot hold the
+    function). ``known``, ``(values, missing)`` already worked out at the same point, is taken as
+    it is, not computed again. The walk is the plain evaluator's (forward.walk)."""
+    from .forward import walk
+
     free = frozenset(free)
-    done_values, done_missing = known if known is not None else ({}, {})
-    for name in ruleset.order:
-        if only is not None and name not in only:
-            continue
-        if name in done_missing:
-            missing[name] = done_missing[name]
-            continue
-        if name in done_values:
-            value = values[name] = done_values[name]
-            symbols[Symbol(name)] = value
-            try:
-                plain[name] = to_python_value(value)
-            except Unsupported:
-                pass
-            continue
-        rule = ruleset.rules.get(name)
-        if name in bound:
-            value = bound[name]
-        elif rule is None or (rule.kind == "input" and rule.expr is None):
-            missing[name] = frozenset({name})
-            continue
-        else:
-            lacking = frozenset().union(*(missing[d] for d in rule.deps if d in missing)) if rule.deps else frozenset()
-            try:
-                if lacking:
-                    # An unset input only in a branch not taken (a learned position table's s_max, when
-                    # the model has none) leaves the value decided: exact.py evaluates the branches it
-                    # takes and gives up (None) on an unset name it reaches.
-                    value = _fast_value(rule, plain) if rule.expression.has("Piecewise") else None
-                    if value is None:
-                        missing[name] = lacking
-                        continue
-                else:
-                    value = _fast_value(rule, plain)  # None when a dependency is symbolic, or on any doubt
-                    if value is None:
-                        value = _value_of(rule, symbols, free)
-            except TooLarge as exc:
-                raise ValueTooLarge(
-                    f"'{name}' is too large to work out exactly at these values ({exc})", rule.location,
-                    hint=f"exact values are limited to 2^{MAX_BITS} (about 10^1233); is an input far too large, "
-                         "or a power's exponent an input?", rule=rule) from None
-            if getattr(value, "is_Rational", False) and (value.p.bit_length() > MAX_BITS or value.q.bit_length() > MAX_BITS):
-                raise ValueTooLarge(
-                    f"'{name}' is beyond 2^{MAX_BITS} (about 10^1233) at these values", rule.location,
-                    hint="no memory size is that large: is an input far too large?", rule=rule)
-        values[name] = value
-        symbols[Symbol(name)] = value
-        try:
-            plain[name] = to_python_value(value)
-        except Unsupported:
-            pass
-    return values, missing
+
+    def value_of(rule: Rule, values, lacking):
+        plain = {}  # the dependencies' values as Python numbers, bools and strings, for exact.py
+        for d in rule.deps:
+            if d in values:
+                try:
+                    plain[d] = to_python_value(values[d])
+                except Unsupported:
+                    pass
+        if lacking:
+            # An unset input only in a branch not taken leaves the value decided (as forward's walk).
+            return _fast_value(rule, plain) if rule.expression.has("Piecewise") else None
+        value = _fast_value(rule, plain)  # None when a dependency is symbolic, or on any doubt
+        if value is None:
+            value = _value_of(rule, {Symbol(d): values[d] for d in rule.deps}, free)
+        return value
+
+    return walk(ruleset, bound, value_of, only, known)
 
 
 def _fast_value(rule: Rule, plain: Mapping[str, object]) -> Optional[Basic]:

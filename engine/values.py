@@ -15,7 +15,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Optional
 
-__all__ = ["to_python", "to_plain", "exact_number"]
+__all__ = ["to_python", "to_plain", "exact_number", "plain_number"]
 
 
 def to_plain(value) -> Any:
@@ -47,6 +47,15 @@ def exact_number(value) -> Optional[Fraction]:
     if getattr(value, "is_Rational", False):
         return Fraction(int(value.p), int(value.q))
     return None
+
+
+def plain_number(value):
+    """A number (int, Fraction or a SymPy rational) as the plain evaluator keeps it: an int where
+    whole, else a Fraction; None for anything else (true/false included)."""
+    exact = exact_number(value)
+    if exact is None:
+        return None
+    return exact.numerator if exact.denominator == 1 else exact
 
 
 def to_python(value) -> Any:

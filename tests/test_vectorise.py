@@ -625,10 +625,9 @@ def test_builtin_targets_walk_as_tables(spec):
         for target in TARGETS:
             fx = focus(problem, name, target)
             assert _same_as_sympy(fx.expr.xreplace({fx.symbol: x}), xs, whole=True, ascending=True), target
-            tables = fx.tables()
-            if tables is None or not hasattr(tables[1], "i"):
+            if fx.residual is None or not hasattr(fx.value, "i"):
                 continue
-            table, rest, _ = tables
+            table, rest = fx.residual.table, fx.value
             values = TableVectorised(table, name, xs, roots=[rest.i], whole=True, ascending=True).number(rest.i)
             for point, value in zip(points, values):
                 assert _agrees(value, fx.at_value(Integer(point))), (spec.stem, target, name, point, value)
