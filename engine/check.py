@@ -245,7 +245,7 @@ def _unbound(ruleset) -> List[str]:
     from .spec import load_spec
     from .spec_hf import _hf_catalog
 
-    from .hardware import GPU_KEY
+    from .hardware import GPU_KEY, GPU_MEMORY
 
     keys = set()
     for path in sorted(resources.specs_dir().glob("*.toml")):
@@ -254,7 +254,7 @@ def _unbound(ruleset) -> List[str]:
         except EngineError:
             continue
     if GPU_KEY in keys:
-        keys.add("gpu_memory")  # a catalog GPU binds gpu_memory
+        keys.add(GPU_MEMORY)  # a catalog GPU binds gpu_memory
     try:
         catalog = _hf_catalog()
         keys |= set(catalog.get("keys", {}).values())

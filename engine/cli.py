@@ -268,7 +268,7 @@ def _explain(args) -> int:
 def _budgets(args, problem):
     """(label, bytes) for each --budget and --gpu; the spec's GPU if neither is given."""
     from .errors import Location, SpecError, UnboundInput
-    from .hardware import find_gpu
+    from .hardware import GPU_MEMORY, find_gpu
     from .inverse import parse_budget
 
     budgets = [(text, parse_budget(text)) for text in args.budget]
@@ -276,12 +276,12 @@ def _budgets(args, problem):
         gpu = find_gpu(gpu_id)
         budgets.append((_gpu_label(gpu), gpu.usable_bytes))
     if not budgets:
-        memory = problem.bindings.get("gpu_memory")
+        memory = problem.bindings.get(GPU_MEMORY)
         if memory is None:
             raise UnboundInput[SpecError]("solve needs a budget", Location("--budget"),
                                           hint="give --budget 24GiB, --gpu h100, or gpu = \"h100\" in the spec",
-                                          name="gpu_memory", missing=("gpu_memory",))
-        label = _gpu_label(problem.gpu) if problem.gpu else "gpu_memory"
+                                          name=GPU_MEMORY, missing=(GPU_MEMORY,))
+        label = _gpu_label(problem.gpu) if problem.gpu else GPU_MEMORY
         budgets.append((label, int(memory.value)))
     return budgets
 
@@ -328,7 +328,7 @@ def _sweep(args) -> int:
 
 def _plot(args, problem, result) -> None:
     from .errors import EngineError
-    from .hardware import find_gpu
+    from .hardware import GPU_MEMORY, find_gpu
     from .plot import plot_sweep
     from .inverse import solve
 
@@ -336,8 +336,8 @@ def _plot(args, problem, result) -> None:
     gpus = [find_gpu(g) for g in args.gpu] or ([problem.gpu] if problem.gpu else [])
     for gpu in gpus:
         lines.append((gpu.name, gpu.usable_bytes))
-    if not gpus and "gpu_memory" in problem.bindings:
-        lines.append(("gpu_memory", int(problem.bindings["gpu_memory"].value)))
+    if not gpus and GPU_MEMORY in problem.bindings:
+        lines.append((GPU_MEMORY, int(problem.bindings[GPU_MEMORY].value)))
     crossings = []
     for target in result.columns:
         if result.units.get(target) != "bytes":

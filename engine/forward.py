@@ -27,6 +27,8 @@ __all__ = ["Breakdown", "Point", "evaluate", "plain_values", "walk", "dependents
            "expectation_warning", "shown_number"]
 
 _NUMBERS = frozenset({int, Fraction})
+_NOT_NUMBERS = frozenset({bool, str, tuple, dict})
+_NONE: FrozenSet[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,8 @@ def walk(ruleset: RuleSet, bound: Mapping[str, object], value_of, only=None, kno
             missing[name] = frozenset({name})
             continue
         else:
-            lacking = frozenset().union(*(missing[d] for d in rule.deps if d in missing)) if rule.deps else frozenset()
+            unset = missing.keys() & rule.deps if missing else ()
+            lacking = frozenset().union(*(missing[d] for d in unset)) if unset else _NONE
             try:
                 value = value_of(rule, values, lacking)
             except TooLarge as exc:
@@ -271,7 +274,8 @@ def walk(ruleset: RuleSet, bound: Mapping[str, object], value_of, only=None, kno
             if value is None:
                 missing[name] = lacking
                 continue
-            exact = value if value.__class__ in _NUMBERS else exact_number(value)
+            cls = value.__class__
+            exact = value if cls in _NUMBERS else None if cls in _NOT_NUMBERS else exact_number(value)
             if exact is not None and (exact.numerator.bit_length() > MAX_BITS
                                       or exact.denominator.bit_length() > MAX_BITS):
                 raise ValueTooLarge(

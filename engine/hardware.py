@@ -24,10 +24,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["GPU", "gpu_catalog", "find_gpu", "GPU_KEY", "MiB"]
+__all__ = ["GPU", "gpu_catalog", "find_gpu", "GPU_KEY", "GPU_MEMORY", "GPU_ARCH", "MiB"]
 
-# The spec key (and --set name) that names a GPU of the catalog.
+# The spec key (and --set name) that names a GPU of the catalog; the input a catalog GPU binds
+# (its usable bytes: formulas/hardware.formula's budget) and the one it binds its architecture to.
 GPU_KEY = "gpu"
+GPU_MEMORY = "gpu_memory"
+GPU_ARCH = "gpu_arch"
 
 MiB = 2**20
 

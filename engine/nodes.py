@@ -109,12 +109,13 @@ def _leaf_value(node: list):
 class NodeTable:
     """A checked node table: each node as a tuple, and each leaf's Python value."""
 
-    __slots__ = ("nodes", "data", "_built", "__weakref__")
+    __slots__ = ("nodes", "data", "_built", "_fns", "__weakref__")
 
     def __init__(self, nodes: Tuple[tuple, ...], data: List[Any]) -> None:
         self.nodes = nodes
         self.data = data  # a leaf's value (int, Fraction, str, bool), or None
         self._built: Optional[list] = None  # the SymPy objects, once a question asked for them
+        self._fns: Optional[list] = None  # each node's evaluator (a closure), once a value is asked for
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -168,7 +169,13 @@ class NodeTable:
         """The value at ``root`` with every name taken from ``env`` (Python values). ``memo``
         keeps the value of each max, min and piecewise node met, for the next expression at the
         same values (a peak over phases and the allocator's reserve on it hold the same subtree)."""
-        return _Evaluator(self, env, {} if memo is None else memo).at(root)
+        return self.evaluator(root)(env, {} if memo is None else memo)
+
+    def evaluator(self, root: int) -> Callable:
+        """The function ``(env, memo) → value`` of the expression at ``root`` (see :meth:`value`)."""
+        if self._fns is None:
+            self._fns = _compiled(self)
+        return self._fns[root]
 
 
 def checked(raw) -> NodeTable:
@@ -233,10 +240,11 @@ class Expression:
     the parser built it) whose table is written when first needed, or both. Equal when their
     SymPy expressions are (only the cache's own check and tests compare them)."""
 
-    __slots__ = ("_table", "_root", "_expr", "_names", "_tags")
+    __slots__ = ("_table", "_root", "_expr", "_names", "_tags", "_fn")
 
     def __init__(self, table: Optional[NodeTable], root: int, expr=None) -> None:
         self._table, self._root, self._expr = table, root, expr
+        self._fn: Optional[Callable] = None  # the root's evaluator, once asked for a value
         self._names: Optional[FrozenSet[str]] = None
         self._tags: Optional[FrozenSet[str]] = None
 
@@ -293,10 +301,13 @@ class Expression:
 
     def value(self, env: Mapping[str, Any], memo: Optional[dict] = None):
         """The exact value at ``env`` (see :meth:`NodeTable.value`)."""
-        table, root = self.table
-        if table is None:
-            raise Unsupported("no node table")
-        return table.value(root, env, memo)
+        fn = self._fn
+        if fn is None:
+            table, root = self.table
+            if table is None:
+                raise Unsupported("no node table")
+            fn = self._fn = table.evaluator(root)
+        return fn(env, {} if memo is None else memo)
 
     def constant(self):
         """The value of an expression that uses no names (an input's default), or None."""
@@ -343,81 +354,9 @@ def _short(x: Fraction) -> str:
     return text if len(text) <= 24 else f"a number of {len(text)} digits"
 
 
+# The nodes whose value is kept in the memo: a peak's max and the allocator's rounding on it
+# are met again by the next expression at the same values.
 _SHARED = frozenset({"Max", "Min", "Piecewise", "ceiling", "floor"})
-
-
-class _Evaluator:
-    __slots__ = ("nodes", "data", "env", "memo", "key")
-
-    def __init__(self, table: NodeTable, env: Mapping[str, Any], memo: dict) -> None:
-        self.nodes, self.data, self.env, self.memo, self.key = table.nodes, table.data, env, memo, id(table)
-
-    def at(self, i: int):
-        value = self.data[i]
-        if value is not None:
-            return value
-        node = self.nodes[i]
-        tag = node[0]
-        if tag == "Sym":  # the commonest node: a name's value
-            try:
-                return self.env[node[1]]
-            except KeyError:
-                raise Unsupported(f"unbound {node[1]}") from None
-        handler = _HANDLERS.get(tag)
-        if handler is None:
-            raise Unsupported(tag)
-        if tag in _SHARED:
-            key = (self.key, i)
-            if key in self.memo:
-                return self.memo[key]
-            value = self.memo[key] = handler(self, node)
-            return value
-        return handler(self, node)
-
-
-def _sym(ev: _Evaluator, node):
-    try:
-        return ev.env[node[1]]
-    except KeyError:
-        raise Unsupported(f"unbound {node[1]}") from None
-
-
-def _piecewise(ev, node):
-    nodes = ev.nodes
-    for pair in node[1:]:
-        _, value, cond = nodes[pair]
-        if _cond(ev.at(cond)):
-            return ev.at(value)
-    raise Unsupported("piecewise without a true branch")
-
-
-def _table(ev, node):
-    nodes = ev.nodes
-    return {ev.data[nodes[pair][1]]: _num(ev.at(nodes[pair][2])) for pair in nodes[node[2]][1:]}
-
-
-def _text_set(ev, node):
-    out: List[str] = []
-    for i in node[1:]:
-        if ev.data[i] not in out:
-            out.append(ev.data[i])
-    return tuple(out)
-
-
-def _and(ev, node):
-    for a in node[1:]:
-        if not _cond(ev.at(a)):
-            return False
-    return True
-
-
-def _or(ev, node):
-    for a in node[1:]:
-        if _cond(ev.at(a)):
-            return True
-    return False
-
-
 def _equal_values(a, b) -> bool:
     if a.__class__ in _NUMBERS and b.__class__ in _NUMBERS:
         return a == b  # 2 == 4/2, whichever form each has
@@ -493,28 +432,143 @@ FOLD: Dict[str, Callable] = {
 }
 
 
-def _add(ev, node):
-    return _total(map(ev.at, node[1:]))
+# --- the evaluator: each node a closure over its arguments' closures --------------
+# A table is read once into one closure per node, in table order (an argument is an earlier
+# node, so its closure exists already): evaluating is then one call per node, with no lookup of
+# what the node is. Each closure takes (values, memo). Piecewise, and, or are lazy (a branch
+# not taken, an operand after the deciding one, is never worked out); every other node
+# evaluates its arguments in order, then folds them with FOLD's operation.
 
 
-def _mul(ev, node):
-    return _product_of(map(ev.at, node[1:]))
+def _compiled(table: NodeTable) -> List[Callable]:
+    nodes, data, key = table.nodes, table.data, id(table)
+    fns: List[Callable] = []
+    for i, node in enumerate(nodes):
+        value = data[i]
+        tag = node[0]
+        if value is not None:
+            fn = _constant(value)
+        elif tag == "Sym":
+            fn = _name(node[1])
+        elif tag == "Piecewise":
+            fn = _piecewise([(fns[nodes[p][1]], fns[nodes[p][2]]) for p in node[1:]])
+        elif tag == "And":
+            fn = _and([fns[a] for a in node[1:]])
+        elif tag == "Or":
+            fn = _or([fns[a] for a in node[1:]])
+        elif tag == "Table":
+            fn = _table([(data[nodes[p][1]], fns[nodes[p][2]]) for p in nodes[node[2]][1:]])
+        elif tag == "TextSet":
+            fn = _constant(tuple(dict.fromkeys(data[a] for a in node[1:])))
+        elif tag == "Add":
+            fn = _fold(_total, [fns[a] for a in node[1:]], _add2)
+        elif tag == "Mul":
+            fn = _fold(_product_of, [fns[a] for a in node[1:]], _mul2)
+        elif tag in FOLD:
+            fn = _strict(FOLD[tag], [fns[a] for a in node[1:]])
+        else:  # log, a root, pi, a list, ...: SymPy's
+            fn = _unsupported(tag)
+        if tag in _SHARED:
+            fn = _kept(fn, (key, i))
+        fns.append(fn)
+    return fns
 
 
-def _strict(fn: Callable) -> Callable:
-    return lambda ev, node: fn(*[ev.at(a) for a in node[1:]])
+def _constant(value):
+    return lambda env, memo: value
 
 
-# Piecewise, and, or evaluate lazily (a branch not taken, an operand after the deciding one, is
-# never worked out); every other node evaluates its arguments, then folds them.
-_HANDLERS: Dict[str, Callable] = {
-    "Sym": _sym,
-    "Piecewise": _piecewise,
-    "And": _and,
-    "Or": _or,
-    "Table": _table,
-    "TextSet": _text_set,
-    **{tag: _strict(fn) for tag, fn in FOLD.items()},
-    "Add": _add,  # the two commonest operations: FOLD's, without building an argument list
-    "Mul": _mul,
-}
+def _name(name: str):
+    def fn(env, memo):
+        try:
+            return env[name]
+        except KeyError:
+            raise Unsupported(f"unbound {name}") from None
+    return fn
+
+
+def _unsupported(tag: str):
+    def fn(env, memo):
+        raise Unsupported(tag)
+    return fn
+
+
+def _kept(inner, key):
+    def fn(env, memo):
+        if key in memo:
+            return memo[key]
+        value = memo[key] = inner(env, memo)
+        return value
+    return fn
+
+
+def _piecewise(pairs):
+    def fn(env, memo):
+        for value, cond in pairs:
+            if _cond(cond(env, memo)):
+                return value(env, memo)
+        raise Unsupported("piecewise without a true branch")
+    return fn
+
+
+def _and(args):
+    def fn(env, memo):
+        for a in args:
+            if not _cond(a(env, memo)):
+                return False
+        return True
+    return fn
+
+
+def _or(args):
+    def fn(env, memo):
+        for a in args:
+            if _cond(a(env, memo)):
+                return True
+        return False
+    return fn
+
+
+def _table(entries):
+    return lambda env, memo: {key: _num(value(env, memo)) for key, value in entries}
+
+
+def _add2(a, b):
+    def fn(env, memo):
+        x = a(env, memo)
+        if x.__class__ not in _NUMBERS:
+            _num(x)
+        y = b(env, memo)
+        if y.__class__ not in _NUMBERS:
+            _num(y)
+        return x + y
+    return fn
+
+
+def _mul2(a, b):
+    def fn(env, memo):
+        x = a(env, memo)
+        if x.__class__ not in _NUMBERS:
+            _num(x)
+        y = b(env, memo)
+        if y.__class__ not in _NUMBERS:
+            _num(y)
+        return x * y
+    return fn
+
+
+def _fold(many, args, two):
+    """Add and Mul: the two-argument case without a loop; the numbers checked as they come."""
+    if len(args) == 2:
+        return two(*args)
+    return lambda env, memo: many(a(env, memo) for a in args)
+
+
+def _strict(op: Callable, args):
+    if len(args) == 1:
+        (a,) = args
+        return lambda env, memo: op(a(env, memo))
+    if len(args) == 2:
+        a, b = args
+        return lambda env, memo: op(a(env, memo), b(env, memo))
+    return lambda env, memo: op(*[a(env, memo) for a in args])

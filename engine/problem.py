@@ -12,14 +12,13 @@ import functools
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from .hardware import GPU, GPU_KEY, find_gpu
+from .hardware import GPU, GPU_ARCH, GPU_KEY, GPU_MEMORY, find_gpu
 from .library import Library
 from .rules import RuleSet
 from .errors import Location
 from .spec import Binding, Entry, Spec, bind, load_spec, parse_set
 
 # The input a catalog GPU's architecture binds (formulas/overhead.formula: the cuBLAS workspace).
-GPU_ARCH = "gpu_arch"
 
 __all__ = ["Problem", "load"]
 
@@ -120,15 +119,15 @@ def _resolve_gpus(entries):
     out, chosen = [], None
     arch_given = any(entry.name == GPU_ARCH for entry in entries)
     gpus = [n for n, entry in enumerate(entries) if entry.key == GPU_KEY and entry.target is None]
-    if gpus and any(entry.name == "gpu_memory" for entry in entries[gpus[-1]:]):
+    if gpus and any(entry.name == GPU_MEMORY for entry in entries[gpus[-1]:]):
         gpus = []  # a memory given after the last GPU: the job is no longer on a catalog GPU
     for n, entry in enumerate(entries):
         if entry.key == GPU_KEY and entry.target is None:
             chosen = find_gpu(entry.value, entry.location)  # a value that is not a GPU's id: its error
-            entry = Entry(GPU_KEY, chosen.usable_bytes, entry.location, target="gpu_memory")
+            entry = Entry(GPU_KEY, chosen.usable_bytes, entry.location, target=GPU_MEMORY)
             if gpus and n == gpus[-1] and chosen.arch is not None and not arch_given:  # the last GPU's, unless named
                 out.append(Entry(GPU_KEY, chosen.arch, entry.location, target=GPU_ARCH))
-        elif entry.name == "gpu_memory":
+        elif entry.name == GPU_MEMORY:
             chosen = None
         out.append(entry)
     return out, chosen

@@ -26,7 +26,7 @@ else:  # pragma: no cover
 __all__ = ["Job", "Remedy", "read_jobs", "JOBS", "job_of", "REGIMES", "ROWS", "OVERHEAD_ROW", "OVERHEAD_PARTS",
            "OVERHEAD_INPUTS", "HEADROOM", "PEAKS", "TOTAL_OF_PEAK", "phase_reached", "components", "REMEDIES", "SMALLEST",
            "REMEDY_SOLVES", "remedy_entry", "check_jobs", "HEADER", "HeaderItem",
-           "OVERHEAD_WORDS", "OVERHEAD_MEASURE"]
+           "OVERHEAD_WORDS", "OVERHEAD_MEASURE", "OVERHEAD_WHOLE", "OVERHEAD_FRAGMENTATION", "OVERHEAD_CALIBRATED"]
 
 JOBS_FILE = "jobs.toml"
 # A remedy's value that asks solve for the input's smallest value that fits.
@@ -181,6 +181,10 @@ def read_jobs(path=None):
         if not isinstance(listed, list) or not all(isinstance(c, list) and c for c in listed):
             raise _error(f"header.{part} must be a list of lines, each a list of items", f"{part} =", path)
         lines[part] = tuple(tuple(_header_item(item, f"header.{part}", path) for item in line) for line in listed)
+    count = header.get("count", {"name": "", "words": ""})
+    if not (isinstance(count, dict) and set(count) == {"name", "words"} and all(isinstance(v, str) for v in count.values())):
+        raise _error('header.count must be { name = "OUTPUT", words = "WORDS" }', "count =", path)
+    lines["count"] = (count["name"], count["words"])
     return jobs, tuple(order), overhead, lines
 
 
@@ -192,6 +196,9 @@ OVERHEAD_PARTS: Tuple[str, ...] = tuple(_OVERHEAD.get("parts", ()))
 OVERHEAD_INPUTS: Tuple[str, ...] = tuple(_OVERHEAD.get("inputs", ()))
 OVERHEAD_WORDS: Dict[str, str] = dict(_OVERHEAD.get("words", {}))
 OVERHEAD_MEASURE: str = _OVERHEAD.get("measure", "")
+OVERHEAD_WHOLE: str = _OVERHEAD.get("whole", "")
+OVERHEAD_FRAGMENTATION: str = _OVERHEAD.get("fragmentation", "")
+OVERHEAD_CALIBRATED: str = _OVERHEAD.get("calibrated", "")
 
 # (heading, total, {row: output}) — the report's columns.
 REGIMES: Tuple[Tuple[str, str, Dict[str, str]], ...] = tuple((j.heading, j.total, j.rows) for j in JOBS.values())
@@ -278,9 +285,14 @@ def check_jobs(ruleset, jobs: Optional[Dict[str, Job]] = None, path=None, header
     allowed = ruleset.allowed_values("regime") or set()
     for value in sorted(set(allowed) - set(jobs)):
         errors.append(_error(f"regime = \"{value}\" is allowed by the formulas but has no [job.{value}]", None, path))
-    for name in OVERHEAD_INPUTS:
+    for name in OVERHEAD_INPUTS + tuple(n for n in (OVERHEAD_WHOLE, OVERHEAD_FRAGMENTATION, OVERHEAD_CALIBRATED) if n):
         an_input(name, "the overhead row's input")
-    for line, items in (HEADER if header is None else header).items():
+    header = HEADER if header is None else header
+    if header.get("count", ("", ""))[0]:
+        output(header["count"][0], "header.count: the count")
+    for line, items in header.items():
+        if line == "count":
+            continue
         for item in (i for group in items for i in group) if line in ("caveats", "footnotes") else items:
             for name in set(item.names) | set(item.when) | set(item.unless) | set(item.words) | \
                     ({item.defaulted_from} if item.defaulted_from else set()) | set(item.has) | set(item.lacks) | \

@@ -8,8 +8,10 @@ import math
 from typing import Any, Dict, List, Optional
 
 from .forward import Breakdown
-from .regimes import (_NAME_IN_TEXT, HEADER, HEADROOM, OVERHEAD_INPUTS, OVERHEAD_MEASURE, OVERHEAD_PARTS, OVERHEAD_ROW,
-                      OVERHEAD_WORDS, PEAKS, REGIMES, ROWS, phase_reached)
+from .hardware import GPU_MEMORY
+from .regimes import (_NAME_IN_TEXT, HEADER, HEADROOM, OVERHEAD_CALIBRATED, OVERHEAD_FRAGMENTATION, OVERHEAD_INPUTS,
+                      OVERHEAD_MEASURE, OVERHEAD_PARTS, OVERHEAD_ROW, OVERHEAD_WHOLE, OVERHEAD_WORDS, PEAKS, REGIMES, ROWS,
+                      phase_reached)
 from .units import format_bytes, format_count, format_number
 from .values import exact_number, to_python
 
@@ -51,11 +53,12 @@ def uncalibrated_overhead(result: Breakdown) -> List[str]:
     spec or --set (`overhead` set stands for its parts). A part that is 0 by rule (NCCL on one
     GPU) is not a default to calibrate."""
     v, bound = result.plain, result.bindings
-    if not set(OVERHEAD_INPUTS) <= set(v) or to_python(v.get("overhead_calibrated", 0)) == 1:
+    if not set(OVERHEAD_INPUTS) <= set(v) or to_python(v.get(OVERHEAD_CALIBRATED, 0)) == 1:
         return []
-    parts = [] if "overhead" in bound else [n for n in OVERHEAD_PARTS if n not in bound and v[n] != 0]
-    return parts + ([] if "allocator_fragmentation" in bound or v["allocator_fragmentation"] == 0
-                    else ["allocator_fragmentation"])
+    parts = [] if OVERHEAD_WHOLE in bound else [n for n in OVERHEAD_PARTS if n not in bound and v[n] != 0]
+    fragmentation = OVERHEAD_FRAGMENTATION
+    return parts + ([] if not fragmentation or fragmentation in bound or v.get(fragmentation, 0) == 0
+                    else [fragmentation])
 
 
 def render_json(data: Dict[str, Any]) -> str:
@@ -156,17 +159,18 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     get = lambda name: v.get(name)  # noqa: E731
     lines: List[str] = []
     title = result.title or (result.spec or "model")
-    params = get("params")
+    count, words = HEADER["count"]
     head = title
-    if params is not None:
-        head += f" — {format_count(to_python(params))} parameters ({format_number(to_python(params))})"
+    if get(count) is not None:
+        n = to_python(get(count))
+        head += f" — {format_count(n)} {words} ({format_number(n)})"
     lines.append(head)
     facts = _header_line(result, HEADER["model_line"])
     lines.append("  " + ", ".join(facts) + (f"   ({result.spec})" if result.spec else ""))
     lines.append("  " + "; ".join(_header_line(result, HEADER["settings_line"])))
     lines += ["  " + text for text in (_caveat(result, items) for items in HEADER["caveats"]) if text is not None]
-    if get("gpu_memory") is not None:
-        lines.append("  " + _gpu_line(get("gpu_memory"), gpu, memory_unit))
+    if get(GPU_MEMORY) is not None:
+        lines.append("  " + _gpu_line(get(GPU_MEMORY), gpu, memory_unit))
     lines.append("")
 
     columns = []
@@ -202,7 +206,7 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     table.append(totals)
     rule = len(table) - 1
     table += _peak_rows(columns, get, memory_unit)
-    if get("gpu_memory") is not None:
+    if get(GPU_MEMORY) is not None:
         table.append(["fits the GPU?"] + [_verdict(total, get, memory_unit) for _, total, _, _ in columns])
     lines += _grid(table, rule_before=rule)
     footnotes = [text for text in (_caveat(result, items, memory_unit) for items in HEADER["footnotes"]) if text]
@@ -237,9 +241,11 @@ def _gpu_line(memory, gpu, unit: str) -> str:
 def _overhead_note(v, uncalibrated: List[str], unit: str) -> List[str]:
     """What the uncalibrated runtime overhead is made of, and how to replace it."""
     words = OVERHEAD_WORDS
-    parts = [f"{words[n]} {format_bytes(v[n], 'MiB', digits=0)}" for n in uncalibrated if n in words]
-    if "allocator_fragmentation" in uncalibrated:
-        parts.append(f"allocator reserve {format_number(100 * to_python(v['allocator_fragmentation']))}% of the allocated bytes")
+    parts = [f"{words[n]} {format_bytes(v[n], 'MiB', digits=0)}" for n in uncalibrated
+             if n in words and n != OVERHEAD_FRAGMENTATION]
+    if OVERHEAD_FRAGMENTATION in uncalibrated:
+        share = format_number(100 * to_python(v[OVERHEAD_FRAGMENTATION]))
+        parts.append(f"{words.get(OVERHEAD_FRAGMENTATION, OVERHEAD_FRAGMENTATION)} {share}% of the allocated bytes")
     return [f"runtime overhead (uncalibrated): {' + '.join(parts)}: published defaults;",
             f"  set {', '.join(uncalibrated)} to measured values ({OVERHEAD_MEASURE} measures them)"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Tuple
 
-from .nodes import FOLD, INNER, NodeTable, Unsupported, _Evaluator, checked
+from .nodes import FOLD, INNER, NodeTable, Unsupported, checked
 
 __all__ = ["Rest", "Residuals", "residuals"]
 
@@ -132,7 +132,7 @@ class _Partial:
         if key in self.seen:
             return self.seen[key]
         if not self._depends(table, i):
-            value = _Evaluator(table, self.env, self.memo).at(i)
+            value = table.evaluator(i)(self.env, self.memo)
         else:
             value = self._op(table, table.nodes[i])
         self.seen[key] = value

@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 
 from .errors import InvalidValue, LimitExceeded, Location, MissingDependency, SpecError, UnboundInput
 from .forward import evaluate
+from .hardware import GPU_MEMORY
 from .problem import Problem
 from .spec import bind, parse_set
 
@@ -193,6 +194,6 @@ def _predict(problem: Problem, shape: dict, attn: str, more=()):
     from .library import Library
 
     ruleset = Library().ruleset({"arch": sets[0].split("=")[1]})
-    keep = {n: b for n, b in bindings.items() if n in ("gpu_memory",)}
+    keep = {n: b for n, b in bindings.items() if n == GPU_MEMORY}
     keep.update(bind(ruleset, [parse_set(s) for s in sets]))
     return evaluate(ruleset, keep).values

@@ -29,18 +29,48 @@ def evaluate(spec=None, *sets, formulas=(), gpu=None):
     return vram_eval.evaluate(problem.ruleset, problem.bindings, spec=problem.spec_path, title=problem.title)
 
 
-# evaluate_once's answers: (spec, its bytes, sets) → Breakdown, for the whole session.
+# evaluate_once's answers: (spec, its bytes, sets) → the point, for the whole session.
 _ONCE: dict = {}
 
 
+class _AtPoint:
+    """A loaded problem whose values are worked out as they are read (``point[name]``, as a
+    Breakdown gives them): the measured cases read a few outputs each, not every rule. The
+    point's requirements are checked when it is made, and each value read passes the same
+    memory checks as a full evaluation's (engine/guards.py)."""
+
+    def __init__(self, problem) -> None:
+        from vram_eval.forward import check_requirements
+
+        self.problem = problem
+        values, _ = problem.point.plain_of({d for r in problem.ruleset.requirements for d in r.deps})
+        check_requirements(problem.ruleset, problem.bindings, values)
+
+    def __getitem__(self, name):
+        from vram_eval.forward import Breakdown
+        from vram_eval.guards import check_memory
+
+        problem = self.problem
+        canonical = problem.ruleset.resolve(name) or name
+        values, missing = problem.point.plain_of([canonical] if canonical in problem.ruleset.rules else [])
+        check_memory(problem.ruleset, problem.bindings, {canonical: values[canonical]} if canonical in values else {})
+        return Breakdown(problem.ruleset, problem.bindings, values, missing)[name]
+
+
 def evaluate_once(spec=None, *sets):
-    """evaluate(spec, *sets), worked out once per test session: for the measured cases, which
-    several tests and docs/ACCURACY.md's table (tests/test_accuracy.py) ask the same point of.
-    ``spec`` is None, a path (keyed by its bytes too), or a config.json's content as a dict
-    (written as json.dumps writes it, to a temporary config.json). The Breakdown is shared:
-    read its values, not its spec path. An error is raised again each time (nothing is kept)."""
+    """The values at (spec, sets), worked out once per test session and each only when read:
+    for the measured cases, which several tests and docs/ACCURACY.md's table
+    (tests/test_accuracy.py) ask the same point of. ``spec`` is None, a path (keyed by its bytes
+    too), or a config.json's content as a dict (written as json.dumps writes it, to a temporary
+    config.json). The point is shared: read its values (``point[name]``). An error is raised
+    again each time (nothing is kept)."""
     import json
     import tempfile
+
+    import vram_eval
+
+    def at(path):
+        return _AtPoint(vram_eval.load(None if path is None else str(path), list(sets)))
 
     if isinstance(spec, dict):
         text = json.dumps(spec)
@@ -49,11 +79,11 @@ def evaluate_once(spec=None, *sets):
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "config.json"
                 path.write_text(text)
-                _ONCE[key] = evaluate(path, *sets)
+                _ONCE[key] = at(path)
         return _ONCE[key]
     key = (None if spec is None else (str(spec), Path(spec).read_bytes()), sets)
     if key not in _ONCE:
-        _ONCE[key] = evaluate(spec, *sets)
+        _ONCE[key] = at(spec)
     return _ONCE[key]
 
 

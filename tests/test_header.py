@@ -44,6 +44,28 @@ def test_a_name_the_formulas_do_not_have_fails_check():
     assert isinstance(errors[0], UnknownName) and errors[0].name == "gpus_in_all"
 
 
+def test_the_title_line_counts_what_the_header_data_names(cli):
+    _, out, _ = cli("specs/llama2-7b.toml")
+    assert out.splitlines()[0] == "Llama-2-7B — 6.74B parameters (6,738,415,616)"
+    assert HEADER["count"] == ("params", "parameters")
+
+
+def test_a_count_the_formulas_do_not_have_fails_check():
+    header = dict(HEADER, count=("parameter_count", "parameters"))
+    errors = check_jobs(vram_eval.load(str(SPECS / "llama2-7b.toml")).ruleset, header=header)
+    assert [e.message for e in errors] == ["header.count: the count 'parameter_count' is not an output of the formulas"]
+
+
+@pytest.mark.parametrize("count", ['"params"', '{ name = "params" }', '{ name = "params", words = 1 }'])
+def test_a_malformed_count_is_a_located_error(tmp_path, count):
+    text = JOBS_TOML.read_text().replace('count = { name = "params", words = "parameters" }', f"count = {count}", 1)
+    path = tmp_path / "jobs.toml"
+    path.write_text(text)
+    with pytest.raises(FormulaError, match="header.count") as info:
+        read_jobs(path)
+    assert info.value.location.path == str(path) and info.value.location.line is not None
+
+
 @pytest.mark.parametrize("item", ['{ text = "b {b}" }', '{ show = "b {b}", when = "b" }', '"b {b}"'])
 def test_a_malformed_item_is_a_located_error(tmp_path, item):
     text = JOBS_TOML.read_text().replace('{ show = "b {b}" }', item, 1)
