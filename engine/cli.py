@@ -238,7 +238,8 @@ def _eval(args) -> int:
     if args.outputs:
         result = result.only(args.outputs)
     listing = args.listing or bool(args.outputs)
-    sys.stdout.write(render(result, args.format, args.units, listing=listing, gpu=problem.gpu))
+    sys.stdout.write(render(result, args.format, args.units, listing=listing, gpu=problem.gpu,
+                            checkpoint=problem.spec.checkpoint if problem.spec else None))
     return 0
 
 

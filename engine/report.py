@@ -23,10 +23,11 @@ UNIT_WORDS = {"GiB": "GiB (2^30 bytes)", "GB": "GB (10^9 bytes)", "MiB": "MiB (2
               "TiB": "TiB (2^40 bytes)", "TB": "TB (10^12 bytes)"}
 
 
-def breakdown_dict(result: Breakdown, gpu=None) -> Dict[str, Any]:
+def breakdown_dict(result: Breakdown, gpu=None, checkpoint=None) -> Dict[str, Any]:
     """The DESIGN.md JSON shape, plus documented extras (name, unavailable, overridden, gpu:
     the catalog GPU whose usable bytes are gpu_memory, or null; uncalibrated; warnings: what the
-    formulas' expectations say of the point)."""
+    formulas' expectations say of the point; checkpoint: a model folder's weight files, their
+    bytes by group and dtype, or null)."""
     rs = result.ruleset
     inputs = {n: to_python(v) for n, v in result.inputs.items()}
     outputs = {n: to_python(v) for n, v in result.outputs.items() if rs.rules[n].kind == "definition"}
@@ -44,6 +45,7 @@ def breakdown_dict(result: Breakdown, gpu=None) -> Dict[str, Any]:
         "gpu": gpu.as_dict() if gpu is not None else None,
         "uncalibrated": uncalibrated_overhead(result),
         "warnings": result.warnings,
+        "checkpoint": checkpoint.as_dict() if checkpoint is not None else None,
     }
 
 
@@ -349,12 +351,13 @@ def _grid(table, rule_before: int) -> List[str]:
     return out
 
 
-def render(data_or_result, fmt: str, memory_unit: str = "GiB", listing: bool = False, gpu=None) -> str:
+def render(data_or_result, fmt: str, memory_unit: str = "GiB", listing: bool = False, gpu=None,
+           checkpoint=None) -> str:
     if fmt == "table":
         if listing:
             return render_listing(data_or_result, memory_unit)
         return render_report(data_or_result, memory_unit, gpu)
-    data = breakdown_dict(data_or_result, gpu) if isinstance(data_or_result, Breakdown) else data_or_result
+    data = breakdown_dict(data_or_result, gpu, checkpoint) if isinstance(data_or_result, Breakdown) else data_or_result
     return render_json(data) if fmt == "json" else render_yaml(data)
 
 

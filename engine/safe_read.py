@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["read_regular", "NotRegular", "FileTooLarge", "file_kind"]
+__all__ = ["read_regular", "read_head", "NotRegular", "FileTooLarge", "file_kind"]
 
 
 class NotRegular(Exception):
@@ -75,3 +75,32 @@ def read_regular(path: Path, limit: int) -> bytes:
     if size > limit:
         raise FileTooLarge(None)
     return b"".join(chunks)
+
+
+def read_head(path: Path, count: int, offset: int = 0):
+    """``(bytes, size)``: at most ``count`` bytes of the regular file ``path`` from ``offset``
+    (fewer where the file ends first), and the file's size — the header of a weight file, whose
+    data is never read. Raises as :func:`read_regular` does (never FileTooLarge)."""
+    st = os.stat(path)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(str(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegular(file_kind(st.st_mode))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(file_kind(st.st_mode))
+        chunks, size = [], 0
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
+        while size < count:
+            chunk = os.read(fd, min(1 << 20, count - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks), st.st_size

@@ -60,9 +60,21 @@ def find_spec(path: str) -> Path:
 
 
 def load_spec(path: str) -> Spec:
-    """Read a spec file into entries; every problem is a located SpecError."""
+    """Read a spec file, a model folder or a Hub id of the local Hugging Face cache into
+    entries; every problem is a located SpecError."""
     shown = _UNSHOWABLE.sub("\ufffd", str(path))
     p = find_spec(path)
+    try:
+        is_dir, exists = p.is_dir(), p.exists()
+    except (OSError, ValueError):  # a name too long, a NUL byte: _read_bytes says so
+        is_dir = exists = False
+    if is_dir:
+        return _load_folder(p, shown, None)
+    if not exists:
+        from .hub import looks_like_hub_id, snapshot_folder
+
+        if looks_like_hub_id(str(path)):
+            return _load_folder(snapshot_folder(str(path)), None, shown)
     text = _read_text(p, shown)
     suffix = p.suffix.lower()
     if suffix not in (".json", ".yaml", ".yml", ".toml"):
@@ -80,6 +92,31 @@ def load_spec(path: str) -> Spec:
 
     tree, locate = _read_yaml(lines)
     return _from_tree(tree, lines, locate, "yaml")
+
+
+def _load_folder(folder: Path, shown: Optional[str], hub_id: Optional[str]) -> Spec:
+    """A model folder (a save_pretrained output, a Hub snapshot): its config.json read as a
+    config.json is, and the checkpoint its safetensors headers describe (engine/checkpoint.py)."""
+    import dataclasses
+
+    from .checkpoint import read_checkpoint
+
+    where = shown if shown is not None else _UNSHOWABLE.sub("\ufffd", str(folder))
+    config = folder / "config.json"
+    if not config.is_file():
+        raise UnreadableFile[SpecError]("this is a directory without a config.json, so not a model folder",
+                                        Location(where), hint="give a model folder (config.json and its *.safetensors, "
+                                        "as save_pretrained writes it), a Hub id, or a .toml, .yaml or config.json spec",
+                                        file=where, reason="directory")
+    text = _read_text(config, f"{where}/config.json")
+    lines = _Lines(f"{where}/config.json", text)
+    _check_lines(lines)
+    spec = _read_config_json(lines)
+    checkpoint = read_checkpoint(folder, where)
+    entries = spec.entries + (tuple(checkpoint.entries(Location(where))) if checkpoint else ())
+    name = hub_id or (spec.name if Path(where).name else folder.resolve().name)
+    return dataclasses.replace(spec, path=hub_id or where, name=name, entries=entries, checkpoint=checkpoint,
+                               metadata=dict(spec.metadata, name=name))
 
 
 # ---------------------------------------------------------------------------

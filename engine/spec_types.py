@@ -58,6 +58,9 @@ class Spec:
     # A config.json of a model_type the catalog does not know: raised at binding unless
     # --set arch=... names the block (engine/problem.py); its entries are the config's own keys.
     unknown_model_type: Optional[Exception] = None
+    # A model folder's (or a Hub snapshot's) weight files, read from their headers
+    # (engine/checkpoint.py); None for every other spec.
+    checkpoint: Optional[object] = None
 
     def chosen(self) -> Dict[str, Tuple[object, Location]]:
         """Raw values by key, for choosing formula variants before binding."""
