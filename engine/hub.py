@@ -83,6 +83,9 @@ def snapshot_folder(text: str) -> Path:
         raise UnreadableFile[SpecError](f"the cache holds '{org}/{name}' but not its revision '{revision}'", where,
                                         hint=get, file=text, reason="missing")
     folder = repo / "snapshots" / commit
+    if not folder.is_dir() and commit == revision:
+        raise UnreadableFile[SpecError](f"the cache holds '{org}/{name}' but not its revision '{revision}'", where,
+                                        hint=get, file=text, reason="missing")
     if not folder.is_dir():
         raise UnreadableFile[SpecError](
             f"the cache's ref '{revision}' of '{org}/{name}' points at {commit[:12]}, which it does not hold", where,

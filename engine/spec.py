@@ -94,6 +94,9 @@ def load_spec(path: str) -> Spec:
     return _from_tree(tree, lines, locate, "yaml")
 
 
+_LOADED_AS = ("fp32", "fp16", "bf16")
+
+
 def _load_folder(folder: Path, shown: Optional[str], hub_id: Optional[str]) -> Spec:
     """A model folder (a save_pretrained output, a Hub snapshot): its config.json read as a
     config.json is, and the checkpoint its safetensors headers describe (engine/checkpoint.py)."""
@@ -114,6 +117,10 @@ def _load_folder(folder: Path, shown: Optional[str], hub_id: Optional[str]) -> S
     spec = _read_config_json(lines)
     checkpoint = read_checkpoint(folder, where)
     entries = spec.entries + (tuple(checkpoint.entries(Location(where))) if checkpoint else ())
+    if checkpoint and checkpoint.dtype in _LOADED_AS and not any(e.name == "weight_dtype" for e in spec.entries):
+        # transformers loads a model in the dtype its config names, else in its weights' own
+        # (from_pretrained's dtype="auto", the default since transformers 4.56)
+        entries += (Entry("weight_dtype", checkpoint.dtype, Location(where)),)
     name = hub_id or (spec.name if Path(where).name else folder.resolve().name)
     return dataclasses.replace(spec, path=hub_id or where, name=name, entries=entries, checkpoint=checkpoint,
                                metadata=dict(spec.metadata, name=name))
