@@ -20,6 +20,7 @@ booleans only from booleans).
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -228,12 +229,53 @@ def parse_set(text: str) -> Entry:
 # binding
 
 
+@functools.lru_cache(maxsize=1)
+def aliases() -> dict:
+    """specs/catalog/aliases.toml: the ecosystem's names of values (``values``) and of inputs
+    that set one of vram-eval's (``inputs``)."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    with open(resources.catalog_path("aliases.toml"), "rb") as fh:
+        data = tomllib.load(fh)
+    return {"values": data.get("values", {}), "inputs": data.get("inputs", {})}
+
+
+def _input_alias(entry: Entry, alias: dict) -> Entry:
+    """``gradient_checkpointing = true`` → ``recompute = "full"``: another tool's input, as the
+    input of vram-eval it sets (its location kept)."""
+    raw = entry.value
+    key = str(raw).lower() if isinstance(raw, bool) else raw if isinstance(raw, str) else None
+    values = alias["values"]
+    if key not in values:
+        raise InvalidValue[SpecError](
+            f"'{_short(entry.key)}' (vram-eval's {alias['sets']}) takes {', '.join(values)}, not {_describe(raw)}",
+            entry.value_at or entry.location, name=entry.key, value=raw, allowed=tuple(values),
+            expected=" or ".join(values))
+    return Entry(entry.key, values[key], entry.location, alias["sets"], entry.optional, entry.value_at)
+
+
+def _value_alias(item: str, allowed) -> Optional[tuple]:
+    """The values an input takes that the ecosystem's name ``item`` stands for, or None."""
+    meant = aliases()["values"].get(item)
+    if meant is None:
+        return None
+    meant = tuple(meant) if isinstance(meant, list) else (meant,)
+    return meant if all(m in allowed for m in meant) else None
+
+
 def bind(ruleset: RuleSet, entries: Iterable[Entry]) -> Dict[str, Binding]:
     """Check entries against the formulas; later entries override earlier ones."""
     bindings: Dict[str, Binding] = {}
     known = ruleset.known_names()
     for entry in entries:
         name = ruleset.resolve(entry.name)
+        if name is None and entry.name in aliases()["inputs"]:
+            entry = _input_alias(entry, aliases()["inputs"][entry.name])
+            name = ruleset.resolve(entry.name)
         if name is None and entry.optional:
             continue
         if name is None:
@@ -291,11 +333,15 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet):
         for item in raw:
             if not isinstance(item, str):
                 raise fail(f"list items must be strings, not {_describe(item)}")
+            meant = (item,)
             if allowed is not None and item not in allowed:
-                raise fail(f"'{_short(item)}' is not one of: {', '.join(sorted(allowed))}",
-                           did_you_mean(closest(item, allowed)))
-            if item not in items:  # order kept, repeats dropped
-                items.append(item)
+                meant = _value_alias(item, allowed)
+                if meant is None:
+                    raise fail(f"'{_short(item)}' is not one of: {', '.join(sorted(allowed))}",
+                               did_you_mean(closest(item, allowed)))
+            for m in meant:
+                if m not in items:  # order kept, repeats dropped
+                    items.append(m)
         return tuple(items)
     if isinstance(raw, (int, float)):
         if isinstance(raw, float) and not math.isfinite(raw):
@@ -325,6 +371,9 @@ def _convert(entry: Entry, name: str, ruleset: RuleSet):
                 return _convert(Entry(entry.key, [raw], entry.location, entry.target, value_at=entry.value_at),
                                 name, ruleset)
             if allowed is not None and raw not in allowed:
+                meant = _value_alias(raw, allowed)
+                if meant is not None and len(meant) == 1:
+                    return meant[0]
                 raise fail(f"'{_short(raw)}' is not one of: {', '.join(sorted(allowed))}",
                            did_you_mean(closest(raw, allowed)))
             return raw
