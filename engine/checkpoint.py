@@ -51,6 +51,10 @@ def _dtypes() -> Dict[str, dict]:
     return _catalog()["safetensors"]["dtypes"]
 
 
+# GGML's unquantized types by vram-eval's names (a GGUF's quantized types keep theirs: q4_k, ...)
+_GGML_NAMES = {"F32": {"name": "fp32"}, "F16": {"name": "fp16"}, "BF16": {"name": "bf16"}}
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
@@ -71,9 +75,10 @@ class TensorInfo:
 class Checkpoint:
     """The tensors of a model folder's weight files."""
 
-    folder: str  # as the user gave it (or the Hub id's snapshot)
+    folder: str  # as the user gave it (or the Hub id's snapshot); a GGUF file's path
     files: Tuple[str, ...]
     tensors: Tuple[TensorInfo, ...]
+    format: str = "safetensors"  # or "gguf" (engine/gguf_header.py): dtypes are then GGML types (Q4_K, F16)
 
     @property
     def bytes(self) -> int:
@@ -86,7 +91,8 @@ class Checkpoint:
     @property
     def dtype(self) -> str:
         """vram-eval's name of the one dtype every tensor has ("bf16"), else "mixed"."""
-        names = {_dtypes()[t.dtype].get("name", t.dtype.lower()) for t in self.tensors}
+        table = _dtypes() if self.format == "safetensors" else _GGML_NAMES
+        names = {table.get(t.dtype, {}).get("name", t.dtype.lower()) for t in self.tensors}
         return names.pop() if len(names) == 1 else "mixed"
 
     def groups(self) -> Dict[str, Dict[str, int]]:
@@ -104,11 +110,12 @@ class Checkpoint:
         out.append(Entry("checkpoint_params", self.elements, location))
         out.append(Entry("checkpoint_dtype", self.dtype, location))
         out.append(Entry("checkpoint_files", len(self.files), location))
+        out.append(Entry("checkpoint_format", self.format, location))
         return out
 
     def as_dict(self) -> dict:
         """What ``--format json`` shows of the checkpoint (bytes, exact)."""
-        return {"folder": self.folder, "files": list(self.files), "tensors": len(self.tensors),
+        return {"folder": self.folder, "format": self.format, "files": list(self.files), "tensors": len(self.tensors),
                 "bytes": self.bytes, "elements": self.elements, "dtype": self.dtype,
                 "groups": {g: dict(sorted(d.items())) for g, d in self.groups().items() if d}}
 
@@ -119,7 +126,8 @@ def group_of(name: str) -> str:
     for group in _catalog()["groups"]:
         components = group.get("components", ())
         containing = group.get("containing", ())
-        if any(p in components for p in parts) or any(c in p for p in parts for c in containing):
+        if (any(p in components for p in parts) or parts[0] in group.get("first", ())
+                or any(c in p for p in parts for c in containing)):
             return group["name"]
     return _catalog()["groups"][-1]["name"]
 

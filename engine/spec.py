@@ -71,6 +71,8 @@ def load_spec(path: str) -> Spec:
         is_dir = exists = False
     if is_dir:
         return _load_folder(p, shown, None)
+    if p.suffix.lower() == ".gguf":
+        return _load_gguf(p, shown)
     if not exists:
         from .hub import looks_like_hub_id, snapshot_folder
 
@@ -96,6 +98,27 @@ def load_spec(path: str) -> Spec:
 
 
 _LOADED_AS = ("fp32", "fp16", "bf16")
+
+
+def _load_gguf(path: Path, shown: str) -> Spec:
+    """A GGUF file: its metadata read as the config.json it stands for (specs/catalog/gguf.toml),
+    its tensors as the checkpoint (engine/gguf_header.py)."""
+    import dataclasses
+    import json
+
+    from .gguf_header import config_of, read_gguf
+
+    metadata, checkpoint = read_gguf(path, shown)
+    config = config_of(metadata, [t.name for t in checkpoint.tensors], shown)
+    lines = _Lines(f"{shown} (its metadata as a config.json)", json.dumps(config, indent=2))
+    spec = _read_config_json(lines)
+    from .gguf_header import catalog
+
+    defaults = tuple(Entry(k, v, Location(shown)) for k, v in catalog().get("defaults", {}).items())
+    entries = spec.entries + tuple(checkpoint.entries(Location(shown))) + defaults
+    name = config.get("_name_or_path") or path.stem
+    return dataclasses.replace(spec, path=shown, name=str(name), entries=entries, checkpoint=checkpoint,
+                               metadata=dict(spec.metadata, name=str(name)))
 
 
 def _load_folder(folder: Path, shown: Optional[str], hub_id: Optional[str]) -> Spec:

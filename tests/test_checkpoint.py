@@ -155,7 +155,7 @@ def test_loaded_in_another_dtype_the_weights_are_the_formulas_count(tmp_path, cl
     assert not v["weights_from_checkpoint"] and v["weights"] == v["params"] * 2
     assert not v["inference_weights_from_checkpoint"] and v["inference_weights"] < v["checkpoint_bytes"] / 3
     _, out, _ = cli(folder, "--set", "weight_dtype=bf16")
-    assert "weights: the formulas' count in bf16, not the checkpoint's fp16 bytes" in out
+    assert "weights (full training, LoRA): the formulas' count in bf16, not the checkpoint's bytes in fp16" in out
 
 
 # Which group each tensor of the measured tables goes to, by its name (specs/catalog/checkpoints.toml).
@@ -214,7 +214,8 @@ def test_the_report_shows_the_checkpoint_beside_the_count(tmp_path, cli):
     assert status == 0
     assert out.startswith("meta-llama/Llama-2-7b-hf — 6.74B parameters (6,738,415,616)")
     assert "checkpoint: 12.55 GiB, 6,738,415,616 parameters in fp16 (safetensors headers, files: 1) — embeddings" in out
-    assert "weights: the checkpoint's bytes for full training and LoRA (stored in fp16)" in out
+    assert "weights (full training, LoRA): the checkpoint's bytes (stored in fp16)" in out
+    assert "weights (inference): the checkpoint's bytes (stored in fp16)" in out
 
 
 def test_a_folder_with_only_a_config_is_a_config_json(tmp_path, cli):
