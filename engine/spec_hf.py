@@ -338,6 +338,7 @@ def _read_config_json(lines: _Lines) -> Spec:
              sub_bound)
         if text_like:
             bound |= sub_bound
+    entries += _quantization(tree, locate, lines, text, catalog.get("quantization", {}))
     # A file named config.json is named by its directory (a Hub snapshot); any other by itself.
     path = Path(shown)
     name = tree.get("_name_or_path") or (path.parent.name if path.name == "config.json" else "") or path.stem
@@ -372,6 +373,33 @@ def _nested_keys(text: str, lines: _Lines, parent: str) -> Dict[str, Location]:
 
 
 _NESTED_MEMO: Dict[tuple, tuple] = {}
+
+
+def _quantization(tree: dict, locate, lines: _Lines, text: str, table: dict) -> List[Entry]:
+    """A pre-quantized checkpoint's quantization_config → weight_format, quant_bits and, where a
+    rule of the catalog's [quantization] gives one, the inference_dtype that predicts its weights."""
+    config = tree.get("quantization_config")
+    if config is None:
+        return []
+    where = locate("quantization_config")
+    if not isinstance(config, dict):
+        raise _Invalid(f'"quantization_config" must be an object, not {_describe(config)}', where,
+                       name="quantization_config", value=config, expected="an object with quant_method")
+    keys = _nested_keys(text, lines, "quantization_config")
+    method = config.get("quant_method")
+    methods = table.get("methods", [])
+    if method not in methods:
+        raise UnknownKey[SpecError](
+            f"quantization_config's quant_method {_short(repr(method))} is not one vram-eval knows",
+            keys.get("quant_method") or where, hint="known: " + ", ".join(methods), table="quantization",
+            key=method, keys=tuple(methods), suggestion=None)
+    at = keys.get("quant_method") or where
+    out = [Entry("quantization_config.quant_method", method, at, target="weight_format")]
+    for rule in table.get("rules", []):
+        if rule["method"] == method and all(config.get(k) == v for k, v in rule.get("when", {}).items()):
+            out.append(Entry("quantization_config", rule["inference_dtype"], at, target="inference_dtype"))
+            break
+    return out
 
 
 def _unknown_bindings(model_type: str) -> Dict[str, object]:
