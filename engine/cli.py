@@ -42,6 +42,9 @@ def _common(p: argparse.ArgumentParser, formats=("table", "json", "yaml")) -> No
                    help="bind an input (overrides the spec); values may carry units: 24GiB, 80GB, 13B")
     p.add_argument("--formulas", action="append", default=[], metavar="PATH",
                    help="your own .formula file or directory; may override built-in definitions")
+    p.add_argument("--train-config", dest="train_configs", action="append", default=[], metavar="FILE",
+                   help="a DeepSpeed JSON, TrainingArguments/TRL, axolotl or LLaMA-Factory config (repeatable; "
+                   "applied before --set; its base model is the spec when none is given)")
     p.add_argument("--format", choices=formats, default=formats[0], help=f"output format (default {formats[0]})")
 
 
@@ -60,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="memory breakdown of a spec (the default command)",
                        description="Evaluate every formula at the spec's values.")
-    p.add_argument("spec", metavar="SPEC", help="a .toml / .yaml spec or a Hugging Face config.json")
+    p.add_argument("spec", metavar="SPEC", nargs="?", default=None,
+                   help="a .toml / .yaml spec, a config.json, a model folder, a Hub id or a .gguf file "
+                   "(may be left out when a --train-config names the base model)")
     _common(p)
     p.add_argument("--units", choices=("GiB", "GB", "MiB", "MB", "TiB", "TB"), default="GiB",
                    help="memory unit for the table (GiB = 2^30 bytes, GB = 10^9); JSON is always bytes")
@@ -145,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _normalise(argv: List[str]) -> List[str]:
-    """`vram-eval SPEC ...` means `vram-eval eval SPEC ...`."""
+    """`vram-eval SPEC ...` means `vram-eval eval SPEC ...`, and so does `vram-eval --OPTION ...`
+    (`vram-eval --train-config axolotl.yml`)."""
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        return ["eval"] + argv
     for i, arg in enumerate(argv):
         if arg.startswith("-"):
             if arg in ("-h", "--help", "--version"):
@@ -232,14 +240,20 @@ def _eval(args) -> int:
     from .forward import evaluate
     from .report import render
 
-    problem = _load(args.spec, args.sets, args.formulas, gpu=args.gpu)
+    if args.spec is None and not args.train_configs:
+        from .errors import ArgumentSyntaxError, Location
+
+        raise ArgumentSyntaxError("give a SPEC (a spec file, a model folder, a Hub id, a .gguf file), or a "
+                                  "--train-config that names the base model", Location("SPEC"))
+    problem = _load(args.spec, args.sets, args.formulas, gpu=args.gpu, train_configs=args.train_configs)
     result = evaluate(problem.ruleset, problem.bindings, wanted=args.outputs,
                       spec=problem.spec_path, title=problem.title)
     if args.outputs:
         result = result.only(args.outputs)
     listing = args.listing or bool(args.outputs)
     sys.stdout.write(render(result, args.format, args.units, listing=listing, gpu=problem.gpu,
-                            checkpoint=problem.spec.checkpoint if problem.spec else None))
+                            checkpoint=problem.spec.checkpoint if problem.spec else None,
+                            train_configs=problem.train_configs))
     return 0
 
 
@@ -258,7 +272,7 @@ def _explain(args) -> int:
     from .explanation import explain, list_names
     from .report import render_explanation, render_names
 
-    problem = _load(args.spec, args.sets, args.formulas)
+    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs)
     if args.list or not args.name:
         sys.stdout.write(render_names(list_names(problem.ruleset), args.format))
         return 0
@@ -298,7 +312,7 @@ def _solve(args) -> int:
     from .report import render_solutions
     from .inverse import solve
 
-    problem = _load(args.spec, args.sets, args.formulas)
+    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs)
     solutions = [solve(problem, args.name, value, _target(problem, args.target, args.total), budget_text=label)
                  for label, value in _budgets(args, problem)]
     sys.stdout.write(render_solutions(solutions, args.format))
@@ -309,7 +323,7 @@ def _sensitivity(args) -> int:
     from .report import render_sensitivity
     from .derivatives import sensitivity
 
-    problem = _load(args.spec, args.sets, args.formulas)
+    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs)
     sys.stdout.write(render_sensitivity(sensitivity(problem, _target(problem, args.target, args.total)), args.format))
     return 0
 
@@ -319,7 +333,7 @@ def _sweep(args) -> int:
     from .grid import parse_range, sweep
 
     rng = parse_range(args.range)
-    problem = _load(args.spec, args.sets, args.formulas)
+    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs)
     result = sweep(problem, rng, args.targets or [_target(problem, None, args.total)])
     if args.plot:
         _plot(args, problem, result)

@@ -33,6 +33,8 @@ class Problem:
     gpu: Optional[GPU] = None
     # Said on stderr by the CLI before any answer (a config.json read with a --set arch block).
     warnings: Tuple[str, ...] = ()
+    # --train-config files read (engine/train_config.py): what each set and left out.
+    train_configs: Tuple[object, ...] = ()
 
     @functools.cached_property
     def point(self):
@@ -48,7 +50,7 @@ class Problem:
         bindings = dict(self.bindings)
         new = bind(self.ruleset, entries)
         bindings.update(new)
-        problem = Problem(self.ruleset, bindings, self.spec, self.gpu, self.warnings)
+        problem = Problem(self.ruleset, bindings, self.spec, self.gpu, self.warnings, self.train_configs)
         problem.__dict__["point"] = self.point.moved(bindings, new)  # functools.cached_property's slot
         return problem
 
@@ -67,15 +69,31 @@ def load(
     formulas: Sequence[str] = (),
     extra: Sequence[Entry] = (),
     gpu: Optional[str] = None,
+    train_configs: Sequence[str] = (),
 ) -> Problem:
     """Read ``spec`` (a path, or None for no spec), apply ``--set`` texts, bind.
 
+    ``train_configs`` (``--train-config`` files: engine/train_config.py) bind after the spec and
+    before ``extra`` and the sets; a base model one names is the spec when none is given.
     ``extra`` entries (already located) go between the spec and the sets;
     ``gpu`` (a catalog id, as ``--gpu``) overrides the spec's ``gpu``."""
+    configs: tuple = ()
+    named = []
+    if train_configs:
+        from .train_config import read_train_configs
+
+        configs = tuple(read_train_configs(train_configs))
+        named = [(c.model, c.path) for c in configs if c.model is not None]
+    if spec is None and named:
+        (model, _), _ = named[0]
+        spec = model
     loaded = load_spec(spec) if spec is not None else None
     set_entries = [parse_set(s) for s in sets]
-    warnings = _unknown_model_type(loaded, set_entries)
-    entries = list(loaded.entries if loaded else ()) + list(extra) + set_entries
+    warnings = _unknown_model_type(loaded, set_entries) + tuple(
+        f"{path}: its base model '{model}' is not read: the spec given is" for (model, _), path in named
+        if model != spec)
+    entries = (list(loaded.entries if loaded else ()) + [e for c in configs for e in c.entries] + list(extra)
+               + set_entries)
     if gpu is not None:
         entries.append(Entry(GPU_KEY, gpu, Location("--gpu", None, 1, gpu, len(gpu))))
     entries, chosen_gpu = _resolve_gpus(entries)
@@ -85,7 +103,7 @@ def load(
             chosen[entry.name] = (entry.value, entry.location)
     ruleset = Library(formulas).ruleset(chosen)
     _check_undeclared(ruleset, entries)
-    return Problem(ruleset, bind(ruleset, entries), loaded, chosen_gpu, warnings)
+    return Problem(ruleset, bind(ruleset, entries), loaded, chosen_gpu, warnings, configs)
 
 
 def _unknown_model_type(loaded: Optional[Spec], sets: Sequence[Entry]) -> Tuple[str, ...]:

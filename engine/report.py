@@ -23,11 +23,12 @@ UNIT_WORDS = {"GiB": "GiB (2^30 bytes)", "GB": "GB (10^9 bytes)", "MiB": "MiB (2
               "TiB": "TiB (2^40 bytes)", "TB": "TB (10^12 bytes)"}
 
 
-def breakdown_dict(result: Breakdown, gpu=None, checkpoint=None) -> Dict[str, Any]:
+def breakdown_dict(result: Breakdown, gpu=None, checkpoint=None, train_configs=()) -> Dict[str, Any]:
     """The DESIGN.md JSON shape, plus documented extras (name, unavailable, overridden, gpu:
     the catalog GPU whose usable bytes are gpu_memory, or null; uncalibrated; warnings: what the
     formulas' expectations say of the point; checkpoint: a model folder's weight files, their
-    bytes by group and dtype, or null)."""
+    bytes by group and dtype, or null; train_configs: each --train-config file's format, the keys
+    it used and those it ignored, with why)."""
     rs = result.ruleset
     inputs = {n: to_python(v) for n, v in result.inputs.items()}
     outputs = {n: to_python(v) for n, v in result.outputs.items() if rs.rules[n].kind == "definition"}
@@ -46,6 +47,7 @@ def breakdown_dict(result: Breakdown, gpu=None, checkpoint=None) -> Dict[str, An
         "uncalibrated": uncalibrated_overhead(result),
         "warnings": result.warnings,
         "checkpoint": checkpoint.as_dict() if checkpoint is not None else None,
+        "train_configs": [c.as_dict() for c in train_configs],
     }
 
 
@@ -155,7 +157,7 @@ def _mem(value, unit: str) -> str:
     return format_bytes(value, unit)
 
 
-def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
+def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None, train_configs=()) -> str:
     """One screen: the model line, components × regimes, totals, and the GPU fit."""
     v = result.plain
     get = lambda name: v.get(name)  # noqa: E731
@@ -218,6 +220,9 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     if uncalibrated and OVERHEAD_ROW in shown_rows:
         lines.append("")
         lines += _overhead_note(v, uncalibrated, memory_unit)
+    if train_configs:
+        lines.append("")
+        lines += _train_config_lines(train_configs)
     warnings = result.warnings
     if warnings:
         lines.append("")
@@ -230,6 +235,16 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None) -> str:
     lines.append(f"memory per GPU in {UNIT_WORDS.get(memory_unit, memory_unit)}; "
                  "`--all` lists every input and output, `vram-eval explain NAME` shows a formula")
     return "\n".join(lines) + "\n"
+
+
+def _train_config_lines(configs) -> List[str]:
+    """Each --train-config file: its kind, the keys that set inputs, and the ones left out."""
+    out = []
+    for c in configs:
+        out.append(f"{c.path} ({c.title}): used " + (", ".join(c.used) or "no key"))
+        if c.ignored:
+            out.append("  ignored: " + ", ".join(k for k, _ in c.ignored) + "  (--format json says why)")
+    return out
 
 
 def _gpu_line(memory, gpu, unit: str) -> str:
@@ -352,12 +367,13 @@ def _grid(table, rule_before: int) -> List[str]:
 
 
 def render(data_or_result, fmt: str, memory_unit: str = "GiB", listing: bool = False, gpu=None,
-           checkpoint=None) -> str:
+           checkpoint=None, train_configs=()) -> str:
     if fmt == "table":
         if listing:
             return render_listing(data_or_result, memory_unit)
-        return render_report(data_or_result, memory_unit, gpu)
-    data = breakdown_dict(data_or_result, gpu, checkpoint) if isinstance(data_or_result, Breakdown) else data_or_result
+        return render_report(data_or_result, memory_unit, gpu, train_configs)
+    data = (breakdown_dict(data_or_result, gpu, checkpoint, train_configs) if isinstance(data_or_result, Breakdown)
+            else data_or_result)
     return render_json(data) if fmt == "json" else render_yaml(data)
 
 
