@@ -79,9 +79,8 @@ def _read_one(path: str, named_at: Optional[Location], written: Optional[str]):
         exists = False
     if not exists and named_at is not None:
         raise UnreadableFile[SpecError](f"the DeepSpeed config '{_short(written or path)}' it names is not there",
-                                        named_at,
-                                        hint="paths in a training config are relative to that file", file=shown,
-                                        reason="missing")
+                                        named_at, hint="it is opened from the current directory, as the training "
+                                        "tools open it, or beside the config", file=shown, reason="missing")
     if p.suffix.lower() not in (".json", ".yaml", ".yml"):
         raise UnreadableFile[SpecError](f"a training config is a .json, .yaml or .yml file, not '{_short(p.name)}'",
                                         Location(shown), file=shown, reason="format")
@@ -125,8 +124,11 @@ def _read_one(path: str, named_at: Optional[Location], written: Optional[str]):
                 raise _cannot(key, value, where, "the path of a DeepSpeed JSON (an inline config is not read)")
             if not isinstance(value, str):
                 raise _cannot(key, value, where, "the path of a DeepSpeed JSON")
-            includes.append((str(p.parent / value), where, value))
+            includes.append((_named_path(value, p), where, value))
             used.append(key)
+            continue
+        if isinstance(rule, dict) and any(tree.get(k) == v for k, v in rule.get("unless", {}).items()):
+            used.append(key)  # another key says it (finetuning_type: lora under quantization_bit: 4)
             continue
         target, given = _translate(key, value, rule, where)
         used.append(key)
@@ -134,6 +136,17 @@ def _read_one(path: str, named_at: Optional[Location], written: Optional[str]):
             entries.append(Entry(key, given, where, target=target))
     return (TrainConfig(shown, name, fmt["title"], tuple(entries), tuple(used), tuple(ignored), model),
             includes)
+
+
+def _named_path(value: str, config: Path) -> str:
+    """A file a config names, as the tools open it (from the directory they run in: LLaMA-Factory's
+    examples/deepspeed/ds_z3_config.json, axolotl's deepspeed_configs/zero2.json); failing that,
+    beside the config."""
+    named = Path(value)
+    if named.is_absolute() or named.exists():
+        return str(named)
+    beside = config.parent / named
+    return str(beside) if beside.exists() else value
 
 
 def _format(tree: dict, lines: _Lines, shown: str):

@@ -225,3 +225,104 @@ def test_a_training_config_is_not_written(tmp_path, cli):
     before = config.stat().st_mtime_ns
     assert cli(LLAMA, "--train-config", config)[0] == 0
     assert config.stat().st_mtime_ns == before and sorted(p.name for p in tmp_path.iterdir()) == ["ds.json"]
+
+
+# --- the projects' own examples (tests/data/train_configs/SOURCES.md) ----------------------
+
+CONFIGS = Path(__file__).parent / "data" / "hf_configs"
+# The base models the examples name, in a local Hugging Face cache (their config.json: the same
+# sizes as these public configs; Meta-Llama-3-8B-Instruct's differs from the base model's only in
+# eos_token_id).
+BASES = {"NousResearch/Meta-Llama-3-8B": "llama-3-8b.json", "meta-llama/Meta-Llama-3-8B-Instruct": "llama-3-8b.json",
+         "mistralai/Mixtral-8x7B-v0.1": "mixtral-8x7b-v0.1.json", "mistralai/Mistral-7B-v0.1": "mistral-7b-v0.1.json"}
+
+
+@pytest.fixture
+def bases(tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    for repo, config in BASES.items():
+        org, name = repo.split("/")
+        snap = cache / f"models--{org}--{name}" / "snapshots" / ("0" * 40)
+        snap.mkdir(parents=True)
+        (snap / "config.json").write_text((CONFIGS / config).read_text())
+        (snap.parent.parent / "refs").mkdir()
+        (snap.parent.parent / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache
+
+
+BF16 = ["weight_dtype=bf16"]  # the Llama-3 and Mixtral configs' own torch_dtype; axolotl's bf16: auto keeps it
+DS_AUTO = ["distributed=deepspeed", "framework=mixed_precision"]
+
+# (the project's folder, the config as its tool is run on it, the base model, the --set line that says the same)
+EXAMPLES = [
+    ("axolotl", "examples/llama-3/qlora.yml", "NousResearch/Meta-Llama-3-8B",
+     ["framework=hf_trainer", "regime=qlora", "s=4096", "lora_rank=32", "lora_dropout=0.05", "lora_targets=all-linear",
+      "grad_accumulation=4", "b=2", "optimizer=paged_adamw_32bit", "recompute=full", "flash_attention=true"]),
+    ("axolotl", "examples/mistral/mixtral/mixtral.yml", "mistralai/Mixtral-8x7B-v0.1",
+     ["framework=hf_trainer", "regime=qlora", "s=4096", "lora_rank=32", "lora_dropout=0.05", "lora_targets=all-linear",
+      "grad_accumulation=2", "b=1", "optimizer=adamw_bnb_8bit", "recompute=full", "flash_attention=true"]
+     + DS_AUTO + ["zero_stage=2", "offload_optimizer=cpu", "contiguous_gradients=true", "overlap_comm=true"]),
+    ("llamafactory", "examples/train_full/llama3_full_sft.yaml", "meta-llama/Meta-Llama-3-8B-Instruct",
+     ["framework=hf_trainer", "regime=training", "s=2048", "b=1", "grad_accumulation=2", "weight_dtype=bf16"]
+     + DS_AUTO + ["zero_stage=3", "overlap_comm=false", "contiguous_gradients=true", "sub_group_size=1000000000",
+                  "stage3_max_live_parameters=1000000000"]),
+    ("llamafactory", "examples/train_qlora/llama3_lora_sft_otfq.yaml", "meta-llama/Meta-Llama-3-8B-Instruct",
+     ["framework=hf_trainer", "regime=qlora", "lora_rank=8", "lora_targets=all-linear", "s=2048", "b=1",
+      "grad_accumulation=8", "weight_dtype=bf16"]),
+    ("alignment-handbook", "config_qlora.yaml", "mistralai/Mistral-7B-v0.1",
+     ["framework=hf_trainer", "weight_dtype=bf16", "flash_attention=true", "regime=qlora", "lora_rank=16",
+      "lora_dropout=0.05", "lora_targets=q,k,v,o,gate,up,down", "recompute=full", "s=2048", "b=4",
+      "grad_accumulation=2"]),
+]
+
+
+@pytest.mark.parametrize("project, config, base, sets", EXAMPLES, ids=[f"{p}:{c}" for p, c, _, _ in EXAMPLES])
+def test_a_projects_own_example_gives_the_answer_of_its_set_line(bases, monkeypatch, project, config, base, sets):
+    monkeypatch.chdir(HERE / project)  # where the project's tool runs: the paths a config names resolve from it
+    ours, problem = _outputs(None, configs=[config])
+    assert problem.title == base
+    assert ours == _outputs(base, sets)[0]
+
+
+@pytest.mark.parametrize("config, sets", [
+    ("deepspeed/ds_zero_stage_infinity_config.json",
+     DS_AUTO + ["b=4", "grad_accumulation=1", "zero_stage=3", "stage3_max_live_parameters=1000000000",
+                "stage3_prefetch_bucket_size=50000000", "contiguous_gradients=true", "overlap_comm=true",
+                "reduce_bucket_size=90000000", "sub_group_size=100000000", "offload_optimizer=nvme", "pin_memory=true",
+                "offload_param=nvme", "weight_dtype=fp16"]),
+    ("deepspeed/ds_zero_stage_3_config_release.json",  # DeepSpeed < 0.3.13's cpu_offload names
+     DS_AUTO + ["grad_accumulation=1", "zero_stage=3", "stage3_max_live_parameters=1000000000",
+                "stage3_prefetch_bucket_size=50000000", "contiguous_gradients=true", "offload_optimizer=cpu",
+                "offload_param=cpu", "pin_memory=true", "overlap_comm=true", "reduce_bucket_size=90000000",
+                "sub_group_size=400000000", "weight_dtype=fp16"]),
+    ("deepspeed/zero_md_cpu_offload.json",
+     DS_AUTO + ["zero_stage=3", "contiguous_gradients=true", "stage3_max_live_parameters=1000000000",
+                "stage3_prefetch_bucket_size=10000000", "reduce_bucket_size=10000000", "sub_group_size=1000000000",
+                "offload_optimizer=cpu", "offload_param=cpu"]),
+    ("transformers/ds_config_zero3.json",  # the HF integration's, "auto" where the Trainer decides
+     DS_AUTO + ["optimizer=adamw", "zero_stage=3", "offload_optimizer=cpu", "pin_memory=true", "offload_param=cpu",
+                "overlap_comm=true", "contiguous_gradients=true", "sub_group_size=100000000000000",
+                "stage3_max_live_parameters=1000000000"]),
+])
+def test_deepspeeds_own_configs_give_the_answer_of_their_set_line(config, sets):
+    ours, problem = _outputs(LLAMA, configs=[HERE / config])
+    assert ours == _outputs(LLAMA, sets)[0]
+    assert problem.train_configs[0].format == "deepspeed"
+    assert not [k for k, why in problem.train_configs[0].ignored if why == "not read by vram-eval"]
+
+
+def test_every_key_of_the_examples_is_known(bases, monkeypatch):
+    """No key of the projects' own examples is left as 'not read by vram-eval': each sets an input
+    or is ignored for a stated reason."""
+    for project, config, _, _ in EXAMPLES:
+        monkeypatch.chdir(HERE / project)
+        for c in vram_eval.load(None, [], train_configs=[config]).train_configs:
+            assert not [k for k, why in c.ignored if why == "not read by vram-eval"], (config, c.ignored)
+
+
+def test_trls_cli_example_names_its_model(tmp_path):
+    _, problem = _outputs(LLAMA, configs=[HERE / "trl" / "example_config.yaml"])
+    config = problem.train_configs[0]
+    assert config.format == "trainer" and config.used == ("model_name_or_path",) and config.model[0] == "Qwen/Qwen2.5-0.5B"
+    assert problem.bindings["framework"].plain == "hf_trainer"
