@@ -70,7 +70,8 @@ def data_bytes(path: Path) -> int:
 def model_folder(folder: Path, config: str, shards: int = 1, dtype=None) -> Path:
     """A save_pretrained-style folder of a public config and its checkpoint's tensor table."""
     folder.mkdir(parents=True, exist_ok=True)
-    text = (CONFIGS / config).read_text()
+    # a public config.json, or a shape of tests/data/family_shapes.toml (its table carries it)
+    text = json.dumps(TABLES[config]["config"]) if "config" in TABLES[config] else (CONFIGS / config).read_text()
     (folder / "config.json").write_text(text)
     cfg = json.loads(text)
     kind = dtype or HF_DTYPE[cfg.get("torch_dtype") or cfg.get("dtype") or "float32"]

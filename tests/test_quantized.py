@@ -51,7 +51,7 @@ def test_a_quantization_config_names_the_format_and_its_rule(tmp_path, quantizat
     assert result.plain["inference_weights"] < fp16 * (0.6 if dtype in ("int8", "fp8") else 0.4)
 
 
-@pytest.mark.parametrize("method", ["mxfp4", "compressed-tensors", "modelopt"])
+@pytest.mark.parametrize("method", ["compressed-tensors", "modelopt"])
 def test_a_format_without_a_rule_keeps_the_configs_dtype_and_says_so(tmp_path, method):
     result = _evaluate(_config(tmp_path, {"quant_method": method}))
     assert result.plain["weight_format"] == method and result.plain["inference_dtype"] == "bf16"
@@ -109,3 +109,40 @@ def test_a_quantized_folders_inference_weights_are_its_bytes(tmp_path):
     # but for g_idx (4 bytes per input row of each matrix)
     predicted = _evaluate(_config(tmp_path, RULES[0][0], config)).plain["inference_weights"]
     assert abs(predicted - v["inference_weights"]) / v["inference_weights"] < 0.002
+
+
+# transformers 5.24 integrations/mxfp4.py (Mxfp4GptOssExperts): per layer, for E experts of
+# hidden size h and intermediate size f — gate_up_proj_blocks uint8 [E, 2f, h/32, 16] and
+# gate_up_proj_scales uint8 [E, 2f, h/32], down_proj_blocks uint8 [E, h, f/32, 16] and
+# down_proj_scales uint8 [E, h, f/32]; the biases, attention, router, embeddings and head in bf16
+# (GPT-OSS's quantization_config modules_to_not_convert).
+def _mxfp4_table(table):
+    out = []
+    for name, shape in table:
+        if name.endswith("experts.gate_up_proj"):  # [E, h, 2f]
+            e, h, f2 = shape
+            out += [(f"{name}_blocks", [e, f2, h // 32, 16], "U8"), (f"{name}_scales", [e, f2, h // 32], "U8")]
+        elif name.endswith("experts.down_proj"):  # [E, f, h]
+            e, f, h = shape
+            out += [(f"{name}_blocks", [e, h, f // 32, 16], "U8"), (f"{name}_scales", [e, h, f // 32], "U8")]
+        else:
+            out.append((name, shape, "BF16"))
+    return out
+
+
+MXFP4 = {"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                                              "model.embed_tokens", "lm_head"]}
+
+
+def test_mxfp4_quantises_the_experts_alone_to_the_byte(tmp_path):
+    shape = TABLES["gpt-oss (shape)"]
+    config = dict(shape["config"], torch_dtype="bfloat16", quantization_config=MXFP4)
+    folder = tmp_path / "gpt-oss"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    write_safetensors(folder / "model.safetensors", _mxfp4_table(shape["tensors"]))
+    stored = _evaluate(folder).plain["inference_weights"]
+    assert stored == data_bytes(folder / "model.safetensors")
+    predicted = _evaluate(_config(tmp_path, MXFP4, dict(shape["config"], torch_dtype="bfloat16")))
+    assert predicted.plain["inference_dtype"] == "mxfp4" and predicted.warnings == []
+    assert predicted.plain["inference_weights"] == stored

@@ -22,6 +22,10 @@ CONFIGS = {
     "mamba-130m-hf.json": "Mamba mixers: no attention, no MLP",
     "gemma-3-27b-it.json": "a vision tower and its projector",
 }
+# shapes of tests/data/family_shapes.toml (no public config of that size is needed) → why
+SHAPES = {
+    "gpt-oss": "routed experts as 3-D tensors with biases: MXFP4 checkpoints quantise these alone",
+}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,6 +55,14 @@ def main(argv=None):
         cls, table, count = tensors(config)
         models[file] = {"why": why, "class": cls, "num_params": count, "tensors": table}
         print(f"{file}: {cls}, {len(table)} tensors, {count:,} parameters")
+    import tomllib
+
+    shapes = tomllib.loads((ROOT / "tests" / "data" / "family_shapes.toml").read_text())
+    for name, why in SHAPES.items():
+        config = dict(shapes[name]["config"])
+        cls, table, count = tensors(config)
+        models[f"{name} (shape)"] = {"why": why, "class": cls, "num_params": count, "tensors": table, "config": config}
+        print(f"{name}: {cls}, {len(table)} tensors, {count:,} parameters")
     write_json(args.out, {"what": "tensor tables of save_pretrained checkpoints (meta device)",
                           "versions": versions(), "models": models})
 
