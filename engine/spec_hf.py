@@ -397,7 +397,11 @@ def _quantization(tree: dict, locate, lines: _Lines, text: str, table: dict) -> 
     out = [Entry("quantization_config.quant_method", method, at, target="weight_format")]
     for rule in table.get("rules", []):
         if rule["method"] == method and all(config.get(k) == v for k, v in rule.get("when", {}).items()):
-            out.append(Entry("quantization_config", rule["inference_dtype"], at, target="inference_dtype"))
+            if rule.get("dequantized"):
+                out.append(Entry("quantization_config.dequantize", True, keys.get("dequantize") or at,
+                                 target="weight_dequantized"))
+            else:
+                out.append(Entry("quantization_config", rule["inference_dtype"], at, target="inference_dtype"))
             break
     return out
 

@@ -146,3 +146,20 @@ def test_mxfp4_quantises_the_experts_alone_to_the_byte(tmp_path):
     predicted = _evaluate(_config(tmp_path, MXFP4, dict(shape["config"], torch_dtype="bfloat16")))
     assert predicted.plain["inference_dtype"] == "mxfp4" and predicted.warnings == []
     assert predicted.plain["inference_weights"] == stored
+
+
+@pytest.mark.parametrize("method", ["mxfp4", "fp8"])
+def test_a_checkpoint_dequantized_at_load_time_is_its_configs_dtype(tmp_path, method):
+    """Mxfp4Config / FineGrainedFP8Config(dequantize=True): transformers loads the weights in the
+    config's dtype, so the files' bytes are not what the GPU holds."""
+    shape = TABLES["gpt-oss (shape)"]
+    config = dict(shape["config"], torch_dtype="bfloat16", quantization_config=dict(MXFP4, quant_method=method,
+                                                                                    dequantize=True))
+    folder = tmp_path / "gpt-oss"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    write_safetensors(folder / "model.safetensors", _mxfp4_table(shape["tensors"]))
+    result = _evaluate(folder)
+    v = result.plain
+    assert v["weight_dequantized"] and not v["inference_weights_from_checkpoint"]
+    assert v["inference_weights"] == v["params"] * 2 and result.warnings == []
