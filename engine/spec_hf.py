@@ -395,6 +395,13 @@ def _quantization(tree: dict, locate, lines: _Lines, text: str, table: dict) -> 
             key=method, keys=tuple(methods), suggestion=None)
     at = keys.get("quant_method") or where
     out = [Entry("quantization_config.quant_method", method, at, target="weight_format")]
+    translated = table.get("values", {})
+    for key, target in table.get("keys", {}).items() if method in ("gptq", "awq") else ():
+        value = config.get(key)
+        if value is None:
+            continue
+        value = translated.get(key, {}).get(str(value).lower() if isinstance(value, str) else str(value), value)
+        out.append(Entry(f"quantization_config.{key}", value, keys.get(key) or at, target=target))
     for rule in table.get("rules", []):
         if rule["method"] == method and all(config.get(k) == v for k, v in rule.get("when", {}).items()):
             if rule.get("dequantized"):

@@ -77,38 +77,78 @@ def test_a_quantization_config_vram_eval_cannot_read_is_a_located_error(tmp_path
         assert "gptq" in info.value.keys
 
 
-# AutoGPTQ's QuantLinear (auto_gptq/nn_modules/qlinear/qlinear_cuda_old.py, the format transformers'
-# GPTQ integration loads): per nn.Linear(in, out) with bits b and group size g —
-# qweight int32 [in·b/32, out], qzeros int32 [in/g, out·b/32], scales fp16 [in/g, out], g_idx int32 [in].
-def _gptq_table(table, bits=4, group=128):
+# The stored layouts, written here from the quantizers' own code: AutoGPTQ's QuantLinear
+# (auto_gptq/nn_modules/qlinear/qlinear_cuda_old.py, the format transformers' GPTQ integration
+# loads) and AutoAWQ's WQLinear_GEMM (awq/modules/linear/gemm.py). Per nn.Linear(in, out), b bits,
+# groups of g (g = -1: one group): GPTQ qweight int32 [in·b/32, out], AWQ qweight int32
+# [in, out·b/32]; qzeros int32 [ceil(in/g), out·b/32]; scales fp16 [ceil(in/g), out]; GPTQ g_idx
+# int32 [in]. Routers (mlp.gate) and everything outside the blocks' linear layers stay fp16.
+def _packed_table(table, method="gptq", bits=4, group=128):
+    def linear(base, rows, cols):  # PyTorch's [out, in]
+        groups = 1 if group == -1 else -(-cols // group)
+        qweight = [cols * bits // 32, rows] if method == "gptq" else [cols, rows * bits // 32]
+        out = [(f"{base}.qweight", qweight, "I32"), (f"{base}.qzeros", [groups, rows * bits // 32], "I32"),
+               (f"{base}.scales", [groups, rows], "F16")]
+        return out + ([(f"{base}.g_idx", [cols], "I32")] if method == "gptq" else [])
+
     out = []
     for name, shape in table:
-        linear = name.endswith("_proj.weight") and ".layers." in name
-        if not linear:
+        base = name[: -len(".weight")] if name.endswith(".weight") else name
+        if name.endswith("_proj.weight") and ".layers." in name:
+            out += linear(base, *shape)
+        elif name.endswith("experts.gate_up_proj"):  # transformers 5's fused experts: [E, 2f, h]
+            e, f2, h = shape
+            for k in range(e):
+                out += linear(f"{base[:-len('gate_up_proj')]}{k}.w1", f2 // 2, h)
+                out += linear(f"{base[:-len('gate_up_proj')]}{k}.w3", f2 // 2, h)
+        elif name.endswith("experts.down_proj"):  # [E, h, f]
+            e, h, f = shape
+            for k in range(e):
+                out += linear(f"{base[:-len('down_proj')]}{k}.w2", h, f)
+        else:
             out.append((name, shape, "F16"))
-            continue
-        rows, cols = shape  # PyTorch's [out, in]
-        base = name[: -len(".weight")]
-        out += [(f"{base}.qweight", [cols * bits // 32, rows], "I32"),
-                (f"{base}.qzeros", [cols // group, rows * bits // 32], "I32"),
-                (f"{base}.scales", [cols // group, rows], "F16"),
-                (f"{base}.g_idx", [cols], "I32")]
     return out
 
 
-def test_a_quantized_folders_inference_weights_are_its_bytes(tmp_path):
-    folder = tmp_path / "Llama-2-7B-GPTQ"
+PACKED = [("llama-2-7b.json", "gptq", 4, 128), ("llama-2-7b.json", "gptq", 8, 128), ("llama-2-7b.json", "gptq", 4, -1),
+          ("llama-2-7b.json", "gptq", 3, 128), ("llama-2-7b.json", "gptq", 4, 96), ("qwen3-8b.json", "gptq", 4, 128),
+          ("mixtral-8x7b-v0.1.json", "gptq", 4, 128), ("llama-2-7b.json", "awq", 4, 128),
+          ("qwen3-8b.json", "awq", 4, 64), ("mixtral-8x7b-v0.1.json", "awq", 4, 128)]
+
+
+@pytest.mark.parametrize("config, method, bits, group", PACKED, ids=[f"{c[:-5]}-{m}{b}-g{g}" for c, m, b, g in PACKED])
+def test_gptq_and_awq_weights_are_their_checkpoints_bytes(tmp_path, config, method, bits, group):
+    """From the config.json alone, to the byte the files' bytes; and a folder of those files
+    gives the same as stored."""
+    quantization = {"quant_method": method, "bits": bits, "group_size": group}
+    if method == "gptq":
+        quantization.update(desc_act=False, sym=True)
+    else:
+        quantization.update(version="gemm", zero_point=True)
+    base = json.loads((DATA / "hf_configs" / config).read_text())
+    folder = tmp_path / "model"
     folder.mkdir()
-    config = json.loads((DATA / "hf_configs" / "llama-2-7b.json").read_text())
-    (folder / "config.json").write_text(json.dumps(dict(config, quantization_config=RULES[0][0])))
-    write_safetensors(folder / "model.safetensors", _gptq_table(TABLES["llama-2-7b.json"]["tensors"]))
-    result = _evaluate(folder)
-    v = result.plain
-    assert v["inference_weights_from_checkpoint"] and v["inference_weights"] == data_bytes(folder / "model.safetensors")
-    # the int4 rule (group 128: an fp16 scale and a 4-bit zero per group) comes to the same bytes
-    # but for g_idx (4 bytes per input row of each matrix)
-    predicted = _evaluate(_config(tmp_path, RULES[0][0], config)).plain["inference_weights"]
-    assert abs(predicted - v["inference_weights"]) / v["inference_weights"] < 0.002
+    (folder / "config.json").write_text(json.dumps(dict(base, quantization_config=quantization)))
+    write_safetensors(folder / "model.safetensors", _packed_table(TABLES[config]["tensors"], method, bits, group))
+    stored = data_bytes(folder / "model.safetensors")
+    assert _evaluate(folder).plain["inference_weights"] == stored
+    predicted = _evaluate(_config(tmp_path, quantization, base))
+    assert predicted.plain["uses_packed_weights"] and predicted.warnings == []
+    assert predicted.plain["inference_weights"] == stored
+
+
+def test_the_same_layout_is_an_input_of_a_plain_spec():
+    from conftest import SPECS
+
+    result = _evaluate(SPECS / "llama2-7b.toml", "weight_format=gptq", "quant_bits=4", "quant_group_size=128")
+    assert result.plain["uses_packed_weights"]
+    assert result.plain["inference_weights"] == result.plain["packed_weights"]
+
+
+def test_awqs_gemv_layout_is_estimated_and_said_so(tmp_path):
+    result = _evaluate(_config(tmp_path, {"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemv"}))
+    assert not result.plain["uses_packed_weights"] and result.plain["inference_dtype"] == "int4"
+    assert any("GEMV" in w for w in result.warnings)
 
 
 # transformers 5.24 integrations/mxfp4.py (Mxfp4GptOssExperts): per layer, for E experts of
