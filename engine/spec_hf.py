@@ -396,12 +396,22 @@ def _quantization(tree: dict, locate, lines: _Lines, text: str, table: dict) -> 
     at = keys.get("quant_method") or where
     out = [Entry("quantization_config.quant_method", method, at, target="weight_format")]
     translated = table.get("values", {})
-    for key, target in table.get("keys", {}).items() if method in ("gptq", "awq") else ():
+    for key, target in table.get("keys", {}).get(method, {}).items():
         value = config.get(key)
         if value is None:
             continue
         value = translated.get(key, {}).get(str(value).lower() if isinstance(value, str) else str(value), value)
         out.append(Entry(f"quantization_config.{key}", value, keys.get(key) or at, target=target))
+    for key, targets in table.get("lists", {}).get(method, {}).items():
+        value = config.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list) or len(value) != len(targets):
+            raise _Invalid(f'quantization_config\'s "{key}" must be a list of {len(targets)} numbers, not '
+                           f"{_describe(value)}", keys.get(key) or at, name=key, value=value,
+                           expected=f"a list of {len(targets)} numbers")
+        out += [Entry(f"quantization_config.{key}[{i}]", v, keys.get(key) or at, target=t)
+                for i, (v, t) in enumerate(zip(value, targets))]
     for rule in table.get("rules", []):
         if rule["method"] == method and all(config.get(k) == v for k, v in rule.get("when", {}).items()):
             if rule.get("dequantized"):

@@ -25,6 +25,7 @@ CONFIGS = {
 # shapes of tests/data/family_shapes.toml (no public config of that size is needed) → why
 SHAPES = {
     "gpt-oss": "routed experts as 3-D tensors with biases: MXFP4 checkpoints quantise these alone",
+    "deepseek-v3": "latent attention, shared experts and dense layers first: FP8 block-wise checkpoints",
 }
 ROOT = Path(__file__).resolve().parents[2]
 
