@@ -485,3 +485,17 @@ def test_the_cache_is_not_written(tmp_path, monkeypatch, cli):
     before = sorted((str(p), p.lstat().st_mtime_ns) for p in cache.rglob("*"))
     assert cli("meta-llama/Llama-2-7b-hf")[0] == 0
     assert sorted((str(p), p.lstat().st_mtime_ns) for p in cache.rglob("*")) == before
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "model.gguf"])
+def test_a_fifo_for_a_weight_file_is_refused_without_blocking(tmp_path, name):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text((CONFIGS / "gpt2.json").read_text())
+    os.mkfifo(folder / name)  # nobody writes to it: opening it to read would wait for ever
+    spec = folder / name if name.endswith(".gguf") else folder
+    if name.endswith(".gguf"):
+        pytest.importorskip("gguf")
+    with pytest.raises(UnreadableFile, match="named pipe") as info:
+        vram_eval.load(str(spec))
+    assert info.value.reason == "not regular"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import vram_eval
+import vram_eval.train_config
 from vram_eval.errors import InvalidValue, SpecError, UnreadableFile
 
 from conftest import SPECS
@@ -326,3 +327,17 @@ def test_trls_cli_example_names_its_model(tmp_path):
     config = problem.train_configs[0]
     assert config.format == "trainer" and config.used == ("model_name_or_path",) and config.model[0] == "Qwen/Qwen2.5-0.5B"
     assert problem.bindings["framework"].plain == "hf_trainer"
+
+
+def test_a_yaml_alias_bomb_as_a_training_config_is_never_expanded(tmp_path):
+    """10^9 items if expanded: the reader counts each alias once where it is used and reads a
+    list as one value, so the file is read at once and the answer is about its base model."""
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8)) + "base_model: x\n"
+    config = _write(tmp_path, "bomb.yml", bomb)
+    with pytest.raises(UnreadableFile, match="no such file") as info:
+        vram_eval.load(None, [], train_configs=[str(config)])
+    assert info.value.location.path == "x"
+    assert [k for k, _ in vram_eval.train_config.read_train_configs([config])[0].ignored][:2] == ["a", "b"]
