@@ -13,11 +13,9 @@ lies about its length is a located error, never a wrong number.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import struct
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -25,12 +23,8 @@ from typing import Dict, List, Optional, Tuple
 from . import resources
 from .errors import DuplicateDefinition, LimitExceeded, Location, SpecError, UnreadableFile
 from .safe_read import NotRegular, read_head, read_regular
+from .spec_hf import _json_pairs, _JsonDuplicate
 from .spec_types import Entry
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["Checkpoint", "TensorInfo", "read_checkpoint", "read_safetensors", "INDEX", "SINGLE"]
 
@@ -41,18 +35,12 @@ MAX_INDEX_BYTES = 64 * 2**20  # DeepSeek-V3's index (91,000 tensors) is under 10
 MAX_DIMS = 16
 
 
-@functools.lru_cache(maxsize=1)
 def _catalog() -> dict:
-    with open(resources.catalog_path("checkpoints.toml"), "rb") as fh:
-        return tomllib.load(fh)
+    return resources.catalog("checkpoints.toml")
 
 
 def _dtypes() -> Dict[str, dict]:
     return _catalog()["safetensors"]["dtypes"]
-
-
-# GGML's unquantized types by vram-eval's names (a GGUF's quantized types keep theirs: q4_k, ...)
-_GGML_NAMES = {"F32": {"name": "fp32"}, "F16": {"name": "fp16"}, "BF16": {"name": "bf16"}}
 
 
 @dataclass(frozen=True)
@@ -91,7 +79,12 @@ class Checkpoint:
     @property
     def dtype(self) -> str:
         """vram-eval's name of the one dtype every tensor has ("bf16"), else "mixed"."""
-        table = _dtypes() if self.format == "safetensors" else _GGML_NAMES
+        if self.format == "safetensors":
+            table = _dtypes()
+        else:
+            from .gguf_header import catalog
+
+            table = catalog()["dtypes"]
         names = {table.get(t.dtype, {}).get("name", t.dtype.lower()) for t in self.tensors}
         return names.pop() if len(names) == 1 else "mixed"
 
@@ -189,10 +182,11 @@ def _read_index(path: Path, shown: str):
     text = _text(path, shown, MAX_INDEX_BYTES)
     lines = _Lines(shown, text)
     try:
-        data = json.loads(text, object_pairs_hook=_unique_pairs)
-    except _Duplicate as exc:
-        raise DuplicateDefinition[SpecError](f"the index names '{_short(exc.key)}' twice", _find(lines, exc.key),
-                                             name=exc.key) from None
+        data = json.loads(text, object_pairs_hook=_json_pairs)
+    except _JsonDuplicate as exc:
+        key = exc.args[0]
+        raise DuplicateDefinition[SpecError](f"the index names '{_short(key)}' twice", _find(lines, key),
+                                             name=key) from None
     except (ValueError, RecursionError) as exc:
         where = lines.at(getattr(exc, "lineno", None), getattr(exc, "colno", None))
         raise bad(f"the index is not JSON: {getattr(exc, 'msg', 'too deeply nested')}", where,
@@ -241,10 +235,10 @@ def read_safetensors(path: Path, shown: str, file: str = "") -> List[TensorInfo]
                   file=shown, reason="truncated")
     raw, _ = _head(path, shown, length, offset=8)
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_pairs)
-    except _Duplicate as exc:
-        raise DuplicateDefinition[SpecError](f"the header lists the tensor '{_short(exc.key)}' twice",
-                                             Location(shown), name=exc.key) from None
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_json_pairs)
+    except _JsonDuplicate as exc:
+        raise DuplicateDefinition[SpecError](f"the header lists the tensor '{_short(exc.args[0])}' twice",
+                                             Location(shown), name=exc.args[0]) from None
     except (ValueError, RecursionError):
         raise bad("the header is not JSON", Location(shown), hint="this is not a safetensors file, or it is damaged",
                   file=shown, reason="format") from None
@@ -299,17 +293,22 @@ def read_safetensors(path: Path, shown: str, file: str = "") -> List[TensorInfo]
 def _head(path: Path, shown: str, count: int, offset: int = 0):
     try:
         return read_head(path, count, offset)
-    except FileNotFoundError:
-        raise UnreadableFile[SpecError]("no such file", Location(shown), file=shown, reason="missing") from None
-    except IsADirectoryError:
-        raise UnreadableFile[SpecError]("this is a directory, not a weight file", Location(shown), file=shown,
-                                        reason="directory") from None
-    except NotRegular as exc:
-        raise UnreadableFile[SpecError](f"this is {exc.kind}, not a weight file", Location(shown), file=shown,
-                                        reason="not regular") from None
-    except (OSError, ValueError) as exc:
-        raise UnreadableFile[SpecError](f"cannot read the file: {getattr(exc, 'strerror', None) or exc}",
-                                        Location(shown), file=shown, reason="unreadable") from None
+    except (OSError, ValueError, NotRegular) as exc:
+        raise refused(exc, shown) from None
+
+
+def refused(exc: Exception, shown: str, what: str = "a weight file") -> SpecError:
+    """Why a weight file (safetensors, GGUF) cannot be opened, as a located error."""
+    if isinstance(exc, FileNotFoundError):
+        return UnreadableFile[SpecError]("no such file", Location(shown), file=shown, reason="missing")
+    if isinstance(exc, IsADirectoryError):
+        return UnreadableFile[SpecError](f"this is a directory, not {what}", Location(shown), file=shown,
+                                         reason="directory")
+    if isinstance(exc, NotRegular):
+        return UnreadableFile[SpecError](f"this is {exc.kind}, not {what}", Location(shown), file=shown,
+                                         reason="not regular")
+    return UnreadableFile[SpecError](f"cannot read the file: {getattr(exc, 'strerror', None) or exc}",
+                                     Location(shown), file=shown, reason="unreadable")
 
 
 def _text(path: Path, shown: str, limit: int) -> str:
@@ -328,21 +327,6 @@ def _text(path: Path, shown: str, limit: int) -> str:
     except UnicodeDecodeError:
         raise UnreadableFile[SpecError]("the index is not UTF-8 text", Location(shown), file=shown,
                                         reason="not UTF-8") from None
-
-
-class _Duplicate(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_pairs(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise _Duplicate(k)
-        out[k] = v
-    return out
 
 
 def _find(lines, text: str) -> Location:

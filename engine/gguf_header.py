@@ -16,22 +16,14 @@ and type size T takes n / B · T bytes.
 
 from __future__ import annotations
 
-import functools
 import os
-import stat
 import struct
-import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 from . import resources
 from .errors import LimitExceeded, Location, MissingDependency, SpecError, UnreadableFile
-from .safe_read import NotRegular, file_kind
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .safe_read import NotRegular, open_regular
 
 __all__ = ["read_gguf", "GGUF_SUFFIX"]
 
@@ -41,10 +33,8 @@ _SHORT = 1024  # longest string value kept (longer ones: their length only)
 _ITEMS = 4096  # most items of a numeric array kept (a per-layer head count)
 
 
-@functools.lru_cache(maxsize=1)
 def catalog() -> dict:
-    with open(resources.catalog_path("gguf.toml"), "rb") as fh:
-        return tomllib.load(fh)
+    return resources.catalog("gguf.toml")
 
 
 def _gguf():
@@ -101,25 +91,14 @@ class _Reader:
 
 def read_gguf(path: Path, shown: str):
     """(metadata, Checkpoint) of a GGUF file; every problem a located SpecError."""
-    from .checkpoint import Checkpoint, TensorInfo
+    from .checkpoint import Checkpoint, TensorInfo, refused
 
     constants = _gguf()
     bounds = catalog()["header"]
     try:
-        st = os.stat(path)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(str(path))
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegular(file_kind(st.st_mode))
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except FileNotFoundError:
-        raise UnreadableFile[SpecError]("no such file", Location(shown), file=shown, reason="missing") from None
-    except NotRegular as exc:
-        raise UnreadableFile[SpecError](f"this is {exc.kind}, not a GGUF file", Location(shown), file=shown,
-                                        reason="not regular") from None
-    except (OSError, ValueError) as exc:
-        raise UnreadableFile[SpecError](f"cannot read the file: {getattr(exc, 'strerror', None) or exc}",
-                                        Location(shown), file=shown, reason="unreadable") from None
+        fd = open_regular(path)
+    except (OSError, ValueError, NotRegular) as exc:
+        raise refused(exc, shown, "a GGUF file") from None
     try:
         size = os.fstat(fd).st_size
         r = _Reader(fd, shown, bounds["max_header_bytes"])

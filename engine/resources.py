@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-__all__ = ["data_dir", "grammar_path", "formulas_dir", "specs_dir", "catalog_path"]
+__all__ = ["data_dir", "grammar_path", "formulas_dir", "specs_dir", "catalog_path", "catalog"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -41,3 +41,17 @@ def specs_dir() -> Path:
 def catalog_path(name: str) -> Path:
     """A data catalog under ``specs/catalog/`` (gpus.toml, huggingface.toml)."""
     return specs_dir() / "catalog" / name
+
+
+@functools.lru_cache(maxsize=None)
+def catalog(name: str) -> dict:
+    """A data catalog of ``specs/catalog/`` read once (checkpoints.toml, gguf.toml, ...): the
+    project's own files, read with tomllib."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    with open(catalog_path(name), "rb") as fh:
+        return tomllib.load(fh)

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["read_regular", "read_head", "NotRegular", "FileTooLarge", "file_kind"]
+__all__ = ["open_regular", "read_regular", "read_head", "NotRegular", "FileTooLarge", "file_kind"]
 
 
 class NotRegular(Exception):
@@ -45,24 +45,35 @@ def file_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file ``path``, of at most ``limit`` bytes. Raises NotRegular,
-    FileTooLarge, IsADirectoryError, FileNotFoundError, another OSError, or ValueError (a NUL
-    byte in the name)."""
+def open_regular(path: Path, limit: Optional[int] = None) -> int:
+    """A descriptor of the regular file ``path`` open for reading (of at most ``limit`` bytes
+    where one is given). Raises NotRegular, FileTooLarge, IsADirectoryError, FileNotFoundError,
+    another OSError, or ValueError (a NUL byte in the name)."""
     st = os.stat(path)
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(str(path))
     if not stat.S_ISREG(st.st_mode):
         raise NotRegular(file_kind(st.st_mode))
-    if st.st_size > limit:
+    if limit is not None and st.st_size > limit:
         raise FileTooLarge(st.st_size)
     # O_NONBLOCK: should the path have become a FIFO since the stat, opening it cannot block.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(path, flags)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegular(file_kind(st.st_mode))
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegular(file_kind(mode))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, of at most ``limit`` bytes. Raises as
+    :func:`open_regular` does."""
+    fd = open_regular(path, limit)
+    try:
         chunks, size = [], 0
         while size <= limit:  # at most limit + 1 bytes, whatever the file claims
             chunk = os.read(fd, min(1 << 16, limit + 1 - size))
@@ -80,27 +91,19 @@ def read_regular(path: Path, limit: int) -> bytes:
 def read_head(path: Path, count: int, offset: int = 0):
     """``(bytes, size)``: at most ``count`` bytes of the regular file ``path`` from ``offset``
     (fewer where the file ends first), and the file's size — the header of a weight file, whose
-    data is never read. Raises as :func:`read_regular` does (never FileTooLarge)."""
-    st = os.stat(path)
-    if stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(str(path))
-    if not stat.S_ISREG(st.st_mode):
-        raise NotRegular(file_kind(st.st_mode))
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
+    data is never read. Raises as :func:`open_regular` does (never FileTooLarge)."""
+    fd = open_regular(path)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegular(file_kind(st.st_mode))
-        chunks, size = [], 0
+        size = os.fstat(fd).st_size
+        chunks, got = [], 0
         if offset:
             os.lseek(fd, offset, os.SEEK_SET)
-        while size < count:
-            chunk = os.read(fd, min(1 << 20, count - size))
+        while got < count:
+            chunk = os.read(fd, min(1 << 20, count - got))
             if not chunk:
                 break
             chunks.append(chunk)
-            size += len(chunk)
+            got += len(chunk)
     finally:
         os.close(fd)
-    return b"".join(chunks), st.st_size
+    return b"".join(chunks), size

@@ -103,29 +103,30 @@ _LOADED_AS = ("fp32", "fp16", "bf16")
 def _load_gguf(path: Path, shown: str) -> Spec:
     """A GGUF file: its metadata read as the config.json it stands for (specs/catalog/gguf.toml),
     its tensors as the checkpoint (engine/gguf_header.py)."""
-    import dataclasses
     import json
 
-    from .gguf_header import config_of, read_gguf
+    from .gguf_header import catalog, config_of, read_gguf
 
     metadata, checkpoint = read_gguf(path, shown)
     config = config_of(metadata, [t.name for t in checkpoint.tensors], shown)
     lines = _Lines(f"{shown} (its metadata as a config.json)", json.dumps(config, indent=2))
     spec = _read_config_json(lines)
-    from .gguf_header import catalog
-
     defaults = tuple(Entry(k, v, Location(shown)) for k, v in catalog().get("defaults", {}).items())
     entries = spec.entries + tuple(checkpoint.entries(Location(shown))) + defaults
-    name = config.get("_name_or_path") or path.stem
-    return dataclasses.replace(spec, path=shown, name=str(name), entries=entries, checkpoint=checkpoint,
-                               metadata=dict(spec.metadata, name=str(name)))
+    return _with_checkpoint(spec, shown, str(config.get("_name_or_path") or path.stem), entries, checkpoint)
+
+
+def _with_checkpoint(spec: Spec, path: str, name: str, entries, checkpoint) -> Spec:
+    """A config.json's spec as the model folder (or GGUF file) it was read from."""
+    import dataclasses
+
+    return dataclasses.replace(spec, path=path, name=name, entries=entries, checkpoint=checkpoint,
+                               metadata=dict(spec.metadata, name=name))
 
 
 def _load_folder(folder: Path, shown: Optional[str], hub_id: Optional[str]) -> Spec:
     """A model folder (a save_pretrained output, a Hub snapshot): its config.json read as a
     config.json is, and the checkpoint its safetensors headers describe (engine/checkpoint.py)."""
-    import dataclasses
-
     from .checkpoint import read_checkpoint
 
     where = shown if shown is not None else _UNSHOWABLE.sub("\ufffd", str(folder))
@@ -146,8 +147,7 @@ def _load_folder(folder: Path, shown: Optional[str], hub_id: Optional[str]) -> S
         # (from_pretrained's dtype="auto", the default since transformers 4.56)
         entries += (Entry("weight_dtype", checkpoint.dtype, Location(where)),)
     name = hub_id or (spec.name if Path(where).name else folder.resolve().name)
-    return dataclasses.replace(spec, path=hub_id or where, name=name, entries=entries, checkpoint=checkpoint,
-                               metadata=dict(spec.metadata, name=name))
+    return _with_checkpoint(spec, hub_id or where, name, entries, checkpoint)
 
 
 # ---------------------------------------------------------------------------
@@ -256,14 +256,7 @@ def parse_set(text: str) -> Entry:
 def aliases() -> dict:
     """specs/catalog/aliases.toml: the ecosystem's names of values (``values``) and of inputs
     that set one of vram-eval's (``inputs``)."""
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    with open(resources.catalog_path("aliases.toml"), "rb") as fh:
-        data = tomllib.load(fh)
+    data = resources.catalog("aliases.toml")
     return {"values": data.get("values", {}), "inputs": data.get("inputs", {})}
 
 

@@ -5,10 +5,8 @@ entries and the rest ignored.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -19,12 +17,6 @@ from .spec_file import MAX_DEPTH, MAX_ENTRIES, _BadNumber, _check_text, _describ
 from .spec_types import Entry, Spec
 from .units import MAX_DIGITS
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.9/3.10 only
-    import tomli as tomllib
-
-
 _Invalid = InvalidValue[SpecError]
 _Limit = LimitExceeded[SpecError]
 
@@ -32,10 +24,8 @@ _Limit = LimitExceeded[SpecError]
 CATALOG_SHOWN = "specs/catalog/huggingface.toml"
 
 
-@functools.lru_cache(maxsize=1)
 def _hf_catalog() -> dict:
-    path = resources.catalog_path(CATALOG_SHOWN.rsplit("/", 1)[-1])
-    return tomllib.loads(path.read_text(encoding="utf-8"))
+    return resources.catalog(CATALOG_SHOWN.rsplit("/", 1)[-1])
 
 
 class _JsonDuplicate(Exception):

@@ -11,8 +11,6 @@ reads it with the same duplicate-key refusal and locations). A DeepSpeed config 
 
 from __future__ import annotations
 
-import functools
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -22,20 +20,13 @@ from .errors import InvalidValue, LimitExceeded, Location, SpecError, Unreadable
 from .spec_file import _UNSHOWABLE, _check_lines, _describe, _Lines, _read_text, _short
 from .spec_types import Entry
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 __all__ = ["TrainConfig", "read_train_configs"]
 
 MAX_INCLUDES = 4  # a config naming a DeepSpeed config naming ...: real ones go one level
 
 
-@functools.lru_cache(maxsize=1)
 def catalog() -> dict:
-    with open(resources.catalog_path("training_configs.toml"), "rb") as fh:
-        return tomllib.load(fh)
+    return resources.catalog("training_configs.toml")
 
 
 @dataclass(frozen=True)
