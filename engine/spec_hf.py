@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from . import resources
 from .errors import (DuplicateDefinition, InvalidValue, LimitExceeded, Location, SpecError, SpecSyntaxError,
@@ -402,6 +402,21 @@ def _quantization(tree: dict, locate, lines: _Lines, text: str, table: dict) -> 
                            expected=f"a list of {len(targets)} numbers")
         out += [Entry(f"quantization_config.{key}[{i}]", v, keys.get(key) or at, target=t)
                 for i, (v, t) in enumerate(zip(value, targets))]
+    if method in table.get("schemes", {}):
+        out += _schemes(config, keys, at, table["schemes"][method])
+    out += _ignored(config, keys, at, method, table.get("ignore", {}))
+    bound = {e.target for e in out}
+    for path, target in table.get("paths", {}).get(method, {}).items():
+        value = _at_path(config, path)
+        if value is not None and target not in bound:
+            out.append(Entry(f"quantization_config.{path}", value, keys.get(path.split(".")[0]) or at, target=target))
+            bound.add(target)
+    kv_target = table.get("kv_schemes", {}).get("targets", {}).get(method)
+    kv = config.get("kv_cache_scheme")
+    if kv_target and isinstance(kv, dict) and kv_target not in bound:
+        name = table["kv_schemes"]["names"].get(f"{kv.get('type')}{kv.get('num_bits')}", "other")
+        out.append(Entry("quantization_config.kv_cache_scheme", name, keys.get("kv_cache_scheme") or at,
+                         target=kv_target))
     for rule in table.get("rules", []):
         if rule["method"] == method and all(config.get(k) == v for k, v in rule.get("when", {}).items()):
             if rule.get("dequantized"):
@@ -411,6 +426,117 @@ def _quantization(tree: dict, locate, lines: _Lines, text: str, table: dict) -> 
                 out.append(Entry("quantization_config", rule["inference_dtype"], at, target="inference_dtype"))
             break
     return out
+
+
+def _schemes(config: dict, keys: Dict[str, Location], at: Location, table: dict) -> List[Entry]:
+    """compressed-tensors' config_groups, ignore and kv_cache_scheme → the inputs of
+    formulas/compressed_tensors.formula, by the catalog's [quantization.schemes.<method>] table: the
+    one scheme every group shares (else ct_scheme_read = false, and the formulas say so), each ignore
+    entry as the part it names (compared as text: a pattern is never run)."""
+    groups_at = keys.get("config_groups") or at
+    groups = config.get("config_groups")
+    if groups is None:  # a sparsity-only checkpoint, or one vram-eval reads no scheme of
+        return [Entry("quantization_config", False, at, target="ct_scheme_read")]
+    if not isinstance(groups, dict) or not groups or not all(isinstance(g, dict) for g in groups.values()):
+        raise _Invalid(f'quantization_config\'s "config_groups" must be an object of schemes, not {_describe(groups)}',
+                       groups_at, name="config_groups", value=groups, expected="an object of schemes")
+    fields = table["fields"]
+
+    def scheme(group: dict) -> tuple:
+        weights = group.get("weights")
+        inputs = group.get("input_activations")
+        if not isinstance(weights, dict) or not (inputs is None or isinstance(inputs, dict)):
+            raise _Invalid('a config group\'s "weights" must be an object and its "input_activations" an object or '
+                           f"null, not {_describe(weights)} and {_describe(inputs)}", groups_at,
+                           name="config_groups", value=group, expected="weights and input_activations objects")
+        return (group.get("format", config.get("format")),
+                tuple(json.dumps(weights.get(k), sort_keys=True) for k in fields),
+                json.dumps(None if inputs is None else [inputs.get("dynamic"), inputs.get("strategy")]),
+                group.get("output_activations") is None)
+
+    schemes = {scheme(g) for g in groups.values()}
+    read = (len(schemes) == 1 and all(g.get("targets") == table["targets"] for g in groups.values())
+            and next(iter(schemes))[3])
+    form, weights, inputs, _ = next(iter(schemes))
+    inputs = json.loads(inputs)
+    args = dict(zip(fields, (json.loads(w) for w in weights)))
+    if str(args.get("scale_dtype")) not in table["scale_dtypes"].get(str(form), ["None"]):
+        read = False
+    out = [Entry("quantization_config.config_groups", read, groups_at, target="ct_scheme_read")]
+    if not read:
+        return out
+    def entry(key: str, value, target: str) -> Entry:
+        return Entry(f"quantization_config.config_groups.{key}", value, groups_at, target=target)
+
+    out.append(entry("format", form, "ct_format"))
+    for key, target in table["weights"].items():
+        value = args.get(key)
+        value = table["values"].get(key, {}).get(str(value).lower(), value)
+        if value is not None:
+            out.append(entry(f"weights.{key}", value, target))
+    block = args.get("block_structure")
+    if block is not None:
+        if not isinstance(block, list) or len(block) != 2:
+            raise _Invalid(f'a config group\'s "block_structure" must be a list of 2 numbers, not {_describe(block)}',
+                           groups_at, name="block_structure", value=block, expected="a list of 2 numbers")
+        out += [entry(f"weights.block_structure[{i}]", v, t) for i, (v, t) in enumerate(zip(block, table["block"]))]
+    if inputs is not None:
+        dynamic, strategy = inputs
+        out.append(entry("input_activations.dynamic", table["values"]["dynamic"].get(str(dynamic).lower(), dynamic),
+                         "ct_input"))
+        out.append(entry("input_activations.strategy", strategy, "ct_input_strategy"))
+    kv = config.get("kv_cache_scheme")
+    if kv is not None:
+        out.append(Entry("quantization_config.kv_cache_scheme",
+                         isinstance(kv, dict) and kv.get("dynamic") is False, keys.get("kv_cache_scheme") or at,
+                         target="ct_kv_cache"))
+    return out
+
+
+def _ignored(config: dict, keys: Dict[str, Location], at: Location, method: str, parts: dict) -> List[Entry]:
+    """The modules a quantized checkpoint leaves unquantized (compressed-tensors' ignore, modelopt's
+    exclude_modules), as the parts of the catalog's [quantization.ignore] they name."""
+    out: List[Entry] = []
+    for key in parts.get("keys", {}).get(method, []):
+        ignore = config.get(key)
+        if ignore is None:
+            continue
+        where = keys.get(key) or at
+        if not isinstance(ignore, list) or not all(isinstance(x, str) for x in ignore):
+            raise _Invalid(f'quantization_config\'s "{key}" must be a list of module names, not {_describe(ignore)}',
+                           where, name=key, value=ignore, expected="a list of strings")
+        named = [_ignored_part(x, parts) for x in ignore]
+        out += [Entry(f"quantization_config.{key}", part in named, where, target=target)
+                for part, target in parts["roles"].items()]
+        out.append(Entry(f"quantization_config.{key}", named.count(None), where, target="quant_unread_ignores"))
+        break
+    else:
+        if parts.get("keys", {}).get(method):  # nothing listed: every Linear quantised, the head too
+            out += [Entry("quantization_config", False, at, target=target) for target in parts["roles"].values()]
+    return out
+
+
+def _at_path(tree: dict, path: str):
+    """The value at a dotted path of nested objects (None where any step is missing)."""
+    for step in path.split("."):
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(step)
+    return tree
+
+
+def _ignored_part(entry: str, parts: dict) -> Optional[str]:
+    """The part an ignore entry names by the catalog's spellings (the whole entry, its end or its
+    start), "harmless" for parts no Linear target reaches, or None."""
+    if entry in parts["exact"]:
+        return parts["exact"][entry]
+    for end, part in parts["suffixes"].items():
+        if entry.endswith(end):
+            return part
+    for start, part in parts["prefixes"].items():
+        if entry.startswith(start):
+            return part
+    return None
 
 
 def _unknown_bindings(model_type: str) -> Dict[str, object]:
