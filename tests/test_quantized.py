@@ -260,3 +260,16 @@ def test_a_weight_block_size_that_is_not_two_numbers_is_a_located_error(tmp_path
     with pytest.raises(SpecError, match='"weight_block_size" must be a list of 2 numbers') as info:
         vram_eval.load(str(path))
     assert info.value.location.path == str(path)
+
+
+GPT_OSS_NOT_CONVERTED = ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]
+
+
+def test_mxfp4s_modules_to_not_convert_are_read_entry_by_entry(tmp_path):
+    """openai/gpt-oss-20b's list (its config.json, validation/QUANT_RESEARCH.md A3) names parts MXFP4
+    never converts; an entry naming some experts is a layout the formulas do not have, and said so."""
+    oss = json.loads((DATA / "published" / "gpt-oss-20b.config.json").read_text())
+    quantization = {"quant_method": "mxfp4", "modules_to_not_convert": GPT_OSS_NOT_CONVERTED}
+    assert _evaluate(_config(tmp_path, quantization, oss)).warnings == []
+    quantization["modules_to_not_convert"] = GPT_OSS_NOT_CONVERTED + ["model.layers.0.mlp.experts"]
+    assert any("modules_to_not_convert" in w for w in _evaluate(_config(tmp_path, quantization, oss)).warnings)
