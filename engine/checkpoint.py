@@ -104,6 +104,22 @@ class Checkpoint:
         out.append(Entry("checkpoint_dtype", self.dtype, location))
         out.append(Entry("checkpoint_files", len(self.files), location))
         out.append(Entry("checkpoint_format", self.format, location))
+        out += [Entry(t["input"], value, location) for t, value in zip(_catalog().get("tallies", ()), self.tallies())]
+        return out
+
+    def tallies(self) -> List[int]:
+        """The catalog's [[tallies]], in order: the tensors whose names end in one of a tally's
+        `endings` (where it has `beside`, only those whose module also holds that tensor), counted
+        as tensors, elements or bytes."""
+        names = {t.name for t in self.tensors}
+        out = []
+        for tally in _catalog().get("tallies", ()):
+            endings, beside = tuple(tally["endings"]), tally.get("beside")
+            picked = [t for t in self.tensors if t.name.endswith(endings)
+                      and (beside is None or any(t.name[: -len(e)] + beside in names
+                                                 for e in endings if t.name.endswith(e)))]
+            out.append(len(picked) if tally["count"] == "tensors"
+                       else sum(t.elements if tally["count"] == "elements" else t.nbytes for t in picked))
         return out
 
     def as_dict(self) -> dict:

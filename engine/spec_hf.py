@@ -392,8 +392,10 @@ def _quantization(tree: dict, locate, lines: _Lines, text: str, table: dict) -> 
             continue
         value = translated.get(key, {}).get(str(value).lower() if isinstance(value, str) else str(value), value)
         out.append(Entry(f"quantization_config.{key}", value, keys.get(key) or at, target=target))
+    defaults = table.get("defaults", {}).get(method, {})
     for key, targets in table.get("lists", {}).get(method, {}).items():
-        value = config.get(key)
+        # a key the config leaves out takes its quantizer's default ([quantization.defaults]); null stays none
+        value = config.get(key, defaults.get(key))
         if value is None:
             continue
         if not isinstance(value, list) or len(value) != len(targets):
@@ -511,8 +513,10 @@ def _ignored(config: dict, keys: Dict[str, Location], at: Location, method: str,
         out.append(Entry(f"quantization_config.{key}", named.count(None), where, target="quant_unread_ignores"))
         break
     else:
-        if parts.get("keys", {}).get(method):  # nothing listed: every Linear quantised, the head too
-            out += [Entry("quantization_config", False, at, target=target) for target in parts["roles"].values()]
+        if parts.get("keys", {}).get(method):  # nothing listed: every Linear quantised, the head too,
+            kept = parts.get("absent", {}).get(method, [])  # but what the quantizer keeps by default
+            out += [Entry("quantization_config", part in kept, at, target=target)
+                    for part, target in parts["roles"].items()]
     return out
 
 
