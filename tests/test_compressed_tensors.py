@@ -163,3 +163,48 @@ def test_a_config_group_it_cannot_read_is_a_located_error(tmp_path, change, word
     with pytest.raises(SpecError) as caught:
         _evaluate(path)
     assert words in str(caught.value) and caught.value.location.line >= 1
+
+
+# compressed-tensors' own README (github.com/vllm-project/compressed-tensors, README.md, "the
+# config.json will have the following quantization_config" for ./Meta-Llama-3-8B-MXFP4), verbatim
+README_MXFP4 = json.loads("""{
+    "config_groups": {
+      "group_0": {
+        "format": "mxfp4-pack-quantized",
+        "input_activations": {"actorder": null, "block_structure": null, "dynamic": true, "group_size": 32,
+          "num_bits": 4, "observer": null, "observer_kwargs": {}, "scale_dtype": "torch.uint8",
+          "strategy": "group", "symmetric": true, "type": "float", "zp_dtype": null},
+        "output_activations": null,
+        "targets": ["Linear"],
+        "weights": {"actorder": null, "block_structure": null, "dynamic": false, "group_size": 32, "num_bits": 4,
+          "observer": "memoryless_minmax", "observer_kwargs": {}, "scale_dtype": "torch.uint8",
+          "strategy": "group", "symmetric": true, "type": "float", "zp_dtype": null}
+      }
+    },
+    "format": "mxfp4-pack-quantized",
+    "global_compression_ratio": null,
+    "ignore": ["lm_head"],
+    "kv_cache_scheme": null,
+    "quant_method": "compressed-tensors",
+    "quantization_status": "compressed",
+    "sparsity_config": {},
+    "transform_config": {},
+    "version": "0.18.1.dev0+gac8e2ba.d20260813"
+}""")
+
+
+def test_the_published_mxfp4_example_gives_the_bytes_of_its_checkpoint(tmp_path):
+    """The README's block on Meta-Llama-3-8B's config.json: the bytes compressed-tensors writes for it
+    (the MXFP4 preset compressed full size on the meta device)."""
+    case = MEASURED["llama-3-8b-MXFP4"]
+    llama3 = json.loads((DATA / "hf_configs" / "llama-3-8b.json").read_text())
+    result = _evaluate(_write(tmp_path, dict(llama3, torch_dtype="bfloat16", quantization_config=README_MXFP4)))
+    assert result.plain["uses_ct_weights"] and result.warnings == []
+    assert result.plain["inference_weights"] == _stored(tmp_path, case)
+
+
+def _stored(tmp_path, case: dict) -> int:
+    folder = tmp_path / "stored"
+    folder.mkdir()
+    write_safetensors(folder / "model.safetensors", [(n, shape, dt) for n, dt, shape in case["tensors"]])
+    return data_bytes(folder / "model.safetensors")

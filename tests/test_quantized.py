@@ -525,3 +525,15 @@ def test_a_gemv_group_size_autoawq_refuses_is_estimated_and_said_so(tmp_path):
     result = _evaluate(_config(tmp_path, {"quant_method": "awq", "bits": 4, "group_size": 96, "version": "gemv"}))
     assert not result.plain["uses_packed_weights"] and result.plain["inference_dtype"] == "int4"
     assert any("GEMV" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("entries, exact", [(None, True), (["visual"], True), (["gate"], True),
+                                            (["model.layers.0.self_attn.q_proj"], False)])
+def test_awqs_modules_to_not_convert_are_read_entry_by_entry(tmp_path, entries, exact):
+    """AutoAWQ's lists name the vision tower (Qwen2-VL) or the routers (Mixtral), which its layout
+    leaves in 16 bits anyway; an entry naming a quantised layer is a layout the formulas lack."""
+    quantization = {"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemm", "zero_point": True,
+                    "modules_to_not_convert": entries}
+    result = _evaluate(_config(tmp_path, quantization))
+    assert result.plain["uses_packed_weights"] is exact
+    assert (result.warnings == []) is exact

@@ -9,8 +9,9 @@ built in bf16 with random weights, the scheme applied (apply_quantization_config
 inferred as llm-compressor infers it (ModelCompressor.from_pretrained_model) and the model
 compressed (compress_model). Recorded: the quantization_config as it would go into config.json
 and every tensor of the state dict (name, safetensors dtype, shape). Two published configs
-(tests/data/hf_configs) are compressed full size on the meta device for three presets. Needs ``pip install compressed-tensors`` besides the validation extra; runs on the
-CPU. Nothing runs at import time.
+(tests/data/hf_configs) are compressed full size on the meta device for three presets, and
+Meta-Llama-3-8B for MXFP4 (compressed-tensors' README example). Needs ``pip install
+compressed-tensors`` besides the validation extra; runs on the CPU. Nothing runs at import time.
 """
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ MODELS = {
     "llama": {"model_type": "llama"},
     "qwen2": {"model_type": "qwen2", "tie_word_embeddings": False},   # q, k, v biases
 }
-PRESETS = ["W4A16", "W4A16_ASYM", "W8A16", "W8A8", "FP8", "FP8_DYNAMIC", "FP8_BLOCK", "NVFP4A16", "NVFP4"]
-FULL_SIZE = {"llama-2-7b.json": ["W4A16", "FP8_BLOCK", "NVFP4"], "qwen2-7b.json": ["W4A16", "FP8_BLOCK", "NVFP4"]}
+PRESETS = ["W4A16", "W4A16_ASYM", "W8A16", "W8A8", "FP8", "FP8_DYNAMIC", "FP8_BLOCK", "NVFP4A16", "NVFP4", "MXFP4A16", "MXFP4"]
+FULL_SIZE = {"llama-2-7b.json": ["W4A16", "FP8_BLOCK", "NVFP4"], "qwen2-7b.json": ["W4A16", "FP8_BLOCK", "NVFP4"],
+             "llama-3-8b.json": ["MXFP4"]}
 DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "int32": "I32", "int64": "I64", "int8": "I8",
           "uint8": "U8", "float8_e4m3fn": "F8_E4M3"}
 
