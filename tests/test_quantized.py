@@ -77,6 +77,29 @@ def test_a_quantization_config_vram_eval_cannot_read_is_a_located_error(tmp_path
         assert "gptq" in info.value.keys
 
 
+# Each quantised matrix of a checkpoint's tensor table through `linear(name, out, in)`: the blocks'
+# projections, and transformers 5's fused experts ([E, 2f, h] gate_up, [E, h, f] down) as the
+# per-expert w1, w3, w2 the quantizers store; everything else stays fp16.
+def _per_linear(table, linear):
+    out = []
+    for name, shape in table:
+        base = name[: -len(".weight")] if name.endswith(".weight") else name
+        if name.endswith("_proj.weight") and ".layers." in name:
+            out += linear(base, *shape)
+        elif name.endswith("experts.gate_up_proj"):
+            e, f2, h = shape
+            for k in range(e):
+                out += linear(f"{base[:-len('gate_up_proj')]}{k}.w1", f2 // 2, h)
+                out += linear(f"{base[:-len('gate_up_proj')]}{k}.w3", f2 // 2, h)
+        elif name.endswith("experts.down_proj"):
+            e, h, f = shape
+            for k in range(e):
+                out += linear(f"{base[:-len('down_proj')]}{k}.w2", h, f)
+        else:
+            out.append((name, shape, "F16"))
+    return out
+
+
 # The stored layouts, written here from the quantizers' own code: AutoGPTQ's QuantLinear
 # (auto_gptq/nn_modules/qlinear/qlinear_cuda_old.py, the format transformers' GPTQ integration
 # loads) and AutoAWQ's WQLinear_GEMM (awq/modules/linear/gemm.py). Per nn.Linear(in, out), b bits,
@@ -91,23 +114,7 @@ def _packed_table(table, method="gptq", bits=4, group=128):
                (f"{base}.scales", [groups, rows], "F16")]
         return out + ([(f"{base}.g_idx", [cols], "I32")] if method == "gptq" else [])
 
-    out = []
-    for name, shape in table:
-        base = name[: -len(".weight")] if name.endswith(".weight") else name
-        if name.endswith("_proj.weight") and ".layers." in name:
-            out += linear(base, *shape)
-        elif name.endswith("experts.gate_up_proj"):  # transformers 5's fused experts: [E, 2f, h]
-            e, f2, h = shape
-            for k in range(e):
-                out += linear(f"{base[:-len('gate_up_proj')]}{k}.w1", f2 // 2, h)
-                out += linear(f"{base[:-len('gate_up_proj')]}{k}.w3", f2 // 2, h)
-        elif name.endswith("experts.down_proj"):  # [E, h, f]
-            e, h, f = shape
-            for k in range(e):
-                out += linear(f"{base[:-len('down_proj')]}{k}.w2", h, f)
-        else:
-            out.append((name, shape, "F16"))
-    return out
+    return _per_linear(table, linear)
 
 
 PACKED = [("llama-2-7b.json", "gptq", 4, 128), ("llama-2-7b.json", "gptq", 8, 128), ("llama-2-7b.json", "gptq", 4, -1),
@@ -481,23 +488,7 @@ def _gemv_table(table, version, group):
         return [(f"{base}.qweight", [rows // 4, cols], "I16"), (f"{base}.qzeros", [8 * width, rows], "F16"),
                 (f"{base}.scales", [8 * width, rows], "F16")]
 
-    out = []
-    for name, shape in table:
-        base = name[: -len(".weight")] if name.endswith(".weight") else name
-        if name.endswith("_proj.weight") and ".layers." in name:
-            out += linear(base, *shape)
-        elif name.endswith("experts.gate_up_proj"):
-            e, f2, h = shape
-            for k in range(e):
-                out += linear(f"{base[:-len('gate_up_proj')]}{k}.w1", f2 // 2, h)
-                out += linear(f"{base[:-len('gate_up_proj')]}{k}.w3", f2 // 2, h)
-        elif name.endswith("experts.down_proj"):
-            e, h, f = shape
-            for k in range(e):
-                out += linear(f"{base[:-len('down_proj')]}{k}.w2", h, f)
-        else:
-            out.append((name, shape, "F16"))
-    return out
+    return _per_linear(table, linear)
 
 
 GEMV = [("llama-2-7b.json", "gemv", 128), ("llama-2-7b.json", "gemv", 64), ("llama-2-7b.json", "gemv", 32),

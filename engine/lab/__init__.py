@@ -25,3 +25,17 @@ def script_arguments(doc: str, argv=None):
 
     transformers.logging.set_verbosity_error()
     return args
+
+
+def write_cases(path, description: str, cases: dict, packages=(), device: str = "cpu", **more) -> None:
+    """Write a measurement of named cases with the versions it was taken with: transformers, torch
+    and each of `packages` (imported names), Python, the device and the date (and `more`)."""
+    import datetime
+    import importlib
+    import platform
+    import sys
+
+    versions = {name: importlib.import_module(name).__version__ for name in ("transformers", "torch", *packages)}
+    versions.update(python=platform.python_version(), device=device, **more, date=datetime.date.today().isoformat())
+    write_json(path, {"description": description, "versions": versions, "cases": cases})
+    print(f"wrote {len(cases)} cases to {path}", file=sys.stderr)

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
-import platform
-import sys
 import tempfile
 import warnings
 
-from . import write_json
+from . import write_cases
 
 SMALL = dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
              intermediate_size=512, vocab_size=1000, max_position_embeddings=4096,
@@ -70,21 +67,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
-    import bitsandbytes
-    import torch
     import transformers
 
     transformers.logging.set_verbosity_error()
     cases = {name: measure(config) for name, config in CASES.items()}
-    doc = {
-        "description": "parameters bitsandbytes 4-bit leaves in 16 bits and converts, per small model (engine/lab/bnb.py)",
-        "versions": {"transformers": transformers.__version__, "torch": torch.__version__,
-                     "bitsandbytes": bitsandbytes.__version__, "python": platform.python_version(),
-                     "device": "cpu", "date": datetime.date.today().isoformat()},
-        "cases": cases,
-    }
-    write_json(args.out, doc)
-    print(f"wrote {len(cases)} cases to {args.out}", file=sys.stderr)
+    write_cases(args.out, "parameters bitsandbytes 4-bit leaves in 16 bits and converts, per small model (engine/lab/bnb.py)",
+                cases, packages=("bitsandbytes",))
     return 0
 
 

@@ -31,7 +31,6 @@ Nothing runs at import time.
 """
 from __future__ import annotations
 
-import datetime
 import json
 import platform
 import struct
@@ -39,7 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import script_arguments, write_json
+from . import script_arguments, write_cases
 
 SMALL = dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
              intermediate_size=512, vocab_size=1000, max_position_embeddings=4096,
@@ -177,9 +176,7 @@ def measure(model_name: str, config_name: str, dtype: str = "bfloat16", storage:
 
 def main(argv=None) -> int:
     args = script_arguments(__doc__, argv)
-    import bitsandbytes
     import torch
-    import transformers
 
     cases = {}
     for model_name in MODELS:
@@ -195,17 +192,9 @@ def main(argv=None) -> int:
             cases[name] = {"model": model_name, "quantization": config_name, "dtype": dtype, "quant_storage": storage,
                            "skip_modules": skip, "error": f"{type(exc).__name__}: {exc}"[:500]}
         print(name, file=sys.stderr)
-    doc = {
-        "description": "tensor tables of pre-quantized bitsandbytes checkpoints as transformers saves them, and the "
-                       "tensors the loaded model holds (engine/lab/bnb_checkpoints.py)",
-        "versions": {"transformers": transformers.__version__, "torch": torch.__version__,
-                     "bitsandbytes": bitsandbytes.__version__, "python": platform.python_version(), "device": "cpu",
-                     "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-                     "date": datetime.date.today().isoformat()},
-        "cases": cases,
-    }
-    write_json(args.out, doc)
-    print(f"wrote {len(cases)} cases to {args.out}", file=sys.stderr)
+    write_cases(args.out, "tensor tables of pre-quantized bitsandbytes checkpoints as transformers saves them, and the "
+                "tensors the loaded model holds (engine/lab/bnb_checkpoints.py)", cases, packages=("bitsandbytes",),
+                machine=f"{platform.machine()}, {torch.get_num_threads()} threads")
     return 0
 
 

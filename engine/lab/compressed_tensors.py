@@ -15,13 +15,10 @@ compressed-tensors`` besides the validation extra; runs on the CPU. Nothing runs
 """
 from __future__ import annotations
 
-import datetime
 import json
-import platform
-import sys
 from pathlib import Path
 
-from . import script_arguments, write_json
+from . import script_arguments, write_cases
 
 SMALL = dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
              intermediate_size=512, vocab_size=1000, max_position_embeddings=4096,
@@ -64,10 +61,6 @@ def measure(model_case: dict, preset: str, meta: bool = False) -> dict:
 
 def main(argv=None) -> int:
     args = script_arguments(__doc__, argv)
-    import compressed_tensors
-    import torch
-    import transformers
-
     cases = {}
     for model_name, model_case in MODELS.items():
         for preset in PRESETS:
@@ -78,15 +71,8 @@ def main(argv=None) -> int:
         published = {k: v for k, v in published.items() if k not in ("architectures", "torch_dtype", "dtype")}
         for preset in presets:
             cases[f"{file[:-5]}-{preset}"] = measure(published, preset, meta=True)
-    doc = {
-        "description": "tensor tables of compressed-tensors checkpoints, one per preset scheme (engine/lab/compressed_tensors.py)",
-        "versions": {"compressed_tensors": compressed_tensors.__version__, "transformers": transformers.__version__,
-                     "torch": torch.__version__, "python": platform.python_version(), "device": "cpu",
-                     "date": datetime.date.today().isoformat()},
-        "cases": cases,
-    }
-    write_json(args.out, doc)
-    print(f"wrote {len(cases)} cases to {args.out}", file=sys.stderr)
+    write_cases(args.out, "tensor tables of compressed-tensors checkpoints, one per preset scheme "
+                "(engine/lab/compressed_tensors.py)", cases, packages=("compressed_tensors",))
     return 0
 
 

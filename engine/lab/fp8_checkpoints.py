@@ -24,14 +24,12 @@ recorded here. Nothing runs at import time.
 """
 from __future__ import annotations
 
-import datetime
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
-from . import script_arguments, write_json
+from . import script_arguments, write_cases
 from .bnb_checkpoints import DTYPES, SMALL, header
 
 MODELS = {
@@ -121,9 +119,6 @@ def measure(model_name: str, config_name: str) -> dict:
 
 def main(argv=None) -> int:
     args = script_arguments(__doc__, argv)
-    import torch
-    import transformers
-
     _bypass_device_checks()
     cases = {}
     for model_name in MODELS:
@@ -136,16 +131,8 @@ def main(argv=None) -> int:
                 cases[f"{model_name}-{config_name}"] = {"model": model_name, "quantization": config_name,
                                                         "error": f"{type(exc).__name__}: {exc}"[:500]}
             print(f"{model_name}-{config_name}", file=sys.stderr)
-    doc = {
-        "description": "tensors of pre-quantized FP8 (fp8, fbgemm_fp8) models as transformers builds and loads them "
-                       "(engine/lab/fp8_checkpoints.py)",
-        "versions": {"transformers": transformers.__version__, "torch": torch.__version__,
-                     "python": platform.python_version(), "device": "cpu (device checks bypassed: see the script)",
-                     "date": datetime.date.today().isoformat()},
-        "cases": cases,
-    }
-    write_json(args.out, doc)
-    print(f"wrote {len(cases)} cases to {args.out}", file=sys.stderr)
+    write_cases(args.out, "tensors of pre-quantized FP8 (fp8, fbgemm_fp8) models as transformers builds and loads them "
+                "(engine/lab/fp8_checkpoints.py)", cases, device="cpu (device checks bypassed: see the script)")
     return 0
 
 

@@ -14,14 +14,11 @@ at import time.
 from __future__ import annotations
 
 import copy
-import datetime
 import json
 import os
-import platform
-import sys
 import tempfile
 
-from . import script_arguments, write_json
+from . import script_arguments, write_cases
 from .compressed_tensors import SMALL
 
 MODELS = {
@@ -70,20 +67,9 @@ def measure(model_case: dict, recipe: str, kv: str | None) -> dict:
 
 def main(argv=None) -> int:
     args = script_arguments(__doc__, argv)
-    import modelopt
-    import torch
-    import transformers
-
     cases = {f"{m}-{r}": measure(case, *RECIPES[r]) for m, case in MODELS.items() for r in RECIPES}
-    doc = {
-        "description": "tensor tables of modelopt checkpoints, one per recipe (engine/lab/modelopt.py)",
-        "versions": {"modelopt": modelopt.__version__, "transformers": transformers.__version__,
-                     "torch": torch.__version__, "python": platform.python_version(), "device": "cpu",
-                     "date": datetime.date.today().isoformat()},
-        "cases": cases,
-    }
-    write_json(args.out, doc)
-    print(f"wrote {len(cases)} cases to {args.out}", file=sys.stderr)
+    write_cases(args.out, "tensor tables of modelopt checkpoints, one per recipe (engine/lab/modelopt.py)", cases,
+                packages=("modelopt",))
     return 0
 
 
