@@ -224,9 +224,10 @@ def plain_values(ruleset: RuleSet, bound: Mapping[str, object], only=None, known
     def value_of(rule: Rule, values, lacking):
         if lacking:
             # An unset input only in a branch not taken (a learned position table's s_max, when
-            # the model has none) leaves the value decided: the evaluator takes the branches it
-            # takes and gives up (None) on an unset name it reaches.
-            return _plain_value(rule, values, memo) if rule.expression.has("Piecewise") else None
+            # the model has none), or in an operand after the one that decides an and/or, leaves
+            # the value decided: the evaluator takes the branches it takes and gives up (None) on
+            # an unset name it reaches.
+            return _plain_value(rule, values, memo) if rule.expression.lazy else None
         value = _plain_value(rule, values, memo)  # None on any doubt: SymPy decides
         if value is None:
             from .symbolic import value_by_sympy

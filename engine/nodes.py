@@ -291,6 +291,12 @@ class Expression:
             self._tags = table.tags(root) if table is not None else frozenset(INNER) | frozenset(_LEAF_KIND)
         return tag in self._tags
 
+    @property
+    def lazy(self) -> bool:
+        """Can a value be decided without every name in it (a branch not taken, an and/or's
+        operand after the deciding one)? Then an unset name need not leave it unset."""
+        return self.has("Piecewise") or self.has("And") or self.has("Or")
+
     def renamed(self, mapping: Mapping[str, str]) -> "Expression":
         """The same expression with the names in ``mapping`` replaced (aliases → canonical names)."""
         if self._table is not None:

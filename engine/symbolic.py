@@ -109,8 +109,9 @@ def evaluate_values(ruleset: RuleSet, bound: Mapping[str, Basic], only=None, fre
                 except Unsupported:
                     pass
         if lacking:
-            # An unset input only in a branch not taken leaves the value decided (as forward's walk).
-            return _fast_value(rule, plain) if rule.expression.has("Piecewise") else None
+            # An unset input only in a branch not taken (or an and/or's operand after the
+            # deciding one) leaves the value decided (as forward's walk).
+            return _fast_value(rule, plain) if rule.expression.lazy else None
         value = _fast_value(rule, plain)  # None when a dependency is symbolic, or on any doubt
         if value is None:
             value = _value_of(rule, {Symbol(d): values[d] for d in rule.deps}, free)

@@ -17,6 +17,61 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+# --- running in parallel (pytest-xdist) -------------------------------------------------------
+# pyproject.toml's addopts run the suite on every core (--numprocesses=auto --dist=loadgroup);
+# -n 0 (or -p no:xdist) runs it in this one process. Tests that share something costly, worked out
+# once per process, are kept together on one worker; every other test is dealt out on its own.
+GROUPS = {
+    # the measured cases' points (evaluate_once, below): docs/ACCURACY.md's table and these files
+    # ask the same points; one worker works each out once (apart: 21 s of work, together: 9 s)
+    "measured-points": ("test_accuracy.py", "test_measured.py", "test_measured_peaks.py",
+                        "test_measured_kv_cache.py", "test_family_activations.py", "test_step_counters.py",
+                        "test_families.py"),
+    "torch": ("test_validate.py",),  # importing torch and transformers, ~3 s, once
+    "sensitivity": ("test_sensitivity.py",),  # its answers, shared between its tests (rows)
+}
+_GROUP_OF = {file: group for group, files in GROUPS.items() for file in files}
+_HOSTILE_SUBPROCESS: list = []  # the hostile cases run in a fresh interpreter (cases.toml)
+
+
+def _group(nodeid: str):
+    """The group of a test's node id, or None: a file's, or, for tests/test_hostile.py, the cases
+    run in a fresh interpreter (the parse cache they share and the filled caches the attacks copy
+    are each made once, by a cold run)."""
+    path, _, rest = nodeid.partition("::")
+    file = path.rpartition("/")[2]
+    if file == "test_hostile.py" and rest.startswith("test_hostile_input["):
+        if not _HOSTILE_SUBPROCESS:
+            cases = load_toml(DATA / "hostile" / "cases.toml")["case"]
+            _HOSTILE_SUBPROCESS.append({c["id"] for c in cases if c.get("run") == "subprocess"})
+        return "hostile-subprocess" if rest[len("test_hostile_input["):-1] in _HOSTILE_SUBPROCESS[0] else None
+    return _GROUP_OF.get(file)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist=loadgroup with the groups above. (xdist_group marks would say the same, but with
+    pytest >= 9.2 and pytest-xdist 3.8 they are silently ignored: pytest-xdist issue #1386.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Grouped(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid) or nodeid.partition("::")[0]
+
+    return Grouped(config, log)
+
+
+def pytest_addoption(parser, pluginmanager):
+    """With pytest-xdist blocked (-p no:xdist), the --numprocesses and --dist of pyproject.toml's
+    addopts are accepted and do nothing: the suite runs in this one process."""
+    if not pluginmanager.has_plugin("xdist"):
+        parser.addoption("--numprocesses", dest="numprocesses", default=None,
+                         help="(pytest-xdist is not loaded: ignored)")
+        parser.addoption("--dist", dest="dist", default="no", help="(pytest-xdist is not loaded: ignored)")
+
+
 def load_toml(path: Path) -> dict:
     return tomllib.loads(path.read_text(encoding="utf-8"))
 

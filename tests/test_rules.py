@@ -61,6 +61,20 @@ def test_unbound_outputs_are_unavailable_naming_the_missing_inputs():
     assert "'params' cannot be computed" in info.value.message and "'h'" in info.value.message
 
 
+@pytest.mark.parametrize("formula,flag,value", [
+    ("w = flag and u > 0", False, False),             # and: decided by its first operand
+    ("w = flag or u > 0", True, True),                # or: likewise
+    ("w = 3 if flag else u", True, 3),                # a branch not taken
+], ids=["and", "or", "branch"])
+def test_an_unset_name_the_value_does_not_reach_leaves_it_decided(formula, flag, value):
+    """Mamba models have no attention heads: what needs `a` only behind an and/or or a branch
+    not taken is still computed (the inference weights of falcon-mamba)."""
+    from vram_eval.forward import plain_values
+
+    values, missing = plain_values(build(formula + "\ninput flag [bool] = true"), {"flag": flag})
+    assert values["w"] == value and "w" not in missing and "u" in missing
+
+
 def test_a_variant_file_is_chosen_by_its_input():
     gpt = evaluate(None, "arch=gpt", "h=64", "L=2", "a=4", "V=100", "s_max=32")
     llama = evaluate(None, "arch=llama", "h=64", "L=2", "a=4", "V=100", "f=128")

@@ -1,5 +1,6 @@
 """`vram-eval validate`: predicted vs measured on a real PyTorch model (needs the validate extra)."""
 
+import os
 import sys
 
 import pytest
@@ -27,8 +28,25 @@ def test_the_scaled_model_keeps_the_specs_proportions():
     assert shape["f"] == 896  # 14336/4096 × 256
 
 
+@pytest.fixture
+def one_thread_per_worker():
+    """Under pytest-xdist every core already runs a worker: PyTorch's intra-op threads would only
+    wait for each other (a tiny model's run took 3-6x as long). What is measured (bytes, counted
+    op by op) does not depend on the thread count."""
+    torch = pytest.importorskip("torch", reason="the validate extra is not installed")
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("spec", ["llama2-7b", "llama3-8b", "gpt2"])
-def test_measured_equals_predicted_at_tiny_scale(spec):
+def test_measured_equals_predicted_at_tiny_scale(spec, one_thread_per_worker):
     """Live: build the architecture, measure it, compare (CI installs the validate extra, so a
     formula that drifts from what PyTorch really does fails the build)."""
     pytest.importorskip("torch", reason="the validate extra is not installed")
