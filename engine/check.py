@@ -5,6 +5,10 @@ cycles — in every file, and in every variant of every variant directory; a nam
 formulas/jobs.toml that the formulas do not define; a variant that leaves out a name of
 its directory's interface, or declares one differently from the others; an input that
 nothing reads, and a variant's definition that nothing uses.
+Also the TOML data files the engine reads at run time: the catalogs under ``specs/catalog/``
+and the jobs file (formulas/jobs.toml): a TOML syntax error in one (an inline table written
+over several lines, say) is reported with its file, line and column, not left to the first
+run that reads the file.
 Warnings: inputs without a default that no spec in ``specs/`` sets.
 
 A variant directory's *interface* (formulas/arch/: the block) is the names its variants
@@ -36,11 +40,14 @@ class CheckReport:
     variants: List[str] = field(default_factory=list)
     errors: List[EngineError] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    tomls: List[str] = field(default_factory=list)  # the TOML catalogs and jobs file parsed
 
 
-def check_paths(paths: Sequence[str] = (), builtin_dir: Optional[Path] = None) -> CheckReport:
+def check_paths(paths: Sequence[str] = (), builtin_dir: Optional[Path] = None,
+                catalog_dir: Optional[Path] = None) -> CheckReport:
     """Check the built-in formulas and the user's ``paths``. ``builtin_dir`` checks another
-    formulas tree as the built-ins (its jobs.toml, if it has one, as the jobs file)."""
+    formulas tree as the built-ins (its jobs.toml, if it has one, as the jobs file);
+    ``catalog_dir`` another folder of TOML catalogs than specs/catalog/."""
     report = CheckReport()
     builtin = Path(builtin_dir).resolve() if builtin_dir else resources.formulas_dir().resolve()
     user = []
@@ -68,6 +75,16 @@ def check_paths(paths: Sequence[str] = (), builtin_dir: Optional[Path] = None) -
             report.rules += len(parsed.rules) + len(parsed.requirements)
         except EngineError as exc:
             report.errors.append(exc)
+    # the TOML data files: the catalogs and the jobs file, each parsed on its own
+    catalogs = Path(catalog_dir) if catalog_dir else resources.specs_dir() / "catalog"
+    tomls = sorted(catalogs.glob("*.toml")) + [p for p in [builtin / "jobs.toml"] if p.is_file()]
+    for path in tomls:
+        shown = str(Path(builtin.name) / path.name) if path.parent == builtin else str(
+            Path(catalogs.parent.name) / catalogs.name / path.name)
+        report.tomls.append(shown)
+        error = _toml_error(path, shown)
+        if error is not None:
+            report.errors.append(error)
     if report.errors:
         return report
 
@@ -121,6 +138,27 @@ def check_paths(paths: Sequence[str] = (), builtin_dir: Optional[Path] = None) -
         if off:
             add(_unused_error(rule, off if len(off) < len(among) else []))
     return report
+
+
+def _toml_error(path: Path, shown: str) -> Optional[EngineError]:
+    """The located syntax error of a TOML data file (a catalog, the jobs file), or None: the
+    line and column tomllib names, with the line and a caret (spec_toml._read_toml's error)."""
+    from .errors import SpecError, SpecSyntaxError
+    from .spec_file import _Lines
+    from .spec_toml import _read_toml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return UnreadableFile[SpecError](f"cannot read {shown}: {exc}", Location(shown), file=shown, reason="unreadable")
+    try:
+        _read_toml(_Lines(shown, text))
+    except SpecSyntaxError as exc:
+        exc.hint = "a catalog or jobs file is TOML: an inline table { ... } must stay on one line"
+        return exc
+    except SpecError as exc:
+        return exc
+    return None
 
 
 def _jobs_check(builtin: Path, custom: bool):
