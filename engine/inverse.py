@@ -258,7 +258,16 @@ def _integer_search(fx: Focus, f: _Fn, lo: int, budget: int, direction: str):
         while bad - good > 1:
             mid = (good + bad) // 2
             good, bad = (mid, bad) if fits(mid) else (good, mid)
-        return _scan(fx, good, -1, lambda x: x >= lo)
+        value = _scan(fx, good, -1, lambda x: x >= lo)
+        if value is _NONE_FIT and fx.feasible(lo):
+            # a requirement bounds the input from above (max_model_len <= s_max): the largest value
+            # it accepts below the one that fits
+            ok, no = lo, good
+            while no - ok > 1:
+                mid = (ok + no) // 2
+                ok, no = (mid, no) if fx.feasible(mid) else (ok, mid)
+            value = _scan(fx, ok, -1, lambda x: x >= lo)
+        return value
     # smallest
     hi = max(lo, 1)
     while not fits(hi):

@@ -1,0 +1,167 @@
+"""Serving with vLLM (formulas/serving.formula): the KV-cache pool as vLLM 0.33 builds it.
+
+The logged starts (tests/data/serving/vllm_cases.toml): the blocks lie between those of the
+logged available memory ± its rounding, and the tokens and concurrency vLLM printed follow from
+the logged blocks exactly."""
+
+from fractions import Fraction
+
+import pytest
+
+from conftest import DATA, ROOT, evaluate, load_toml
+
+CASES = load_toml(DATA / "serving" / "vllm_cases.toml")["case"]
+GiB = 2**30
+
+
+def at(case, *more):
+    return evaluate(DATA / "hf_configs" / case["config"], *case["sets"], *more)
+
+
+def plain(point, name):
+    return Fraction(str(point[name]))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_the_logged_blocks_follow_from_the_logged_available_memory(case):
+    """num_blocks = available // bytes_per_block, at the printed GiB ± 0.005 (format_gib)."""
+    low, high = (int((Fraction(str(case["available_gib"])) + d) * GiB) for d in (Fraction(-5, 1000), Fraction(5, 1000)))
+    blocks = [int(at(case, f"available_kv_cache_memory={m}")["serve_kv_blocks"]) for m in (low, high)]
+    assert blocks[0] <= case["blocks"] <= blocks[1]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "tokens" in c or "concurrency" in c],
+                         ids=[c["id"] for c in CASES if "tokens" in c or "concurrency" in c])
+def test_the_logged_tokens_and_concurrency_follow_from_the_blocks(case):
+    """'GPU KV cache size: N tokens, Maximum concurrency for L tokens per request: X.XXx'."""
+    block = int(at(case)["serve_block_bytes"])
+    point = at(case, f"available_kv_cache_memory={case['blocks'] * block}")
+    assert int(point["serve_kv_blocks"]) == case["blocks"]
+    if "tokens" in case:
+        assert int(point["serve_kv_tokens"]) == case["tokens"]
+    if "concurrency" in case:
+        if "concurrency_blocks" in case:  # a version that printed it without the null block
+            point = at(case, f"available_kv_cache_memory={case['concurrency_blocks'] * block}")
+        assert f"{float(plain(point, 'serve_max_concurrency')):.2f}" == f"{case['concurrency']:.2f}"
+
+
+def test_the_requested_memory_is_the_total_times_the_utilisation_rounded_up():
+    """vllm/v1/worker/utils.py: math.ceil(total_memory * gpu_memory_utilization) — 72.91 GiB on the H100."""
+    case = next(c for c in CASES if c["id"] == "h100-llama-3.1-8b")
+    point = at(case)
+    requested = int(point["serve_requested_memory"])
+    assert requested == -(-int(Fraction(str(79.25)) * GiB * 92) // 100)
+    assert round(requested / GiB, 2) == case["requested_gib"]
+
+
+def test_the_available_memory_follows_the_profile_within_its_uncertainty():
+    """From the weights (the formulas' count), the logged profile peak and the graph memory that
+    version subtracted, the available memory comes within 0.05 GiB of the logged 56.21 GiB (the
+    non-torch memory, 0.27 GiB, is a default: vLLM measures it)."""
+    case = next(c for c in CASES if c["id"] == "h100-llama-3.1-8b")
+    point = at(case, f"serve_activation_peak={case['peak_activation_gib']}GiB",
+               f"serve_cudagraph_memory={case['cudagraph_subtracted_gib']}")
+    assert abs(float(plain(point, "available_kv_cache_memory")) / GiB - case["available_gib"]) < 0.05
+
+
+def test_one_request_of_max_model_len_needs_its_blocks_and_the_longest_context_is_what_the_pool_holds():
+    """vllm#25350: '(10.12 GiB KV cache is needed, which is larger than the available KV cache
+    memory (5.59 GiB). Based on the available memory, the estimated maximum model length is 122080.'"""
+    sets = ["L=48", "kv_heads=4", "s_max=262144", "max_model_len=221000", "kv_cache_dtype=fp8"]
+    config = DATA / "hf_configs" / "qwen3-8b.json"
+    point = evaluate(config, *sets, "available_kv_cache_memory=5.59GiB")
+    assert round(float(plain(point, "serve_kv_needed")) / GiB, 2) == 10.12
+    assert plain(point, "serve_kv_spare") < 0  # vLLM refuses to start
+    lengths = [int(evaluate(config, *sets, f"available_kv_cache_memory={m}GiB")["serve_max_model_len"])
+               for m in ("5.585", "5.595")]
+    assert lengths[0] <= 122080 <= lengths[1]
+
+
+@pytest.mark.parametrize("sets,page", [
+    ([], 16 * 8 * 256 * 2),                                  # Llama-3-8B: 16 tokens x 8 heads x (128 + 128) x bf16
+    (["kv_cache_dtype=fp8"], 16 * 8 * 256),                  # fp8: 1 byte
+    (["tp=4"], 16 * 2 * 256 * 2),                            # 8 heads over 4 ranks
+    (["tp=16", "allow_long_max_model_len=true"], 16 * 1 * 256 * 2),  # more ranks than heads: one each
+    (["block_size=32"], 32 * 8 * 256 * 2),
+], ids=["bf16", "fp8", "tp4", "tp16-replicated", "block32"])
+def test_a_page_is_a_block_of_one_layer(sets, page):
+    point = evaluate(DATA / "hf_configs" / "llama-3-8b.json", *sets)
+    assert int(point["serve_page_bytes"]) == page
+    assert int(point["serve_block_bytes"]) == 32 * page
+
+
+@pytest.mark.parametrize("config,groups,group_size", [
+    ("gemma-3-27b-it.json", (1, 6), 10),      # 62 layers: 10 full, 52 sliding -> 1 + 6 groups of 10 (8 padding layers)
+    ("llama-3-8b.json", (1, 0), 32),          # one group of every layer
+    ("mistral-7b-v0.1.json", (0, 1), 32),     # every layer slides
+], ids=["gemma-3-27b", "llama-3-8b", "mistral-7b"])
+def test_layers_group_as_vllm_groups_them(config, groups, group_size):
+    """kv_cache_planning.py: the smallest bucket's count sets the group size (or the largest's,
+    when under 1.5 times it); each bucket splits into cdiv(count, size) groups."""
+    point = evaluate(DATA / "hf_configs" / config)
+    assert (int(point["serve_full_groups"]), int(point["serve_sliding_groups"])) == groups
+    assert int(point["serve_group_size"]) == group_size
+
+
+def test_a_sliding_group_holds_the_window_and_the_tokens_in_flight():
+    """SlidingWindowSpec: cdiv(min(W - 1 + 2 x max_num_batched_tokens, L), block_size) + 1."""
+    point = evaluate(DATA / "hf_configs" / "gemma-3-27b-it.json", "max_model_len=32768", "max_num_batched_tokens=2048")
+    assert int(point["serve_sliding_blocks"]) == -(-(1024 - 1 + 2 * 2048) // 16) + 1
+    assert int(point["serve_request_blocks"]) == 32768 // 16 + 6 * int(point["serve_sliding_blocks"])
+
+
+def test_latent_attention_caches_one_latent_per_rank_in_blocks_of_64():
+    """MLAAttentionSpec: num_kv_heads 1, head_size kv_lora_rank + qk_rope_head_dim (576), not
+    divided by tensor parallelism; FlashMLA's block size 64 on Hopper."""
+    sets = ["arch=llama", "h=7168", "L=61", "a=128", "kv_heads=128", "V=129280", "f=18432", "s_max=163840",
+            "kv_lora_rank=512", "qk_rope_head_dim=64", "gpu=h100"]
+    for tp in (1, 8):
+        point = evaluate(None, *sets, f"tp={tp}")
+        assert int(point["block_size"]) == 64
+        assert int(point["serve_page_bytes"]) == 64 * 576 * 2
+    assert int(evaluate(None, *sets, "kv_cache_dtype=fp8_ds_mla")["serve_page_bytes"]) == 64 * 656
+
+
+@pytest.mark.parametrize("gpu,seqs,tokens", [
+    ("h100", 1024, 8192), ("a100-80gb", 256, 2048), ("rtx4090", 256, 2048), ("b200", 1024, 16384),
+], ids=["h100", "a100-80gb", "rtx4090", "b200"])
+def test_the_scheduler_defaults_follow_the_gpu(gpu, seqs, tokens):
+    """vllm/engine/arg_utils.py get_batch_defaults (the API server's)."""
+    point = evaluate(DATA / "hf_configs" / "llama-3-8b.json", f"gpu={gpu}")
+    assert (int(point["max_num_seqs"]), int(point["max_num_batched_tokens"])) == (seqs, tokens)
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["gpu_memory_utilization=0"], "gpu_memory_utilization must be greater than 0 and at most 1"),
+    (["gpu_memory_utilization=1.2"], "gpu_memory_utilization must be greater than 0 and at most 1"),
+    (["max_model_len=16384"], "greater than the derived max_model_len"),
+    (["block_size=24"], "block_size must be a multiple of 16"),
+    (["kv_cache_dtype=fp4"], "'fp4' is not one of: auto, bf16, fp16, fp8"),
+], ids=["utilisation-0", "utilisation-above-1", "long-max-model-len", "block-24", "kv-dtype"])
+def test_a_launch_vllm_would_refuse_is_a_located_error(cli, sets, message):
+    code, out, err = cli(str(DATA / "hf_configs" / "llama-3-8b.json"), *[a for s in sets for a in ("--set", s)])
+    assert code == 2 and message in err and ("serving.formula:" in err or "--set" in err)
+
+
+def test_solve_answers_the_longest_max_model_len_up_to_the_models_own(cli):
+    """A requirement that bounds the input from above (max_model_len <= s_max) is the answer when
+    everything below it fits; the next value is named invalid, with vLLM's rule."""
+    import json
+
+    code, out, _ = cli("solve", str(DATA / "hf_configs" / "llama-3-8b.json"), "--for", "max_model_len",
+                       "--target", "vllm_gpu_memory", "--set", "gpu=h100", "--gpu", "h100", "--format", "json")
+    answer = json.loads(out)
+    assert code == 0 and answer["value"] == 8192
+    assert "greater than the derived max_model_len" in answer["next_invalid"]
+
+
+def test_solve_answers_the_requests_a_launch_holds(cli):
+    """Llama-3-70B in bf16 over 4 H100s at 32k: what the pool holds (the concurrency vLLM would
+    log), as solve's largest serve_requests."""
+    import json
+
+    sets = ["--set", "gpu=h100", "--set", "tp=4", "--set", "s_max=131072", "--set", "max_model_len=32768"]
+    code, out, _ = cli("solve", "specs/llama3-70b.toml", "--for", "serve_requests", "--target", "vllm_gpu_memory",
+                       "--gpu", "h100", "--format", "json", *sets)
+    point = evaluate(ROOT / "specs" / "llama3-70b.toml", *[s for s in sets if s != "--set"])
+    assert code == 0 and json.loads(out)["value"] == int(plain(point, "serve_max_concurrency"))
