@@ -105,7 +105,31 @@ class Checkpoint:
         out.append(Entry("checkpoint_files", len(self.files), location))
         out.append(Entry("checkpoint_format", self.format, location))
         out += [Entry(t["input"], value, location) for t, value in zip(_catalog().get("tallies", ()), self.tallies())]
+        if self.format == "gguf":
+            out += [Entry(name, value, location) for name, value in self.llamacpp_layers().items()]
         return out
+
+    def llamacpp_layers(self) -> Dict[str, int]:
+        """A GGUF's tensors by llama.cpp's layer (specs/catalog/gguf.toml [layers]): the bytes of
+        the input and output layers, of all repeating layers, of the smallest and the largest
+        repeating layer, and of token_embd (formulas/llamacpp.formula)."""
+        from .gguf_header import catalog
+
+        spec = catalog()["layers"]
+        output, repeating = set(spec["output"]), spec["repeating"]
+        layers: Dict[int, int] = {}
+        outside = {"input": 0, "output": 0}
+        for t in self.tensors:
+            parts = t.name.split(".")
+            if parts[0] == repeating and len(parts) > 2 and parts[1].isdigit():
+                layers[int(parts[1])] = layers.get(int(parts[1]), 0) + t.nbytes
+            else:
+                outside["output" if parts[0] in output else "input"] += t.nbytes
+        sizes = list(layers.values()) or [0]
+        return {"checkpoint_input_layer_bytes": outside["input"], "checkpoint_output_layer_bytes": outside["output"],
+                "checkpoint_repeating_bytes": sum(sizes), "checkpoint_layer_bytes_min": min(sizes),
+                "checkpoint_layer_bytes_max": max(sizes),
+                "checkpoint_token_embd_bytes": sum(t.nbytes for t in self.tensors if t.name == spec["token_embd"])}
 
     def tallies(self) -> List[int]:
         """The catalog's [[tallies]], in order: the tensors whose names end in one of a tally's
