@@ -165,3 +165,26 @@ def test_solve_answers_the_requests_a_launch_holds(cli):
                        "--gpu", "h100", "--format", "json", *sets)
     point = evaluate(ROOT / "specs" / "llama3-70b.toml", *[s for s in sets if s != "--set"])
     assert code == 0 and json.loads(out)["value"] == int(plain(point, "serve_max_concurrency"))
+
+
+# --- SGLang (0.5.23) ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gpu,reserved,fraction", [
+    ("h100", 13904, "0.83"),      # 512 + 12,288 + 128 + 512 + 58 x 8 MiB, then round(., 3)
+    ("rtx4090", 7280, "0.704"),   # 512 + 6,144 + 128 + 96 + 50 x 8
+], ids=["h100", "rtx4090"])
+def test_sglangs_default_static_fraction_follows_its_rule(gpu, reserved, fraction):
+    """sglang/srt/arg_groups/memory_hook.py handle_gpu_memory_settings (validation/SERVING_RESEARCH.md §2.1)."""
+    point = evaluate(DATA / "hf_configs" / "llama-3-8b.json", f"gpu={gpu}")
+    assert int(point["sglang_reserved_mib"]) == reserved
+    assert plain(point, "mem_fraction_static") == Fraction(fraction)
+
+
+def test_sglangs_cell_size_gives_the_logged_k_and_v_sizes():
+    """vllm#21348: Qwen3-235B-A22B-FP8 over 4 H100s, SGLang: "KV Cache is allocated. #tokens: 367404,
+    K size: 8.23 GB, V size: 8.23 GB" (GB = 2^30 bytes): 94 layers x 1 KV head per rank x 128 x bf16."""
+    point = evaluate(DATA / "hf_configs" / "qwen3-8b.json", "L=94", "kv_heads=4", "tp=4", "gpu=h100",
+                     "mem_fraction_static=0.93")
+    cell = int(point["sglang_cell_size"])
+    assert cell == 94 * 1 * 256 * 2
+    assert round(367404 * cell / 2 / GiB, 2) == 8.23
