@@ -277,14 +277,11 @@ def bind_cpu(c):
 
 
 def fp32_router(c, phase):
-    """Not modelled (notes for the lead): DeepSeek-V3 keeps its router weights in fp32
-    (_keep_in_fp32_modules_strict), E·h per MoE layer, so 2 bytes more each than bf16 in the
-    weights and the two AdamW moments, from the end of the backward in the gradients too, and
-    in the foreach step's temporary: 6, 8 and 10 bytes per router parameter."""
-    if c["family"] != "deepseek_v3":
-        return 0
-    router_params = c["experts"] * c["h"] * (c["L"] - c["dense_layers"])
-    return {"start": 6, "end": 8, "step": 10}[phase] * router_params
+    """DeepSeek-V3 keeps its router weights in fp32 (_keep_in_fp32_modules_strict): 2 bytes more
+    each than bf16 in the weights, the two AdamW moments, the gradients and the foreach step's
+    temporary. Now modelled (training.formula router_fp32_*, peaks.formula's step; measured:
+    tests/data/measured/router_training.json): nothing is added here."""
+    return 0
 
 
 @pytest.mark.parametrize("case", PEAK_CASES, ids=PEAK_IDS)
