@@ -252,22 +252,14 @@ def _integer_search(fx: Focus, f: _Fn, lo: int, budget: int, direction: str):
         hi = max(lo, 1)
         while fits(hi):
             if hi > SEARCH_LIMIT:
-                return _UNBOUNDED
+                return _largest_accepted(fx, lo, hi) if not fx.feasible(hi) else _UNBOUNDED
             hi *= 2
         good, bad = lo, hi  # fits(good), not fits(bad)
         while bad - good > 1:
             mid = (good + bad) // 2
             good, bad = (mid, bad) if fits(mid) else (good, mid)
         value = _scan(fx, good, -1, lambda x: x >= lo)
-        if value is _NONE_FIT and fx.feasible(lo):
-            # a requirement bounds the input from above (max_model_len <= s_max): the largest value
-            # it accepts below the one that fits
-            ok, no = lo, good
-            while no - ok > 1:
-                mid = (ok + no) // 2
-                ok, no = (mid, no) if fx.feasible(mid) else (ok, mid)
-            value = _scan(fx, ok, -1, lambda x: x >= lo)
-        return value
+        return _largest_accepted(fx, lo, good) if value is _NONE_FIT else value
     # smallest
     hi = max(lo, 1)
     while not fits(hi):
@@ -281,6 +273,19 @@ def _integer_search(fx: Focus, f: _Fn, lo: int, budget: int, direction: str):
         mid = (good + bad) // 2
         bad, good = (bad, mid) if fits(mid) else (mid, good)
     return _scan(fx, good, +1, fits)
+
+
+def _largest_accepted(fx: Focus, lo: int, fitting: int):
+    """Everything from lo to ``fitting`` fits, but the requirements refuse ``fitting``: one bounds
+    the input from above (max_model_len <= s_max, n_gpu_layers <= L + 1), and the answer is the
+    largest value they accept below it."""
+    if not fx.feasible(lo):
+        return _NONE_FIT
+    ok, no = lo, fitting
+    while no - ok > 1:
+        mid = (ok + no) // 2
+        ok, no = (mid, no) if fx.feasible(mid) else (ok, mid)
+    return _scan(fx, ok, -1, lambda x: x >= lo)
 
 
 def _scan(fx: Focus, start, step: int, ok):

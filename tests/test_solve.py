@@ -263,3 +263,17 @@ def test_a_split_that_leaves_room_says_how_large_the_batch_becomes(cli):
     _, out, _ = cli("solve", "specs/llama2-70b.toml", "--for", "b", "--budget", "80GiB", "--set", "regime=inference")
     assert "try: --set tp=2: b = 5 fits" in out
     assert out.index("inference_dtype=int4") < out.index("--set tp=2")
+
+
+@pytest.mark.parametrize("budget", ["80GiB", "1000000TiB"], ids=["bisection", "beyond-the-search"])
+def test_an_input_a_requirement_bounds_from_above_answers_the_bound_when_everything_fits(cli, tmp_path, budget):
+    """max_model_len <= s_max, n_gpu_layers <= L + 1: the largest value the requirement accepts,
+    and the next one named invalid (not "nothing fits", not "no limit")."""
+    rules = tmp_path / "capped.formula"
+    rules.write_text('input cap_x [count] = 1 "a capped input"\n'
+                     'require cap_x <= 40 "cap_x is at most 40"\n'
+                     'capped_memory [bytes] "grows with cap_x" = cap_x * 1 GiB\n', encoding="utf-8")
+    code, out, _ = cli("solve", "specs/llama2-7b.toml", "--formulas", str(rules), "--for", "cap_x",
+                       "--target", "capped_memory", "--budget", budget, "--format", "json")
+    answer = json.loads(out)
+    assert code == 0 and answer["value"] == 40 and answer["next_invalid"] == "cap_x is at most 40"
