@@ -161,3 +161,71 @@ def cli(capsys, monkeypatch):
         return status, out, err
 
     return run
+
+
+# --- GGUF files for the tests (the gguf package's own writer) ---------------------------------
+GGUF_SHAPE = {"H": 256, "F": 512, "V": 320, "A": 4, "KV": 2}
+
+
+def write_gguf(path: Path, layers=2, types=None, tied=False, experts=0, arch="llama", name="tiny",
+               context=4096, layer_types=None) -> Path:
+    """A Llama-shaped GGUF of zeros (GGUF_SHAPE, ``layers`` blocks): every linear layer in
+    ``types`` (by name part) or Q8_0, norms F32; ``layer_types`` {layer: {part: type}} overrides
+    one layer's (a quantization mix); ``experts`` > 0: fused expert tensors and an F32 router."""
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    from gguf import GGMLQuantizationType as T
+    from gguf.constants import GGML_QUANT_SIZES
+
+    H, F, V, A, KV = (GGUF_SHAPE[k] for k in ("H", "F", "V", "A", "KV"))
+    types, layer_types = types or {}, layer_types or {}
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(name)
+    w.add_embedding_length(H)
+    w.add_block_count(layers)
+    w.add_head_count(A)
+    w.add_head_count_kv(KV)
+    w.add_feed_forward_length(F)
+    w.add_context_length(context)
+    w.add_token_list([f"t{i}" for i in range(V)])
+    if experts:
+        w.add_expert_count(experts)
+        w.add_expert_used_count(2)
+
+    def add(tensor, shape, default=T.Q8_0, layer=None):
+        part = tensor.split(".")[-2]
+        kind = layer_types.get(layer, {}).get(part, types.get(part, default))
+        if kind == T.F32:
+            w.add_tensor(tensor, np.zeros(shape, np.float32))
+            return
+        block, size = GGML_QUANT_SIZES[kind]
+        rows = int(np.prod(shape[:-1]))
+        w.add_tensor(tensor, np.zeros((rows, shape[-1] // block * size), np.uint8).reshape(*shape[:-1], -1),
+                     raw_dtype=kind)
+
+    add("token_embd.weight", (V, H))
+    head = H // A
+    for i in range(layers):
+        add(f"blk.{i}.attn_norm.weight", (H,), T.F32, i)
+        add(f"blk.{i}.attn_q.weight", (H, H), layer=i)
+        add(f"blk.{i}.attn_k.weight", (head * KV, H), layer=i)
+        add(f"blk.{i}.attn_v.weight", (head * KV, H), layer=i)
+        add(f"blk.{i}.attn_output.weight", (H, H), layer=i)
+        add(f"blk.{i}.ffn_norm.weight", (H,), T.F32, i)
+        if experts:
+            add(f"blk.{i}.ffn_gate_inp.weight", (experts, H), T.F32, i)
+            for part, shape in (("ffn_gate_exps", (experts, F, H)), ("ffn_up_exps", (experts, F, H)),
+                                ("ffn_down_exps", (experts, H, F))):
+                add(f"blk.{i}.{part}.weight", shape, layer=i)
+        else:
+            add(f"blk.{i}.ffn_gate.weight", (F, H), layer=i)
+            add(f"blk.{i}.ffn_up.weight", (F, H), layer=i)
+            add(f"blk.{i}.ffn_down.weight", (H, F), layer=i)
+    add("output_norm.weight", (H,), T.F32)
+    if not tied:
+        add("output.weight", (V, H))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

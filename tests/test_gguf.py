@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import conftest
 import vram_eval
 from vram_eval.errors import LimitExceeded, MissingDependency, SpecError, UnreadableFile
 
@@ -21,61 +22,14 @@ np = pytest.importorskip("numpy")
 from gguf import GGMLQuantizationType as T  # noqa: E402
 from gguf.constants import GGML_QUANT_SIZES  # noqa: E402
 
-H, F, L, V, A, KV = 256, 512, 2, 320, 4, 2
+H, F, V, A, KV = (conftest.GGUF_SHAPE[k] for k in ("H", "F", "V", "A", "KV"))
+L = 2
 
 
 def write_gguf(path: Path, types=None, tied=False, experts=0, arch="llama", name="tiny") -> Path:
-    """A Llama-shaped GGUF of zeros: every linear layer in ``types`` (by name part) or Q8_0."""
-    types = types or {}
-    w = gguf.GGUFWriter(str(path), arch)
-    w.add_name(name)
-    w.add_embedding_length(H)
-    w.add_block_count(L)
-    w.add_head_count(A)
-    w.add_head_count_kv(KV)
-    w.add_feed_forward_length(F)
-    w.add_context_length(4096)
-    w.add_token_list([f"t{i}" for i in range(V)])
-    if experts:
-        w.add_expert_count(experts)
-        w.add_expert_used_count(2)
-
-    def add(tensor, shape, default=T.Q8_0):
-        kind = types.get(tensor.split(".")[-2], default)
-        if kind == T.F32:
-            w.add_tensor(tensor, np.zeros(shape, np.float32))
-            return
-        block, size = GGML_QUANT_SIZES[kind]
-        rows = int(np.prod(shape[:-1]))
-        w.add_tensor(tensor, np.zeros((rows, shape[-1] // block * size), np.uint8).reshape(*shape[:-1], -1),
-                     raw_dtype=kind)
-
-    add("token_embd.weight", (V, H))
-    head = H // A
-    for i in range(L):
-        add(f"blk.{i}.attn_norm.weight", (H,), T.F32)
-        add(f"blk.{i}.attn_q.weight", (H, H))
-        add(f"blk.{i}.attn_k.weight", (head * KV, H))
-        add(f"blk.{i}.attn_v.weight", (head * KV, H))
-        add(f"blk.{i}.attn_output.weight", (H, H))
-        add(f"blk.{i}.ffn_norm.weight", (H,), T.F32)
-        if experts:
-            add(f"blk.{i}.ffn_gate_inp.weight", (experts, H), T.F32)
-            for part, shape in (("ffn_gate_exps", (experts, F, H)), ("ffn_up_exps", (experts, F, H)),
-                                ("ffn_down_exps", (experts, H, F))):
-                add(f"blk.{i}.{part}.weight", shape)
-        else:
-            add(f"blk.{i}.ffn_gate.weight", (F, H))
-            add(f"blk.{i}.ffn_up.weight", (F, H))
-            add(f"blk.{i}.ffn_down.weight", (H, F))
-    add("output_norm.weight", (H,), T.F32)
-    if not tied:
-        add("output.weight", (V, H))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+    """A Llama-shaped GGUF of zeros (conftest.write_gguf, L layers): every linear layer in
+    ``types`` (by name part) or Q8_0."""
+    return conftest.write_gguf(path, layers=L, types=types, tied=tied, experts=experts, arch=arch, name=name)
 
 
 def _reader_bytes(path: Path) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import conftest
 import vram_eval
 from conftest import DATA, SPECS, evaluate, load_toml
 
@@ -106,56 +107,15 @@ def test_no_kv_offload_keeps_the_cache_on_the_cpu():
 
 # --- a GGUF's weights by layer ------------------------------------------------------------------
 
-H, F, L, V, A, KV = 256, 512, 4, 320, 4, 2
+L = 4
 
 
 def write_gguf(path: Path, tied=False, big_layer=None) -> Path:
-    """A Llama-shaped GGUF of zeros, Q8_0 matrices and F32 norms; ``big_layer``: that layer's
-    ffn_down in F16 instead (a quantization mix)."""
+    """A Llama-shaped GGUF of zeros (conftest.write_gguf: Q8_0 matrices, F32 norms, L layers);
+    ``big_layer``: that layer's ffn_down in F16 instead (a quantization mix)."""
     gguf = pytest.importorskip("gguf")
-    np = pytest.importorskip("numpy")
-    from gguf import GGMLQuantizationType as T
-    from gguf.constants import GGML_QUANT_SIZES
-
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("tiny")
-    w.add_embedding_length(H)
-    w.add_block_count(L)
-    w.add_head_count(A)
-    w.add_head_count_kv(KV)
-    w.add_feed_forward_length(F)
-    w.add_context_length(8192)
-    w.add_token_list([f"t{i}" for i in range(V)])
-
-    def add(name, shape, kind=T.Q8_0):
-        if kind == T.F32:
-            w.add_tensor(name, np.zeros(shape, np.float32))
-            return
-        block, size = GGML_QUANT_SIZES[kind]
-        rows = int(np.prod(shape[:-1]))
-        w.add_tensor(name, np.zeros((rows, shape[-1] // block * size), np.uint8).reshape(*shape[:-1], -1),
-                     raw_dtype=kind)
-
-    add("token_embd.weight", (V, H))
-    head = H // A
-    for i in range(L):
-        add(f"blk.{i}.attn_norm.weight", (H,), T.F32)
-        add(f"blk.{i}.attn_q.weight", (H, H))
-        add(f"blk.{i}.attn_k.weight", (head * KV, H))
-        add(f"blk.{i}.attn_v.weight", (head * KV, H))
-        add(f"blk.{i}.attn_output.weight", (H, H))
-        add(f"blk.{i}.ffn_norm.weight", (H,), T.F32)
-        add(f"blk.{i}.ffn_gate.weight", (F, H))
-        add(f"blk.{i}.ffn_up.weight", (F, H))
-        add(f"blk.{i}.ffn_down.weight", (H, F), T.F16 if i == big_layer else T.Q8_0)
-    add("output_norm.weight", (H,), T.F32)
-    if not tied:
-        add("output.weight", (V, H))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+    mix = {big_layer: {"ffn_down": gguf.GGMLQuantizationType.F16}} if big_layer is not None else None
+    return conftest.write_gguf(path, layers=L, tied=tied, context=8192, layer_types=mix)
 
 
 def _bytes(path: Path):
@@ -244,12 +204,9 @@ def test_max_gpu_layers_is_what_solve_finds(gpu):
 
 
 def _same(v, answer):
-    """The formulas' largest n_gpu_layers is solve's; where every layer fits, solve reports no limit
-    (its search does not stop at the requirement n_gpu_layers <= n_layer + 1) and the formulas say all."""
-    if answer.value is None:
-        assert "no limit" in answer.reason and v["llamacpp_max_gpu_layers"] == v["L"] + 1
-    else:
-        assert v["llamacpp_max_gpu_layers"] == answer.value
+    """The formulas' largest n_gpu_layers is solve's (where every layer fits, both say n_layer + 1:
+    solve stops at the requirement n_gpu_layers <= n_layer + 1)."""
+    assert v["llamacpp_max_gpu_layers"] == answer.value
 
 
 @pytest.mark.parametrize("sets", [(), ("flash_attn=false",), ("cache_type_k=q8_0", "cache_type_v=q8_0")])
