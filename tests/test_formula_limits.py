@@ -126,8 +126,9 @@ def test_solve_treats_a_value_too_large_to_work_out_as_over_the_budget(cli, tmp_
     assert "1GiB = 1,073,741,824 bytes: 30" in out
 
 
-def test_output_to_an_ascii_only_terminal_is_plain_ascii(tmp_path):
-    env = dict(os.environ, PYTHONIOENCODING="ascii", LC_ALL="C", VRAM_EVAL_CACHE="off")
+def test_output_to_an_ascii_only_terminal_is_plain_ascii(tmp_path, parse_cache):
+    # a warm parse cache (conftest.py's parse_cache): the output, not the parse, is under test
+    env = dict(os.environ, PYTHONIOENCODING="ascii", LC_ALL="C", VRAM_EVAL_CACHE=str(parse_cache))
     # the three commands are independent processes: started together, they share the machine's cores
     runs = [subprocess.Popen([sys.executable, "-m", "vram_eval", *args], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)

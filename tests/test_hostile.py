@@ -195,9 +195,15 @@ def _address_space() -> int:
     return 0  # pragma: no cover
 
 
-def _run_forked(case: dict, argv: list, tmp: Path, cwd: Path, cache) -> tuple:
-    """main(argv) in a forked child: its own process group, RLIMIT_AS, a time limit."""
+def _run_forked(case: dict, argv: list, tmp: Path, cwd: Path, cache, fresh: bool = False) -> tuple:
+    """main(argv) in a forked child: its own process group, RLIMIT_AS, a time limit. ``fresh``:
+    the child first forgets the formula files this process has parsed (the library's in-memory
+    parse results and rule sets), so that it reads them through the parse cache on disk (or, with
+    the cache off, parses them), as a new process does."""
     from vram_eval.cli import main  # imported here, so the child starts warm
+
+    if "--plot" in argv:
+        _warm_matplotlib()
 
     out_path, err_path = tmp.parent / "stdout.txt", tmp.parent / "stderr.txt"
     read_end, keep_open = _stdin_pipe(case)
@@ -229,6 +235,11 @@ def _run_forked(case: dict, argv: list, tmp: Path, cwd: Path, cache) -> tuple:
                                           errors="backslashreplace", write_through=True)
             os.environ.update(env)
             os.chdir(cwd)
+            if fresh:
+                from vram_eval import library
+
+                library._read.cache_clear()
+                library._RULESETS.clear()
             status = main(argv)
         except BaseException:  # anything main() let escape is a bug too
             import traceback
@@ -269,6 +280,27 @@ def _run_forked(case: dict, argv: list, tmp: Path, cwd: Path, cache) -> tuple:
     out = out_path.read_bytes().decode("utf-8", "replace") if out_path.exists() else ""
     err = err_path.read_bytes().decode("utf-8", "replace") if err_path.exists() else ""
     return status, out, err, seconds
+
+
+def _warm_matplotlib() -> None:
+    """Import matplotlib (Agg) and load its font list once in this process, with the
+    configuration directory the children use, so that each forked child drawing a plot starts
+    with it imported (as it starts with the engine imported)."""
+    if "matplotlib.pyplot" in sys.modules:
+        return
+    previous = {k: os.environ.get(k) for k in ("MPLBACKEND", "MPLCONFIGDIR")}
+    os.environ.update(MPLBACKEND="Agg", MPLCONFIGDIR=str(_SHARED["mpl"]))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401  (and its font list)
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _run_inprocess(argv: list, cwd: Path, monkeypatch, capsys) -> tuple:
@@ -317,19 +349,14 @@ _FILLED: dict = {}  # (argv, files) -> (the answer without a cache, a cache dire
 
 def _filled_cache(case: dict, argv: list, tmp: Path, cwd: Path, cache: Path) -> tuple:
     """The answer with VRAM_EVAL_CACHE=off, and ``cache`` filled by one run (shared between the
-    cases that ask the same question, so each attack costs one run)."""
+    cases that ask the same question, so each attack costs one run). Both are forked runs that
+    first forget what this process has parsed (``fresh``): the one without a cache parses every
+    file, the other parses them and writes its entries, as a new process does; the attacked run
+    itself is a new process (run = "subprocess")."""
     key = (tuple(argv), repr(sorted(case.get("files", {}).items())))
     if key not in _FILLED:
         filled = _SHARED["base"] / f"filled-{len(_FILLED)}"
-        # the two runs are independent processes: started together, they share the machine's cores
-        started = [_start_subprocess(case, argv, tmp, cwd, cache) for cache in ("off", filled)]
-        try:
-            baseline, first = [_finish_subprocess(*run) for run in started]
-        finally:
-            for proc, _, _ in started:  # only on an error: what this test started is not left running
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+        baseline, first = [_run_forked(case, argv, tmp, cwd, cache, fresh=True) for cache in ("off", filled)]
         assert baseline[0] == 0, "without the cache: " + _describe(baseline[0], baseline[2], baseline[3])
         assert first[0] == 0, "filling the cache: " + _describe(first[0], first[2], first[3])
         _FILLED[key] = (baseline, filled)
@@ -407,6 +434,8 @@ def test_hostile_input(case, tmp_path, monkeypatch, capsys, shared_dirs):
 
     if run == "subprocess":
         cache = tmp / CACHE_DIR if "cache_attack" in case else _SHARED["cache"]
+        if "cache_attack" not in case:
+            _warm_shared_cache()
         if "cache_attack" in case:
             baseline = _filled_cache(case, argv, tmp, cwd, cache)
             _poison_cache(case, cache, tmp, env)
@@ -462,6 +491,21 @@ def test_hostile_input(case, tmp_path, monkeypatch, capsys, shared_dirs):
 
 
 _SHARED: dict = {}
+
+
+def _warm_shared_cache() -> None:
+    """The shared parse cache filled once, by a forked run that forgets what this process has
+    parsed (it parses the built-in files and writes their entries): the subprocess cases that do
+    not attack the cache then start as a user's second run does."""
+    if _SHARED.get("warm"):
+        return
+    work = _SHARED["base"] / "warm-up"
+    (work / "work").mkdir(parents=True, exist_ok=True)
+    status, _, err, seconds = _run_forked({}, ["llama2-7b", "--format", "json"], work / "work", work / "work",
+                                          _SHARED["cache"], fresh=True)
+    assert status == 0, "filling the shared cache: " + _describe(status, err, seconds)
+    assert any(_SHARED["cache"].iterdir()), "the warm-up run wrote no cache entry"
+    _SHARED["warm"] = True
 
 
 @pytest.fixture(scope="session")

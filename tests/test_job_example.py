@@ -47,10 +47,12 @@ COMMANDS = {
 
 
 @pytest.fixture(scope="module")
-def run(tree):
+def run(tree, parse_cache):
     """run(NAME): the CompletedProcess of COMMANDS[NAME] on the copy. The three are independent
-    processes, started together (they share the machine's cores); each test waits for its own."""
-    env = dict(os.environ, VRAM_EVAL_CACHE="off")
+    processes, started together (they share the machine's cores); each test waits for its own.
+    The parse cache holds the checkout's built-in files (conftest.py's parse_cache): the copy's
+    unchanged files are read from it, and the files the example adds or edits are parsed."""
+    env = dict(os.environ, VRAM_EVAL_CACHE=str(parse_cache))
     # the copy's own engine/ (python -m engine from its root): the installed package is not used
     started = {name: subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=tree, env=env, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)

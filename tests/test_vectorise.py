@@ -406,30 +406,66 @@ _continuous = st.one_of(
 _GRID = np.arange(-20.0, 21.0)
 
 
-def _exact_at(expr, point):
-    """The exact value, or None where SymPy cannot decide it (a comparison with NaN raises)."""
-    try:
-        return expr.xreplace({x: Integer(point)})
-    except (TypeError, ZeroDivisionError):
-        return None
+_RAISED = object()  # xreplace raised (TypeError, ZeroDivisionError) for this subtree
 
 
-def _within_bounds(expr, point) -> bool:
+def _xreplaced(expr, value, memo: dict):
+    """``(expr.xreplace({x: value}), whether anything was replaced)``, or _RAISED: SymPy's own
+    xreplace step by step (a node whose arguments changed is rebuilt from them by its func),
+    each distinct subtree worked out once and kept in ``memo`` (the oracles below ask every
+    subtree of a tree at the same point: xreplace from the top would rebuild each one again)."""
+    hit = memo.get(expr)
+    if hit is not None:
+        return hit
+    if expr == x:
+        out = (value, True)
+    else:
+        args, changed = [], False
+        for a in expr.args:
+            if getattr(a, "_xreplace", None) is None:
+                args.append(a)
+                continue
+            done = _xreplaced(a, value, memo)
+            if done is _RAISED:
+                memo[expr] = _RAISED
+                return _RAISED
+            args.append(done[0])
+            changed |= done[1]
+        out = (expr, False)
+        if changed:
+            try:
+                out = (expr.func(*args), True)
+            except (TypeError, ZeroDivisionError):
+                out = _RAISED
+    memo[expr] = out
+    return out
+
+
+def _exact_at(expr, point, memo=None):
+    """The exact value, or None where SymPy cannot decide it (a comparison with NaN raises).
+    ``memo``: the subtrees already worked out at this point (one dict per point)."""
+    done = _xreplaced(expr, Integer(point), {} if memo is None else memo)
+    return None if done is _RAISED else done[0]
+
+
+def _within_bounds(expr, point, memo=None) -> bool:
     """No subtree's value reaches 2^50 in size (where float64 would start rounding)."""
+    memo = {} if memo is None else memo
     for sub in sympy.preorder_traversal(expr):
         if isinstance(sub, sympy.Expr) and not isinstance(sub, sympy.Number):
-            v = _exact_at(sub, point)
+            v = _exact_at(sub, point, memo)
             if v is not None and v.is_number and v.is_finite and v.is_real and abs(v) >= 2**50:
                 return False
     return True
 
 
-def _real_throughout(expr, point) -> bool:
+def _real_throughout(expr, point, memo=None) -> bool:
     """Every subtree has a real value at the point: sqrt(x - 1)*sqrt(|x|) is exactly 0 at x = 0
     (I*0), but its factor sqrt(-1) has no real value, and the float product is NaN."""
+    memo = {} if memo is None else memo
     for sub in sympy.preorder_traversal(expr):
         if isinstance(sub, sympy.Expr):
-            v = _exact_at(sub, point)
+            v = _exact_at(sub, point, memo)
             if v is not None and v.is_number and v.is_real is False:
                 return False
     return True
@@ -442,12 +478,13 @@ def test_random_integer_trees_equal_exact(expr):
     sorted_values = Vectorised(x, _GRID, exprs=[expr], whole=True, ascending=True).number(expr)
     assert np.array_equal(values, sorted_values, equal_nan=True)
     for point, value in zip(_GRID.astype(int), values):
-        exact = _exact_at(expr, int(point))
+        memo: dict = {}
+        exact = _exact_at(expr, int(point), memo)
         if exact is None:
             continue
         if not (exact.is_number and exact.is_real and exact.is_finite):
             assert not math.isfinite(value), (expr, point, value, exact)
-        elif _within_bounds(expr, int(point)):
+        elif _within_bounds(expr, int(point), memo):
             assert value == int(exact), (expr, point, value, exact)
 
 
@@ -456,11 +493,12 @@ def test_random_integer_trees_equal_exact(expr):
 def test_random_continuous_trees_agree_with_exact(expr):
     values = evaluate_array(expr, x, _GRID)
     for point, value in zip(_GRID.astype(int), values):
-        exact = _exact_at(expr, int(point))
+        memo: dict = {}
+        exact = _exact_at(expr, int(point), memo)
         if exact is None:
             continue
         if exact.is_number and exact.is_real and exact.is_finite:
-            if _within_bounds(expr, int(point)) and _real_throughout(expr, int(point)):
+            if _within_bounds(expr, int(point), memo) and _real_throughout(expr, int(point), memo):
                 assert math.isclose(value, float(exact), rel_tol=1e-12, abs_tol=1e-300), (expr, point, value, exact)
         elif exact.is_number:  # log(0), 1/0, sqrt(-1), log(-1): inf or NaN
             assert not math.isfinite(value), (expr, point, value, exact)
@@ -470,11 +508,13 @@ def test_random_continuous_trees_agree_with_exact(expr):
 @given(_conditions(_ints))
 def test_random_conditions_equal_exact(cond):
     grid = _GRID[::2]
+    memos: dict = {}  # each point's subtrees, worked out once for both orders
     for ascending in (False, True):
         got = Vectorised(x, grid, exprs=[cond], whole=True, ascending=ascending).condition(cond)
         for point, value in zip(grid.astype(int), got):
-            exact = _exact_at(cond, int(point))
-            if isinstance(exact, sympy.logic.boolalg.BooleanAtom) and _within_bounds(cond, int(point)):
+            memo = memos.setdefault(int(point), {})
+            exact = _exact_at(cond, int(point), memo)
+            if isinstance(exact, sympy.logic.boolalg.BooleanAtom) and _within_bounds(cond, int(point), memo):
                 assert bool(value) == bool(exact), (cond, point, value, exact)
 
 
