@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -148,6 +149,73 @@ def _built(files: tuple, choices: Dict[str, Tuple[str, ...]]) -> RuleSet:
     return ruleset
 
 
+class _Listing:
+    """What a built-in directory holds, as Library._layout lists it: the top-level ``*.formula``
+    files and every ``*.formula`` below (each with the name it is shown by), the subdirectories,
+    and each subdirectory's ``*.formula`` files; all sorted."""
+
+    __slots__ = ("top", "subdirs", "every", "below")
+
+    def __init__(self, builtin_dir: Path) -> None:
+        def shown(p: Path) -> str:
+            return str(Path(builtin_dir.name) / p.relative_to(builtin_dir))
+
+        self.top = [(p, shown(p)) for p in sorted(builtin_dir.glob("*.formula")) if p.is_file()]
+        self.subdirs = [d for d in sorted(builtin_dir.iterdir()) if d.is_dir()]
+        self.every = [(p, shown(p)) for p in formula_files(builtin_dir)]
+        self.below = {d: formula_files(d) for d in self.subdirs}
+
+
+# Each built-in directory's listing, kept while none of its directories has changed (each load
+# of a problem would list it again: globs and a recursive walk, most of a warm load's own time).
+# A file's content is checked as before, by its mtime (read_file). A directory that changed less
+# than _SETTLED_NS before it was listed is listed again at every load: a change within the same
+# tick of the file system's clock would leave its mtime as it was.
+_LISTINGS: Dict[str, Tuple[tuple, "_Listing"]] = {}
+_SETTLED_NS = 2_000_000_000
+
+
+def _stamps(root: Path) -> Optional[tuple]:
+    """(path, mtime in ns) of ``root`` and every directory below it; None where one is a symbolic
+    link (such a tree is listed each time) or cannot be read."""
+    stamps = []
+    try:
+        for dirpath, dirnames, _ in os.walk(root, onerror=_raise):
+            stamps.append((dirpath, os.stat(dirpath).st_mtime_ns))
+            if any(os.path.islink(os.path.join(dirpath, d)) for d in dirnames):
+                return None
+    except OSError:
+        return None
+    return tuple(stamps) if stamps else None
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def _listing(builtin_dir: Path) -> "_Listing":
+    key = str(builtin_dir)
+    hit = _LISTINGS.get(key)
+    if hit is not None:
+        stamps, listing = hit
+        try:
+            if all(os.stat(path).st_mtime_ns == ns for path, ns in stamps):
+                return listing
+        except OSError:
+            pass
+        del _LISTINGS[key]
+    now = time.time_ns()
+    # the stamps before the listing: a change while it is listed moves one; a relative directory
+    # (read against the working directory of the moment) is listed each time
+    stamps = _stamps(builtin_dir) if builtin_dir.is_absolute() else None
+    listing = _Listing(builtin_dir)
+    if stamps is not None and all(ns < now - _SETTLED_NS for _, ns in stamps):
+        if len(_LISTINGS) >= 64:
+            _LISTINGS.clear()
+        _LISTINGS[key] = (stamps, listing)
+    return listing
+
+
 class Library:
     """The built-in formulas plus the user's, composed for a choice of variants.
 
@@ -174,17 +242,16 @@ class Library:
         return self._layout()[1]
 
     def _layout(self):
-        top = [self._parse(p, True) for p in sorted(self.builtin_dir.glob("*.formula")) if p.is_file()]
+        listing = _listing(self.builtin_dir)
+        top = [read_file(p, shown, True) for p, shown in listing.top]
         declared = {r.name for f in top for r in f.rules if r.kind == "input"}
-        variant_dirs = {
-            d.name: d for d in sorted(self.builtin_dir.iterdir()) if d.is_dir() and d.name in declared
-        }
+        variant_dirs = {d.name: d for d in listing.subdirs if d.name in declared}
         nested = [
-            self._parse(p, True)
-            for p in formula_files(self.builtin_dir)
+            read_file(p, shown, True)
+            for p, shown in listing.every
             if p.parent != self.builtin_dir and not any(d in p.parents for d in variant_dirs.values())
         ]
-        variants = {name: {p.stem: p for p in formula_files(d)} for name, d in variant_dirs.items()}
+        variants = {name: {p.stem: p for p in listing.below[d]} for name, d in variant_dirs.items()}
         return top + nested, variants
 
     def shared_files(self) -> List[FormulaFile]:
