@@ -26,7 +26,9 @@ def specialise(problem, name: str, full=None) -> Tuple[Basic, Dict[str, object]]
         return full.xreplace({Symbol(n): v for n, v in fixed.items()}), fixed
     cache = problem.point.__dict__.setdefault("specialised", {})
     if name not in cache:
-        cache[name] = (problem.ruleset.expand(name).xreplace({Symbol(n): v for n, v in fixed.items()}), fixed)
+        # the choices fixed as the expansion goes: the branches they rule out are never built (the
+        # whole expansion, fixed afterwards, is the same expression at ~10x the time)
+        cache[name] = (problem.ruleset.expand(name, fixed=fixed), fixed)
     return cache[name]
 
 
