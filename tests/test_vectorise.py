@@ -8,6 +8,7 @@ cover must be a located error, never a traceback.
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import warnings
 from fractions import Fraction
@@ -56,9 +57,16 @@ def _agrees(value: float, exact) -> bool:
 # --- every built-in spec, every regime total and peak, swept over s and b ------------------
 
 
+@functools.lru_cache(maxsize=None)
+def _builtin_problem(spec):
+    """A built-in spec's problem, loaded once for this file's tests: the functions its questions
+    focus on (and their SymPy expressions) are worked out once, and asked by two tests."""
+    return vram_eval.load(str(spec))
+
+
 @pytest.mark.parametrize("spec", sorted(SPECS.glob("*.toml")), ids=lambda p: p.stem)
 def test_vectorised_equals_exact_for_every_builtin_spec(spec):
-    problem = vram_eval.load(str(spec))
+    problem = _builtin_problem(spec)
     for name, points in POINTS.items():
         xs = np.array(points, dtype=float)
         for target in TARGETS:
@@ -659,7 +667,7 @@ def test_random_table_conditions_walk_as_their_expressions(cond):
 def test_builtin_targets_walk_as_tables(spec):
     """Each regime's target: its SymPy expression's table walks as the expression, and the
     residual table (engine/residual.py, not in SymPy's form) equals exact evaluation."""
-    problem = vram_eval.load(str(spec))
+    problem = _builtin_problem(spec)
     for name, points in POINTS.items():
         xs = np.array(points, dtype=float)
         for target in TARGETS:
