@@ -387,7 +387,13 @@ def _closed_form(fx: Focus, budget: int, direction: str):
     candidates = [r for r in _roots(poly) if r.is_real and r >= 0] if poly is not None else []
     # the smallest non-negative root: where the target crosses the budget
     root = min(candidates, key=lambda r: float(r)) if candidates else None
-    return _symbolic_solution(fx, degree, direction), root
+    try:
+        solution = _symbolic_solution(fx, degree, direction)
+    except (ArithmeticError, TypeError, ValueError, RecursionError):
+        # SymPy could not build the expression in the sizes alone (a branch the numbers rule out,
+        # built with them symbolic, compares nan): the answer stands, without its closed form
+        solution = None
+    return solution, root
 
 
 def _roots(poly) -> list:

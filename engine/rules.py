@@ -256,6 +256,8 @@ class RuleSet:
         never built); definitions in ``keep`` stay names."""
         from sympy import Symbol
 
+        from .symbols import substitute
+
         fixed = {Symbol(n): v for n, v in (fixed or {}).items()}
         keep = set(keep)
         memo: Dict[str, object] = {}
@@ -268,7 +270,7 @@ class RuleSet:
                 continue
             subs = {Symbol(d): memo[d] if d in memo else fixed[Symbol(d)] for d in rule.deps
                     if d in memo or Symbol(d) in fixed}
-            memo[current] = rule.expr.xreplace(subs) if subs else rule.expr
+            memo[current] = substitute(rule.expr, subs)
             if current == name:
                 break
         if name in memo:

@@ -12,7 +12,7 @@ from typing import Dict, Tuple
 from sympy import Basic, Symbol
 from sympy.logic.boolalg import BooleanAtom
 
-from .symbols import Table, Text, TextSet
+from .symbols import Table, Text, TextSet, substitute
 
 __all__ = ["specialise", "choices"]
 
@@ -23,7 +23,7 @@ def specialise(problem, name: str, full=None) -> Tuple[Basic, Dict[str, object]]
     for another budget, sensitivity then explain), the answer is the one already worked out."""
     fixed = choices(problem, name)
     if full is not None:
-        return full.xreplace({Symbol(n): v for n, v in fixed.items()}), fixed
+        return substitute(full, {Symbol(n): v for n, v in fixed.items()}), fixed
     cache = problem.point.__dict__.setdefault("specialised", {})
     if name not in cache:
         # the choices fixed as the expansion goes: the branches they rule out are never built (the

@@ -22,7 +22,7 @@ from sympy.utilities.exceptions import SymPyDeprecationWarning
 from .errors import EvaluationError, LimitExceeded, NoRealValue, TypeMismatch, UnknownKey
 from .exact import Unsupported, evaluate_exact, to_python_value, to_sympy_value
 from .rules import Rule, RuleSet
-from .symbols import Lookup, Member, MissingKey, Table, Text, TextSet
+from .symbols import Lookup, Member, MissingKey, Table, Text, TextSet, substitute
 
 __all__ = ["evaluate_values", "sympy_value", "value_by_sympy", "holds_by_sympy", "SympyView"]
 
@@ -80,7 +80,7 @@ def value_by_sympy(rule: Rule, values: Mapping[str, object]) -> Basic:
 def holds_by_sympy(rule: Rule, values: Mapping[str, object]) -> Optional[bool]:
     """A condition's truth at ``values`` by SymPy (None: undecided, or an error on the way)."""
     try:
-        ok = rule.expr.xreplace({Symbol(d): sympy_value(values[d], d) for d in rule.deps})
+        ok = substitute(rule.expr, {Symbol(d): sympy_value(values[d], d) for d in rule.deps})
     except (TypeError, ValueError, MissingKey):
         return None
     if isinstance(ok, BooleanAtom):
@@ -138,7 +138,7 @@ def _value_of(rule: Rule, symbols: Mapping[Symbol, Basic], free=frozenset()) -> 
         with warnings.catch_warnings():
             # SymPy only warns when a table or a list lands in a sum; here that is an error.
             warnings.simplefilter("error", SymPyDeprecationWarning)
-            value = expr.xreplace(subs) if subs else expr
+            value = substitute(expr, subs)
     except MissingKey as exc:
         raise UnknownKey[EvaluationError](
             f"'{rule.name}': the table {exc.table.table_name} has no key {exc.key}",

@@ -20,7 +20,8 @@ from sympy import Basic, Function, Symbol, Tuple
 from sympy.core.symbol import Str
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction, false, true
 
-__all__ = ["Text", "TextSet", "Table", "Lookup", "TextEq", "Member", "names_in", "is_text", "MissingKey", "UnknownKey"]
+__all__ = ["Text", "TextSet", "Table", "Lookup", "TextEq", "Member", "names_in", "is_text", "MissingKey", "UnknownKey",
+           "substitute"]
 
 
 class Text(Symbol):
@@ -70,6 +71,37 @@ class MissingKey(LookupError):
 
 
 UnknownKey = MissingKey  # the name evaluate.py and exact.py import (not errors.UnknownKey, the user's error)
+
+
+def substitute(expr: Basic, subs) -> Basic:
+    """``expr.xreplace(subs)``, except that a conditional's conditions are decided before its
+    branches are built: a branch they rule out (``dtype_bytes[x] if x != "auto" else ...`` at
+    x = "auto") is dropped, not evaluated, so its table lookup cannot fail. A lookup that is
+    still reached with a key its table lacks raises :class:`MissingKey`, as xreplace does."""
+    if not subs:
+        return expr
+    try:
+        return expr.xreplace(subs)
+    except MissingKey:
+        return _substitute_lazily(expr, subs, frozenset(subs))
+
+
+def _substitute_lazily(expr: Basic, subs, names) -> Basic:
+    if expr in subs:
+        return subs[expr]
+    if not expr.args or not (expr.free_symbols & names):
+        return expr
+    if isinstance(expr, sympy.Piecewise):
+        pairs = []
+        for branch, condition in expr.args:
+            condition = _substitute_lazily(condition, subs, names)
+            if condition == false:
+                continue
+            pairs.append((_substitute_lazily(branch, subs, names), condition))
+            if condition == true:
+                break
+        return sympy.Piecewise(*pairs)
+    return expr.func(*[_substitute_lazily(a, subs, names) for a in expr.args])
 
 
 class Table(Basic):

@@ -75,6 +75,19 @@ def test_an_unset_name_the_value_does_not_reach_leaves_it_decided(formula, flag,
     assert values["w"] == value and "w" not in missing and "u" in missing
 
 
+def test_an_expansion_never_builds_a_branch_its_choices_rule_out():
+    """`bytes[d] if d != "auto" else 2` at d = "auto": the lookup in the branch not taken has no
+    key "auto"; expanding (explain, sensitivity, solve's closed form) drops that branch first."""
+    from sympy import Symbol
+
+    from vram_eval.symbols import Text
+
+    rs = build('input d [text] = "auto"\nbytes = { fp32: 4, bf16: 2 }\nw = n * (bytes[d] if d != "auto" else 2)')
+    table = rs.rules["bytes"].expr
+    assert rs.expand("w", fixed={"d": Text("auto"), "bytes": table}) == 2 * Symbol("n")
+    assert rs.expand("w", fixed={"d": Text("fp32"), "bytes": table}) == 4 * Symbol("n")
+
+
 def test_a_variant_file_is_chosen_by_its_input():
     gpt = evaluate(None, "arch=gpt", "h=64", "L=2", "a=4", "V=100", "s_max=32")
     llama = evaluate(None, "arch=llama", "h=64", "L=2", "a=4", "V=100", "f=128")

@@ -122,6 +122,60 @@ def test_latent_attention_caches_one_latent_per_rank_in_blocks_of_64():
     assert int(evaluate(None, *sets, "kv_cache_dtype=fp8_ds_mla")["serve_page_bytes"]) == 64 * 656
 
 
+# --- hybrid models: Mamba / gated-DeltaNet state pages (vllm/platforms/interface.py) ----------
+QWEN3_NEXT = DATA / "hf_configs" / "qwen3-next-80b-a3b-instruct.json"
+HYBRID = next(c for c in CASES if c["id"] == "qwen3-next-80b-tp2-h200")
+
+
+def test_a_hybrid_models_attention_block_grows_to_hold_a_state_page_as_logged():
+    """'Setting attention block size to 544 tokens ...', 'Padding mamba page size by 1.49% ...'
+    (vLLM 0.10.2, Qwen3-Next-80B-A3B over 2 H200s): one layer's state on a rank is a conv state
+    of 8,192 / 2 channels x 3 columns and 32 / 2 value heads x 128 x 128, in bf16."""
+    point = at(HYBRID)
+    state = int(point["serve_state_page_bytes"])
+    assert state == (8192 // 2 * 3 + 32 // 2 * 128 * 128) * 2
+    assert int(point["serve_block_size"]) == HYBRID["block_size"]
+    page = int(point["serve_page_bytes"])
+    assert page == HYBRID["block_size"] * 1 * (256 + 256) * 2  # one KV head per rank
+    assert f"{100 * (page - state) / state:.2f}" == f"{HYBRID['mamba_padding_pct']:.2f}"
+
+
+def test_a_hybrid_models_layers_group_into_state_and_attention_groups():
+    """36 state + 12 attention layers: groups of 12, 3 of state and 1 of attention; a request
+    holds one state block per state group (no prefix caching) and a block per 544 tokens. That
+    version logged num_blocks // groups x block_size as its tokens."""
+    point = at(HYBRID)
+    groups = (int(point["serve_full_groups"]), int(point["serve_state_groups"]), int(point["serve_group_size"]))
+    assert groups == (1, 3, 12)
+    assert int(point["serve_request_blocks"]) == -(-262144 // 544) + 3
+    assert HYBRID["blocks"] // 4 * HYBRID["block_size"] == HYBRID["group_tokens"]
+
+
+@pytest.mark.parametrize("sets,block_size,state_blocks", [
+    (["gpu=h200"], 576, 3),        # prefix caching (0.33's default): align mode, FlashInfer's 64-token checkpoint grid, a checkpoint block
+    (["gpu=a100-80gb"], 544, 2),   # align mode, Triton prefill: no checkpoint
+    (["gpu=h200", "enable_prefix_caching=false"], 544, 1),
+    (["gpu=h200", "block_size=32"], 576, 3),   # the alignment starts from the block size asked for: lcm(32, 64) x 9
+], ids=["hopper-prefix-caching", "ampere-prefix-caching", "no-prefix-caching", "block-32"])
+def test_prefix_caching_aligns_the_state_blocks(sets, block_size, state_blocks):
+    """MambaSpec.max_memory_usage_bytes: 2 (+1 checkpoint) blocks in align mode, 1 otherwise;
+    the attention block a multiple of lcm(max(16, block_size), 64) under FlashInfer's prefill."""
+    point = evaluate(QWEN3_NEXT, "tp=2", *sets)
+    assert int(point["serve_block_size"]) == block_size
+    assert int(point["serve_state_blocks"]) == state_blocks
+
+
+def test_an_attention_free_model_holds_one_state_page_per_request():
+    """Mamba-130m: no attention, no prefix caching, one group of every layer; the longest
+    context is the model's, whatever the pool (the state does not grow with it)."""
+    point = evaluate(DATA / "hf_configs" / "mamba-130m-hf.json", "available_kv_cache_memory=1GiB")
+    state = (1536 * 3 + 1536 * 16) * 2  # d = 1536: conv (d, 3) and SSM (d, 16), in bf16 (vLLM's auto for an fp32 config)
+    assert int(point["serve_page_bytes"]) == int(point["serve_state_page_bytes"]) == state
+    assert int(point["serve_request_blocks"]) == 1
+    assert int(point["serve_kv_blocks"]) == GiB // (24 * state)
+    assert int(point["serve_max_model_len"]) == int(point["s_max"])
+
+
 @pytest.mark.parametrize("gpu,seqs,tokens", [
     ("h100", 1024, 8192), ("a100-80gb", 256, 2048), ("rtx4090", 256, 2048), ("b200", 1024, 16384),
 ], ids=["h100", "a100-80gb", "rtx4090", "b200"])
