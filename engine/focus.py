@@ -297,9 +297,10 @@ def default_total(problem: Problem) -> str:
         rule = problem.ruleset.rules.get("regime")
         default = rule.expression.constant() if rule is not None and rule.expression is not None else None
         value = default if isinstance(default, str) else "training"
-    from .regimes import JOBS, job_of
+    from .regimes import ENGINE, JOBS, job_of
 
-    job = job_of(value) or next(iter(JOBS.values()))
+    engine = problem.point.plain_of([ENGINE])[0].get(ENGINE) if ENGINE in problem.ruleset.rules else None
+    job = job_of(value, engine if isinstance(engine, str) else None) or next(iter(JOBS.values()))
     return job.total
 
 

@@ -23,12 +23,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Job", "Remedy", "read_jobs", "JOBS", "job_of", "REGIMES", "ROWS", "OVERHEAD_ROW", "OVERHEAD_PARTS",
+__all__ = ["Job", "Remedy", "read_jobs", "JOBS", "job_of", "shown", "REGIMES", "ROWS", "OVERHEAD_ROW", "OVERHEAD_PARTS",
            "OVERHEAD_INPUTS", "HEADROOM", "PEAKS", "TOTAL_OF_PEAK", "phase_reached", "components", "REMEDIES", "SMALLEST",
            "REMEDY_SOLVES", "remedy_entry", "check_jobs", "HEADER", "HeaderItem",
            "OVERHEAD_WORDS", "OVERHEAD_MEASURE", "OVERHEAD_WHOLE", "OVERHEAD_FRAGMENTATION", "OVERHEAD_CALIBRATED"]
 
 JOBS_FILE = "jobs.toml"
+# The input that chooses which engine's job the report shows (a job's `engine`).
+ENGINE = "engine"
 # A remedy's value that asks solve for the input's smallest value that fits.
 SMALLEST = "smallest"
 
@@ -51,6 +53,8 @@ class Job:
     rows: Dict[str, str]  # report row → output
     phases: Tuple[Tuple[str, str], ...]  # (label, output), in step order
     remedies: Tuple[Remedy, ...]
+    engine: Optional[str] = None  # shown only when the `engine` input has this value
+    stands_for: Optional[str] = None  # at that engine, this regime value asks about this job too ("inference")
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,15 @@ def _remedy(raw, where: str, path=None) -> Remedy:
                  f"or {{ smallest = \"NAME\" }}", f"[{where}]", path)
 
 
+def _engine(entry: dict, key: str, where: str, path) -> Optional[str]:
+    """A job's `engine` or `stands_for`: a value of an input (text), or None."""
+    value = entry.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise _error(f"{where}: '{key}' must be a value of the {'engine' if key == 'engine' else 'regime'} input (text)",
+                     f"[{where}]", path)
+    return value
+
+
 def read_jobs(path=None):
     """(jobs by name, the report's row order, the overhead row's table) from a jobs file
     (default: the built-in formulas/jobs.toml); a malformed entry is a located FormulaError."""
@@ -160,7 +173,8 @@ def read_jobs(path=None):
             headroom=_text(entry, "headroom", where, path), peak=_text(entry, "peak", where, path),
             peak_headroom=_text(entry, "peak_headroom", where, path), rows=_pairs(entry, "rows", where, path),
             phases=tuple(_pairs(entry, "phases", where, path).items()),
-            remedies=tuple(_remedy(r, where, path) for r in remedies))
+            remedies=tuple(_remedy(r, where, path) for r in remedies), engine=_engine(entry, "engine", where, path),
+            stands_for=_engine(entry, "stands_for", where, path))
     order = data.get("row_order")
     overhead = data.get("overhead") or {}
     if not isinstance(order, list) or not jobs:
@@ -240,9 +254,20 @@ def phase_reached(peak: str, values) -> Optional[Tuple[str, str]]:
     return next((label, out) for v, label, out in known if v == top)
 
 
-def job_of(regime: str) -> Optional[Job]:
-    """The job a value of the `regime` input names (None for another value)."""
-    return JOBS.get(regime)
+def job_of(regime: str, engine: Optional[str] = None) -> Optional[Job]:
+    """The job a value of the `regime` input names (None for another value); where that job is
+    another engine's than ``engine``, the job of ``engine`` that stands for it (regime =
+    "inference" at engine = "vllm" is vLLM's job)."""
+    job = JOBS.get(regime)
+    if job is not None and job.engine is not None and engine is not None and job.engine != engine:
+        return next((j for j in JOBS.values() if j.engine == engine and j.stands_for == regime), job)
+    return job
+
+
+def shown(engine: Optional[str]) -> Tuple[Job, ...]:
+    """The report's columns at a value of the `engine` input: the jobs of no engine, and those of
+    this one (all of them when the value is unknown)."""
+    return tuple(j for j in JOBS.values() if j.engine is None or engine is None or j.engine == engine)
 
 
 def components(total: str) -> Dict[str, str]:
@@ -285,6 +310,13 @@ def check_jobs(ruleset, jobs: Optional[Dict[str, Job]] = None, path=None, header
     allowed = ruleset.allowed_values("regime") or set()
     for value in sorted(set(allowed) - set(jobs)):
         errors.append(_error(f"regime = \"{value}\" is allowed by the formulas but has no [job.{value}]", None, path))
+    engines = ruleset.allowed_values(ENGINE) or set()
+    for job in jobs.values():
+        if job.stands_for is not None and job.stands_for not in jobs:
+            errors.append(_error(f"job.{job.name}: stands_for = \"{job.stands_for}\" is not a job", f"[job.{job.name}]", path))
+        if job.engine is not None and job.engine not in engines:
+            errors.append(_error(f"job.{job.name}: engine = \"{job.engine}\" is not a value the formulas allow for "
+                                 f"'{ENGINE}' ({', '.join(sorted(engines)) or 'none'})", f"[job.{job.name}]", path))
     for name in OVERHEAD_INPUTS + tuple(n for n in (OVERHEAD_WHOLE, OVERHEAD_FRAGMENTATION, OVERHEAD_CALIBRATED) if n):
         an_input(name, "the overhead row's input")
     header = HEADER if header is None else header

@@ -9,9 +9,10 @@ from typing import Any, Dict, List, Optional
 
 from .forward import Breakdown
 from .hardware import GPU_MEMORY
-from .regimes import (_NAME_IN_TEXT, HEADER, HEADROOM, OVERHEAD_CALIBRATED, OVERHEAD_FRAGMENTATION, OVERHEAD_INPUTS,
-                      OVERHEAD_MEASURE, OVERHEAD_PARTS, OVERHEAD_ROW, OVERHEAD_WHOLE, OVERHEAD_WORDS, PEAKS, REGIMES, ROWS,
-                      phase_reached)
+from .regimes import (_NAME_IN_TEXT, ENGINE, HEADER, HEADROOM, OVERHEAD_CALIBRATED, OVERHEAD_FRAGMENTATION,
+                      OVERHEAD_INPUTS, OVERHEAD_MEASURE, OVERHEAD_PARTS, OVERHEAD_ROW, OVERHEAD_WHOLE, OVERHEAD_WORDS, PEAKS,
+                      ROWS, phase_reached)
+from .regimes import shown as shown_jobs
 from .units import format_bytes, format_count, format_number
 from .values import exact_number, to_python
 
@@ -28,7 +29,9 @@ def breakdown_dict(result: Breakdown, gpu=None, checkpoint=None, train_configs=(
     the catalog GPU whose usable bytes are gpu_memory, or null; uncalibrated; warnings: what the
     formulas' expectations say of the point; checkpoint: a model folder's weight files, their
     bytes by group and dtype, or null; train_configs: each --train-config file's format, the keys
-    it used and those it ignored, with why)."""
+    it used and those it ignored, with why; notes: the lines the report prints under its table
+    (jobs.toml's header.footnotes, memory in GiB), e.g. vLLM's own error text where a launch would
+    be refused)."""
     rs = result.ruleset
     inputs = {n: to_python(v) for n, v in result.inputs.items()}
     outputs = {n: to_python(v) for n, v in result.outputs.items() if rs.rules[n].kind == "definition"}
@@ -48,6 +51,7 @@ def breakdown_dict(result: Breakdown, gpu=None, checkpoint=None, train_configs=(
         "warnings": result.warnings,
         "checkpoint": checkpoint.as_dict() if checkpoint is not None else None,
         "train_configs": [c.as_dict() for c in train_configs],
+        "notes": [text for text in (_caveat(result, items, "GiB") for items in HEADER["footnotes"]) if text],
     }
 
 
@@ -178,7 +182,9 @@ def render_report(result: Breakdown, memory_unit: str = "GiB", gpu=None, train_c
     lines.append("")
 
     columns = []
-    for heading, total, rows in REGIMES:
+    engine = get(ENGINE)
+    for job in shown_jobs(to_python(engine) if engine is not None else None):
+        heading, total, rows = job.heading, job.total, job.rows
         cells = {row: (get(name) if name in v else None) for row, name in rows.items()}
         columns.append((heading, total, rows, cells))
     shown_rows = [r for r in ROWS if any(r in rows and cells.get(r) not in (None, 0) for _, _, rows, cells in columns)]

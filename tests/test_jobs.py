@@ -11,8 +11,57 @@ from conftest import SPECS
 
 
 def test_the_report_s_columns_are_the_jobs_file_s_tables_in_order():
-    assert [heading for heading, _, _ in REGIMES] == ["full training", "LoRA", "QLoRA", "inference"]
-    assert list(JOBS) == ["training", "lora", "qlora", "inference"]
+    assert [heading for heading, _, _ in REGIMES] == ["full training", "LoRA", "QLoRA", "inference", "vLLM", "SGLang",
+                                                      "llama.cpp"]
+    assert list(JOBS) == ["training", "lora", "qlora", "inference", "vllm", "sglang", "llamacpp"]
+
+
+@pytest.mark.parametrize("engine,columns", [
+    ("transformers", ["full training", "LoRA", "QLoRA", "inference"]),
+    ("vllm", ["full training", "LoRA", "QLoRA", "vLLM"]),
+    ("sglang", ["full training", "LoRA", "QLoRA", "SGLang"]),
+    ("llamacpp", ["full training", "LoRA", "QLoRA", "llama.cpp"]),
+])
+def test_the_engine_input_picks_the_inference_column(cli, engine, columns):
+    """A job with an `engine` shows only at that value of the engine input (the default: transformers)."""
+    from vram_eval.regimes import shown
+
+    assert [j.heading for j in shown(engine)] == columns
+    code, out, _ = cli("specs/llama3-8b.toml", "--set", f"engine={engine}", "--set", "gpu=h100")
+    header = next(line for line in out.splitlines() if "full training" in line)
+    assert code == 0 and header.split() == " ".join(columns).split()
+
+
+@pytest.mark.parametrize("engine,regime,job", [
+    ("vllm", "inference", "vllm"),          # the inference regime asks about the engine's job
+    ("llamacpp", "inference", "llamacpp"),
+    ("transformers", "vllm", "vllm"),       # a job named outright is that job, whatever the engine
+    ("vllm", "training", "training"),       # jobs of no engine are themselves
+])
+def test_the_inference_regime_asks_about_the_chosen_engine(engine, regime, job):
+    from vram_eval.focus import default_target, default_total
+
+    problem = vram_eval.load(str(SPECS / "llama3-8b.toml"), [f"engine={engine}", f"regime={regime}", "gpu=h100"])
+    assert (default_total(problem), default_target(problem)) == (JOBS[job].total, JOBS[job].peak)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "llamacpp"])
+def test_an_engine_column_is_the_sum_of_its_rows(engine):
+    from conftest import evaluate
+
+    job = JOBS[engine]
+    point = evaluate(SPECS / "llama3-8b.toml", f"engine={engine}", "gpu=h100", "ctx_size=8192")
+    assert sum(point[o] for o in job.rows.values()) == point[job.total]
+    assert point[job.headroom] == point["gpu_memory"] - point[job.total]
+
+
+def test_a_jobs_engine_must_be_a_value_of_the_engine_input():
+    broken = {**JOBS, "vllm": Job(**{**JOBS["vllm"].__dict__, "engine": "tgi"})}
+    errors = check_jobs(vram_eval.load(str(SPECS / "llama2-7b.toml")).ruleset, broken)
+    assert any('engine = "tgi" is not a value the formulas allow' in e.message for e in errors)
+    broken = {**JOBS, "vllm": Job(**{**JOBS["vllm"].__dict__, "stands_for": "serving"})}
+    errors = check_jobs(vram_eval.load(str(SPECS / "llama2-7b.toml")).ruleset, broken)
+    assert any('stands_for = "serving" is not a job' in e.message for e in errors)
 
 
 def test_every_name_the_built_in_jobs_file_gives_is_defined_by_the_formulas():

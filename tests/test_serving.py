@@ -90,17 +90,25 @@ def test_a_page_is_a_block_of_one_layer(sets, page):
     assert int(point["serve_block_bytes"]) == 32 * page
 
 
-@pytest.mark.parametrize("config,groups,group_size", [
-    ("gemma-3-27b-it.json", (1, 6), 10),      # 62 layers: 10 full, 52 sliding -> 1 + 6 groups of 10 (8 padding layers)
-    ("llama-3-8b.json", (1, 0), 32),          # one group of every layer
-    ("mistral-7b-v0.1.json", (0, 1), 32),     # every layer slides
-], ids=["gemma-3-27b", "llama-3-8b", "mistral-7b"])
-def test_layers_group_as_vllm_groups_them(config, groups, group_size):
-    """kv_cache_planning.py: the smallest bucket's count sets the group size (or the largest's,
-    when under 1.5 times it); each bucket splits into cdiv(count, size) groups."""
-    point = evaluate(DATA / "hf_configs" / config)
-    assert (int(point["serve_full_groups"]), int(point["serve_sliding_groups"])) == groups
+@pytest.mark.parametrize("config,groups,group_size,page", [
+    ("hf_configs/gemma-3-27b-it.json", (1, 6, 0), 10, 16 * 16 * 256 * 2),   # 62 layers: 10 full, 52 sliding -> 1 + 6 groups of 10 (8 padding layers)
+    ("hf_configs/llama-3-8b.json", (1, 0, 0), 32, 16 * 8 * 256 * 2),        # one group of every layer
+    ("hf_configs/mistral-7b-v0.1.json", (0, 1, 0), 32, 16 * 8 * 256 * 2),   # every layer slides
+    ("published/gpt-oss-20b.config.json", (1, 1, 0), 12, 16 * 8 * 128 * 2),   # 12 sliding (128) + 12 full
+    ("published/gpt-oss-120b.config.json", (1, 1, 0), 18, 16 * 8 * 128 * 2),  # 18 + 18
+    ("published/deepseek-v3.config.json", (1, 0, 0), 61, 64 * 576 * 2),       # latent attention: 576 a token, FlashMLA's 64-token blocks (Hopper)
+    ("hf_configs/qwen3-next-80b-a3b-instruct.json", (1, 0, 3), 12, 576 * 2 * 512 * 2),  # 12 full + 36 gated DeltaNet; the block raised to 576
+    ("hf_configs/ai21-jamba-1.5-mini.json", (1, 0, 7), 4, 80 * 8 * 256 * 2),  # 4 attention + 28 Mamba: 1 + 7 groups of 4; (8192 x 3 + 8192 x 16) x 2 per state page
+], ids=["gemma-3-27b", "llama-3-8b", "mistral-7b", "gpt-oss-20b", "gpt-oss-120b", "deepseek-v3", "qwen3-next-80b", "jamba-1.5-mini"])
+def test_layers_group_as_vllm_groups_them(config, groups, group_size, page):
+    """kv_cache_planning.py: layers of one kind form a bucket (full attention, sliding window,
+    Mamba state); the smallest bucket's count sets the group size (or the largest's, when under
+    1.5 times it); each bucket splits into cdiv(count, size) groups. On an H100."""
+    point = evaluate(DATA / config, "gpu=h100")
+    kinds = ("serve_full_groups", "serve_sliding_groups", "serve_state_groups")
+    assert tuple(int(point[k]) for k in kinds) == groups
     assert int(point["serve_group_size"]) == group_size
+    assert int(point["serve_page_bytes"]) == page
 
 
 def test_a_sliding_group_holds_the_window_and_the_tokens_in_flight():
@@ -242,3 +250,31 @@ def test_sglangs_cell_size_gives_the_logged_k_and_v_sizes():
     cell = int(point["sglang_cell_size"])
     assert cell == 94 * 1 * 256 * 2
     assert round(367404 * cell / 2 / GiB, 2) == 8.23
+
+
+# --- the engines' jobs (formulas/jobs.toml [job.vllm], [job.sglang], [job.llamacpp]) -------------
+ENGINE_SWEEPS = [  # the job, the input its questions sweep, points within the model's context
+    ("vllm", "max_model_len", [1, 2, 15, 16, 17, 100, 511, 1024]),
+    ("vllm", "serve_requests", [1, 2, 3, 7, 64, 999]),
+    ("sglang", "context_len", [1, 2, 100, 1024]),
+    ("sglang", "serve_requests", [1, 2, 3, 7, 64, 999]),
+    ("llamacpp", "ctx_size", [1, 255, 256, 257, 1024, 100000]),
+    ("llamacpp", "n_gpu_layers", [0, 1, 2, 3, 5, 8, 12]),
+]
+
+
+@pytest.mark.parametrize("job,name,points", ENGINE_SWEEPS, ids=[f"{j}-{n}" for j, n, _ in ENGINE_SWEEPS])
+def test_an_engine_jobs_sweep_is_its_exact_value_at_every_point(job, name, points):
+    """What `sweep` computes for a job's target (vectorised) is the exact value at each point."""
+    import numpy as np
+    from sympy import Integer
+
+    import vram_eval
+    from vram_eval.focus import focus
+    from vram_eval.regimes import JOBS
+    from vram_eval.vectorise import evaluate_array
+
+    problem = vram_eval.load(str(ROOT / "specs" / "gpt2.toml"), ["gpu=h100"])
+    fx = focus(problem, name, JOBS[job].total)
+    values = evaluate_array(fx.expr, fx.symbol, np.array(points, dtype=float))
+    assert [int(v) for v in values] == [int(fx.at_value(Integer(p))) for p in points]

@@ -23,14 +23,14 @@ from sympy import Abs, Integer, Max, Min, Mod, Piecewise, Rational, Symbol, ceil
 import vram_eval
 from vram_eval.errors import LimitExceeded, Location, SolveError, TypeMismatch, UnboundInput
 from vram_eval.focus import focus
-from vram_eval.regimes import PEAKS, REGIMES
+from vram_eval.regimes import PEAKS, shown
 from vram_eval.symbols import Lookup, Member, Table, Text, TextEq, TextSet
 from vram_eval.grid import parse_range, sweep
 from vram_eval.vectorise import Vectorised, evaluate_array, evaluate_condition
 
 from conftest import SPECS
 
-TOTALS = [total for _, total, _ in REGIMES]
+TOTALS = [job.total for job in shown("transformers")]  # the engines' jobs: tests/test_serving.py
 TARGETS = TOTALS + [PEAKS[total][0] for total in TOTALS]  # total_training ... peak_inference
 POINTS = {"s": [1, 2, 3, 7, 100, 511, 2048, 4097, 32768, 131071, 1_000_003],
           "b": [1, 2, 3, 5, 8, 64, 999, 4096]}
