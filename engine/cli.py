@@ -14,7 +14,7 @@ from .errors import EngineError
 
 __all__ = ["main"]
 
-COMMANDS = ("eval", "check", "explain", "solve", "sensitivity", "sweep", "validate", "gpus")
+COMMANDS = ("eval", "check", "explain", "solve", "sensitivity", "sweep", "validate", "gpus", "web")
 
 EPILOG = """\
 examples:
@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--units", choices=("GiB", "GB", "MiB", "MB"), default="GiB",
                    help="memory unit for the table (GiB = 2^30 bytes, GB = 10^9); JSON is always bytes")
+
+    p = sub.add_parser("web", help="a local web page: breakdown, peak, formulas, solve and sweep",
+                       description="Serve a page and a JSON API over the same library on HOST:PORT (localhost "
+                       "by default); Ctrl-C stops it.")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="the port (default 8765; 0 picks a free one)")
+    p.add_argument("--open", dest="open_browser", action="store_true", help="open the page in a browser")
 
     p = sub.add_parser("check", help="parse and lint formula files",
                        description="Check formula files: syntax, duplicate names, cycles, unknown functions, "
@@ -389,8 +396,14 @@ def _gpus(args) -> int:
     return 0
 
 
+def _web(args) -> int:
+    from .web import serve
+
+    return serve(args.host, args.port, args.open_browser)
+
+
 _COMMANDS = {"gpus": _gpus, "validate": _validate, "eval": _eval, "check": _check, "explain": _explain, "solve": _solve,
-             "sensitivity": _sensitivity, "sweep": _sweep}
+             "sensitivity": _sensitivity, "sweep": _sweep, "web": _web}
 
 
 def _target(problem, target, total: bool):

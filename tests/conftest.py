@@ -29,6 +29,7 @@ GROUPS = {
                         "test_families.py"),
     "torch": ("test_validate.py",),  # importing torch and transformers, ~3 s, once
     "sensitivity": ("test_sensitivity.py",),  # its answers, shared between its tests (rows)
+    "browser": ("test_web_browser.py",),  # one headless Chromium (a second start, ~1 s, on another worker)
 }
 _GROUP_OF = {file: group for group, files in GROUPS.items() for file in files}
 _HOSTILE_SUBPROCESS: list = []  # the hostile cases run in a fresh interpreter (cases.toml)
