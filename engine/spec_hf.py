@@ -329,6 +329,10 @@ def _read_config_json(lines: _Lines) -> Spec:
         if text_like:
             bound |= sub_bound
     entries += _quantization(tree, locate, lines, text, catalog.get("quantization", {}))
+    for sub_key in [k for k, rule in nested.items() if rule.get("bind") == "text" and isinstance(tree.get(k), dict)]:
+        entries += _rope(tree[sub_key], lambda key, _s=sub_key: _nested_keys(text, lines, _s).get(key) or locate(_s),
+                         sub_key + ".", catalog.get("rope", {}), text, lines)
+    entries += _rope(tree, locate, "", catalog.get("rope", {}), text, lines)
     # A file named config.json is named by its directory (a Hub snapshot); any other by itself.
     path = Path(shown)
     name = tree.get("_name_or_path") or (path.parent.name if path.name == "config.json" else "") or path.stem
@@ -363,6 +367,31 @@ def _nested_keys(text: str, lines: _Lines, parent: str) -> Dict[str, Location]:
 
 
 _NESTED_MEMO: Dict[tuple, tuple] = {}
+
+
+def _rope(tree: dict, locate, prefix: str, table: dict, text: str, lines: _Lines) -> List[Entry]:
+    """The RoPE scaling object (rope_scaling, or transformers 5's rope_parameters): its keys bound
+    as the catalog's [rope] says (the type and factor vLLM derives its longest context from). An
+    object of per-layer-kind objects (Gemma-3's) is not read: vLLM does not scale those."""
+    out: List[Entry] = []
+    for name in table.get("objects", []):
+        rope = tree.get(name)
+        if not isinstance(rope, dict):
+            continue
+        keys = _nested_keys(text, lines, name) if prefix == "" else {}
+        for key, target in table.get("keys", {}).items():
+            value = rope.get(key)
+            if value is None or isinstance(value, (dict, list)) or isinstance(value, bool):
+                continue
+            if isinstance(value, str):
+                _check_text(prefix + f"{name}.{key}", value, keys.get(key) or locate(name))
+            elif not isinstance(value, (int, float)):
+                continue
+            out.append(Entry(prefix + f"{name}.{key}", value, keys.get(key) or locate(name), target=target,
+                             optional=True))
+        if out:
+            break  # rope_scaling first; rope_parameters repeats it in transformers 5 saves
+    return out
 
 
 def _quantization(tree: dict, locate, lines: _Lines, text: str, table: dict) -> List[Entry]:

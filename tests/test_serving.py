@@ -278,3 +278,52 @@ def test_an_engine_jobs_sweep_is_its_exact_value_at_every_point(job, name, point
     fx = focus(problem, name, JOBS[job].total)
     values = evaluate_array(fx.expr, fx.symbol, np.array(points, dtype=float))
     assert [int(v) for v in values] == [int(fx.at_value(Integer(p))) for p in points]
+
+
+# --- the longest context vLLM derives (vllm/config/model.py _get_and_verify_max_len) -------------
+@pytest.mark.parametrize("rope,derived,default", [
+    (None, 8192, 8192),
+    ({"rope_type": "linear", "factor": 4.0}, 32768, 32768),                    # scaled
+    ({"type": "dynamic", "factor": 2.0}, 16384, 16384),                        # transformers 4.3x's key
+    ({"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192}, 8192, 8192),  # already scaled
+    ({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 2048}, 8192, 8192),
+    ({"rope_type": "longrope", "factor": 4.0, "original_max_position_embeddings": 4096}, 8192, 4096),  # defaults to the original
+], ids=["none", "linear", "dynamic-type-key", "llama3", "yarn", "longrope"])
+def test_the_derived_max_model_len_follows_the_rope_scaling(tmp_path, rope, derived, default):
+    import json
+
+    config = json.loads((DATA / "hf_configs" / "llama-3-8b.json").read_text())
+    config["rope_scaling"] = rope
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    point = evaluate(path)
+    assert (int(point["serve_derived_max_len"]), int(point["max_model_len"])) == (derived, default)
+
+
+def test_gemma3s_context_is_not_scaled_again():
+    """'Gemma3's max_model_len (128K) is already scaled by RoPE scaling': its linear factor 8 is not applied."""
+    point = evaluate(DATA / "hf_configs" / "gemma-3-27b-it.json")
+    assert int(point["serve_derived_max_len"]) == int(point["s_max"]) == 131072
+
+
+def test_a_max_model_len_beyond_the_derived_one_is_vllms_error_located_at_the_set(cli, tmp_path):
+    import json
+
+    config = json.loads((DATA / "hf_configs" / "llama-3-8b.json").read_text())
+    config["rope_scaling"] = {"rope_type": "linear", "factor": 2.0}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert cli(str(path), "--set", "max_model_len=16384")[0] == 0
+    code, _, err = cli(str(path), "--set", "max_model_len=16385")
+    assert code == 2 and "greater than the derived max_model_len" in err and "rope_scaling factor" in err
+
+
+def test_a_rope_factor_that_is_not_a_number_is_a_located_error(cli, tmp_path):
+    import json
+
+    config = json.loads((DATA / "hf_configs" / "llama-3-8b.json").read_text())
+    config["rope_scaling"] = {"rope_type": "linear", "factor": "four"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config, indent=2))
+    code, _, err = cli(str(path))
+    assert code == 2 and "Traceback" not in err and "config.json:" in err and "factor" in err
