@@ -14,7 +14,7 @@ from .errors import EngineError
 
 __all__ = ["main"]
 
-COMMANDS = ("eval", "check", "explain", "solve", "sensitivity", "sweep", "validate", "gpus", "web")
+COMMANDS = ("eval", "check", "explain", "solve", "sensitivity", "sweep", "validate", "gpus", "web", "serve-plan")
 
 EPILOG = """\
 examples:
@@ -132,6 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "the usable memory --gpu ID budgets (what its driver reports), with the sources in JSON.")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--units", choices=("GiB", "GB", "MiB", "MB"), default="GiB",
+                   help="memory unit for the table (GiB = 2^30 bytes, GB = 10^9); JSON is always bytes")
+
+    p = sub.add_parser("serve-plan", help="the vllm serve / sglang launch line for a model and a GPU, and what it holds",
+                       description="Choose the fewest GPUs (tensor parallel, powers of two up to --gpus) on which a "
+                       "server holds the model's context (or the max_model_len / context_len you --set), else the "
+                       "longest that fits; print the launch line with those flags and the KV capacity it gives.")
+    p.add_argument("spec", metavar="MODEL", help="a config.json, a model folder, a Hub id, a .gguf file or a spec; "
+                   "the launch line names it as given")
+    p.add_argument("--engine", choices=("vllm", "sglang"), default="vllm", help="the server (default vllm)")
+    p.add_argument("--gpu", metavar="ID", help="the GPU of each rank (a catalog id: h100, a100-80gb, rtx4090, ...); "
+                   "overrides the spec's gpu")
+    p.add_argument("--gpus", type=int, default=8, metavar="N",
+                   help="the most GPUs to split the model over (tensor parallel; default 8); --set tp=N fixes it")
+    p.add_argument("--margin", default="1GiB", metavar="MEMORY",
+                   help="memory of each GPU to keep spare beyond the engine's need: the estimates' uncertainty "
+                   "(default 1GiB; 0GiB plans to the byte)")
+    _common(p, formats=("table", "json"))
+    p.add_argument("--units", choices=("GiB", "GB", "MiB", "MB", "TiB", "TB"), default="GiB",
                    help="memory unit for the table (GiB = 2^30 bytes, GB = 10^9); JSON is always bytes")
 
     p = sub.add_parser("web", help="a local web page: breakdown, peak, formulas, solve and sweep",
@@ -378,6 +396,21 @@ def _in_range(result, value) -> bool:
     return float(result.xs[0]) <= float(value) <= float(result.xs[-1])
 
 
+def _serve_plan(args) -> int:
+    from .errors import ArgumentSyntaxError, Location
+    from .plan import plan
+    from .report import render_plan
+
+    if args.gpus < 1:
+        raise ArgumentSyntaxError("--gpus must be at least 1", Location("--gpus"), option="--gpus", text=str(args.gpus))
+    from .inverse import parse_budget
+
+    margin = 0 if args.margin.strip() in ("0", "0GiB", "0GB", "0B") else parse_budget(args.margin, "--margin")
+    problem = _load(args.spec, args.sets, args.formulas, gpu=args.gpu, train_configs=args.train_configs)
+    sys.stdout.write(render_plan(plan(problem, args.engine, args.spec, args.gpus, margin), args.format, args.units))
+    return 0
+
+
 def _validate(args) -> int:
     from .report import render_validation
     from .validate import validate
@@ -403,7 +436,7 @@ def _web(args) -> int:
 
 
 _COMMANDS = {"gpus": _gpus, "validate": _validate, "eval": _eval, "check": _check, "explain": _explain, "solve": _solve,
-             "sensitivity": _sensitivity, "sweep": _sweep, "web": _web}
+             "sensitivity": _sensitivity, "sweep": _sweep, "web": _web, "serve-plan": _serve_plan}
 
 
 def _target(problem, target, total: bool):

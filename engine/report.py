@@ -826,3 +826,25 @@ def render_gpus(gpus, fmt: str = "table", memory_unit: str = "GiB") -> str:
                  f"{UNIT_WORDS.get(memory_unit, memory_unit)}: the budget --gpu ID binds to gpu_memory.")
     lines.append("Sources: specs/catalog/gpus.toml (`source`, `reported_source`); `--format json` prints them.")
     return "\n".join(lines) + "\n"
+
+
+def render_plan(plan, fmt: str = "table", memory_unit: str = "GiB") -> str:
+    """``vram-eval serve-plan``: the launch line, then what each GPU needs and what the pool holds."""
+    if fmt == "json":
+        return render_json(plan.as_dict())
+    lines = [plan.command, ""]
+    where = f"{plan.gpus} x {plan.gpu}" if plan.gpu else f"{plan.gpus} GPU(s)"
+    if plan.gpu_memory is not None:
+        where += f" ({_mem(plan.gpu_memory, memory_unit)} each)"
+    lines.append(f"  {plan.version} on {where}; chosen: {plan.chosen}")
+    room = plan.headroom
+    lines.append(f"  each GPU: the start needs {_mem(plan.need, memory_unit)} ({plan.job}'s total; "
+                 + (f"{_mem(room, memory_unit)} to spare)" if room >= 0 else f"{_mem(-room, memory_unit)} short)"))
+    lines.append("")
+    rows = [(name, format_value(value, plan.docs.get(name, (None, ""))[0], memory_unit), plan.docs.get(name, (None, ""))[1])
+            for name, value in plan.capacity.items()]
+    lines += _section("what the pool holds", rows)
+    lines += [f"  {note}" for note in plan.notes]
+    lines.append("")
+    lines.append(f"memory in {UNIT_WORDS.get(memory_unit, memory_unit)}; `--format json` for scripts")
+    return "\n".join(lines) + "\n"
