@@ -227,9 +227,10 @@ def test_a_bad_config_json_shows_the_located_error(browser, base, artefacts, tmp
     assert not browser.find_element(By.ID, "report").is_displayed()
     assert "config=" in browser.current_url  # the link carries the uploaded text too
     browser.save_screenshot(str(artefacts / "5-bad-config.png"))
-    # the same text pasted answers the same error, and a good spec clears it
+    # back to the built-in spec: the error is gone, and the link no longer carries the file
     before = calls(browser)
-    Select(browser.find_element(By.ID, "spec")).select_by_value("gpt2")
+    browser.find_element(By.ID, "use-spec").click()
     settle(browser, before)
     assert not browser.find_element(By.ID, "error").is_displayed()
+    assert browser.find_element(By.ID, "report").is_displayed() and "config=" not in browser.current_url
     no_script_errors(browser)

@@ -146,6 +146,7 @@ function writeURL() {
     if ($("#sweep-targets").value.trim()) q.set("sweep_targets", $("#sweep-targets").value.trim());
   }
   let hash = "";
+  $("#use-spec").hidden = state.config === null;
   $("#model-source").textContent = state.config === null ? "" :
     `model: your ${state.configName || "text"} (${state.config.length.toLocaleString("en-US")} characters)`;
   if (state.config !== null) {
@@ -599,6 +600,11 @@ async function start() {
     state.config = $("#paste").value;
     state.configFormat = $("#paste-format").value;
     state.configName = {json: "config.json", toml: "spec.toml", yaml: "spec.yaml"}[state.configFormat];
+    evaluate();
+  });
+  $("#use-spec").addEventListener("click", () => {
+    state.config = null;
+    $("#upload").value = "";
     evaluate();
   });
   $("#solve-form").addEventListener("submit", (e) => { e.preventDefault(); solve(); });
