@@ -247,7 +247,10 @@ def walk(ruleset: RuleSet, bound: Mapping[str, object], value_of, only=None, kno
     values: Dict[str, object] = {}
     missing: Dict[str, FrozenSet[str]] = {}
     done_values, done_missing = known if known is not None else ({}, {})
-    for name in ruleset.order:
+    names = ruleset.order
+    if only is not None and len(only) * 4 < len(names):  # a few names: those, in order
+        names = ruleset.in_order(only)
+    for name in names:
         if only is not None and name not in only:
             continue
         if name in done_missing:

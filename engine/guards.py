@@ -39,7 +39,12 @@ def check_memory(ruleset: RuleSet, bindings: Mapping[str, Binding], values: Mapp
     """Every shown memory, and every ``[bytes]`` definition of a user's file, in ``values``
     lies in 0 … MAX_MEMORY. (Built-in intermediate differences such as qlora_shift may be
     negative: they are not shown.)"""
-    for name in ruleset.outputs:
+    if len(values) * 4 < len(ruleset.order):  # a few values: the outputs among them, in order
+        outputs = [n for n in ruleset.in_order(values) if ruleset.rules.get(n) is not None
+                   and ruleset.rules[n].kind == "definition"]
+    else:
+        outputs = ruleset.outputs
+    for name in outputs:
         value = values.get(name)
         if value is None or name in SIGNED or ruleset.unit(name) != "bytes":
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -115,6 +116,33 @@ def pytest_xdist_make_scheduler(config, log):
     return Grouped(config, log)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Hypothesis's own modules imported as they are, not assertion-rewritten: pytest rewrites
+    every module of a plugin's distribution on import (Hypothesis's ~100, in each worker and in
+    the controlling process, which imports it for its summary), with no bytecode kept where
+    PYTHONDONTWRITEBYTECODE is set: ~1 s a process. Their asserts are Hypothesis's, not this
+    suite's; the suite's own modules (tests/*.py, conftest.py) are rewritten as before. (Where
+    pytest's hook has another shape, nothing changes.)"""
+    hook = getattr(config.pluginmanager, "rewrite_hook", None)
+    marked = getattr(hook, "_must_rewrite", None)
+    if isinstance(marked, set) and "hypothesis" in marked:
+        marked.discard("hypothesis")
+        getattr(hook, "_marked_for_rewrite_cache", {}).clear()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controlling process imports Hypothesis for its summary (its plugin's terminal summary)
+    once every worker is done: imported as the first worker finishes, while that core is free."""
+    import importlib
+
+    try:
+        importlib.import_module("hypothesis.internal.observability")
+    except ImportError:  # pragma: no cover - Hypothesis is a test dependency
+        pass
+
+
 def pytest_addoption(parser, pluginmanager):
     """With pytest-xdist blocked (-p no:xdist), the --numprocesses and --dist of pyproject.toml's
     addopts are accepted and do nothing: the suite runs in this one process."""
@@ -164,6 +192,32 @@ class _AtPoint:
         return Breakdown(problem.ruleset, problem.bindings, values, missing)[name]
 
 
+_SCRATCH: list = []  # [the session's directory for scratch_dir's folders, how many it has made]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scratch_base(tmp_path_factory):
+    _SCRATCH[:] = [tmp_path_factory.mktemp("scratch"), 0]
+
+
+@contextlib.contextmanager
+def scratch_dir():
+    """A new empty directory for a with block: a folder of the session's temporary directory,
+    left there as tmp_path's folders are (pytest removes them with the session's directory, runs
+    later), since removing a file just written costs ~3 ms of waiting on this filesystem (the
+    measured cases write ~500 config.json files); outside a test session, a TemporaryDirectory."""
+    if not _SCRATCH:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            yield Path(tmp)
+        return
+    _SCRATCH[1] += 1
+    path = _SCRATCH[0] / str(_SCRATCH[1])
+    path.mkdir()
+    yield path
+
+
 def evaluate_once(spec=None, *sets):
     """The values at (spec, sets), worked out once per test session and each only when read:
     for the measured cases, which several tests and docs/ACCURACY.md's table
@@ -172,7 +226,6 @@ def evaluate_once(spec=None, *sets):
     config.json). The point is shared: read its values (``point[name]``). An error is raised
     again each time (nothing is kept)."""
     import json
-    import tempfile
 
     import vram_eval
 
@@ -183,8 +236,8 @@ def evaluate_once(spec=None, *sets):
         text = json.dumps(spec)
         key = ("config.json", text, sets)
         if key not in _ONCE:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "config.json"
+            with scratch_dir() as tmp:
+                path = tmp / "config.json"
                 path.write_text(text)
                 _ONCE[key] = at(path)
         return _ONCE[key]
@@ -215,18 +268,21 @@ def cli(capsys, monkeypatch):
     return run
 
 
-@pytest.fixture(scope="session")
-def parse_cache(tmp_path_factory):
-    """A parse-cache directory holding an entry for every built-in formula file (variants too), for
-    the tests that run the command line in a new process and are not about the cache: such a run
-    then starts as a user's second run does, instead of parsing every file again (~1 s a process).
-
-    Filled by a forked child of this process that first forgets the formula files this process
-    has parsed (the library's in-memory parse results), so that it parses each file and writes its
-    entry exactly as a first run does; the child only fills the directory and exits."""
+def session_dir(tmp_path_factory) -> Path:
+    """A directory this test run's processes share: under pytest-xdist the run's base directory
+    (each worker's own is a folder in it), else this process's. A new one each run."""
     import os
 
-    directory = tmp_path_factory.mktemp("parse-cache")
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _fill_parse_cache(directory: Path) -> None:
+    """Fill ``directory`` from a forked child of this process that first forgets the formula
+    files this process has parsed (the library's in-memory parse results), so that it parses each
+    file and writes its entry exactly as a first run does; the child only fills it and exits."""
+    import os
+
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         code = 1
@@ -246,6 +302,28 @@ def parse_cache(tmp_path_factory):
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "filling the parse cache failed"
+
+
+@pytest.fixture(scope="session")
+def parse_cache(tmp_path_factory):
+    """A parse-cache directory holding an entry for every built-in formula file (variants too), for
+    the tests that run the command line in a new process and are not about the cache: such a run
+    then starts as a user's second run does, instead of parsing every file again (~1 s a process).
+
+    Filled once per test run, by the first process to ask (:func:`_fill_parse_cache`: a fresh
+    parse, as a first run does); the other pytest-xdist workers wait for it and share it (the
+    cache's entries are written by atomic renames: concurrent runs may add to it)."""
+    import fcntl
+
+    shared = session_dir(tmp_path_factory)
+    directory = shared / "parse-cache"
+    with open(shared / "parse-cache.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        done = shared / "parse-cache.filled"
+        if not done.exists():
+            directory.mkdir(mode=0o700, exist_ok=True)
+            _fill_parse_cache(directory)
+            done.touch()
     assert any(directory.iterdir()), "filling the parse cache wrote no entry"
     return directory
 

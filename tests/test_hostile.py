@@ -348,17 +348,21 @@ _FILLED: dict = {}  # (argv, files) -> (the answer without a cache, a cache dire
 
 
 def _filled_cache(case: dict, argv: list, tmp: Path, cwd: Path, cache: Path) -> tuple:
-    """The answer with VRAM_EVAL_CACHE=off, and ``cache`` filled by one run (shared between the
-    cases that ask the same question, so each attack costs one run). Both are forked runs that
-    first forget what this process has parsed (``fresh``): the one without a cache parses every
-    file, the other parses them and writes its entries, as a new process does; the attacked run
-    itself is a new process (run = "subprocess")."""
+    """The answer with VRAM_EVAL_CACHE=off, and ``cache`` filled (shared between the cases that
+    ask the same question, so each attack costs one run). The answer is a forked run that first
+    forgets what this process has parsed (``fresh``): it parses every file, as a new process
+    does. The filled cache is the session's (every built-in file's entry, written by a fresh
+    parse: conftest.py's parse_cache) with the entries of the case's own files added by a forked
+    run of the case; the attacked run itself is a new process (run = "subprocess")."""
     key = (tuple(argv), repr(sorted(case.get("files", {}).items())))
     if key not in _FILLED:
         filled = _SHARED["base"] / f"filled-{len(_FILLED)}"
-        baseline, first = [_run_forked(case, argv, tmp, cwd, cache, fresh=True) for cache in ("off", filled)]
+        shutil.copytree(_SHARED["builtin-entries"], filled, symlinks=True)
+        baseline, first = [_run_forked(case, argv, tmp, cwd, cache, fresh=fresh)
+                           for cache, fresh in (("off", True), (filled, False))]
         assert baseline[0] == 0, "without the cache: " + _describe(baseline[0], baseline[2], baseline[3])
         assert first[0] == 0, "filling the cache: " + _describe(first[0], first[2], first[3])
+        assert first[1] == baseline[1], "the answer with the filled cache differs from the answer without a cache"
         _FILLED[key] = (baseline, filled)
     baseline, filled = _FILLED[key]
     shutil.rmtree(cache)
@@ -423,7 +427,7 @@ def test_the_case_table_is_well_formed():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_hostile_input(case, tmp_path, monkeypatch, capsys, shared_dirs):
+def test_hostile_input(case, tmp_path, monkeypatch, capsys, shared_dirs, request):
     tmp = tmp_path / "work"
     tmp.mkdir()
     env = _prepare(case, tmp)
@@ -434,8 +438,7 @@ def test_hostile_input(case, tmp_path, monkeypatch, capsys, shared_dirs):
 
     if run == "subprocess":
         cache = tmp / CACHE_DIR if "cache_attack" in case else _SHARED["cache"]
-        if "cache_attack" not in case:
-            _warm_shared_cache()
+        _warm_shared_cache(request)
         if "cache_attack" in case:
             baseline = _filled_cache(case, argv, tmp, cwd, cache)
             _poison_cache(case, cache, tmp, env)
@@ -493,18 +496,17 @@ def test_hostile_input(case, tmp_path, monkeypatch, capsys, shared_dirs):
 _SHARED: dict = {}
 
 
-def _warm_shared_cache() -> None:
-    """The shared parse cache filled once, by a forked run that forgets what this process has
-    parsed (it parses the built-in files and writes their entries): the subprocess cases that do
-    not attack the cache then start as a user's second run does."""
+def _warm_shared_cache(request) -> None:
+    """The shared parse cache holding every built-in file's entry (conftest.py's parse_cache,
+    filled once per run by a fresh parse), copied: the subprocess cases that do not attack the
+    cache then start as a user's second run does, and the attacks tamper with entries a first run
+    wrote."""
     if _SHARED.get("warm"):
         return
-    work = _SHARED["base"] / "warm-up"
-    (work / "work").mkdir(parents=True, exist_ok=True)
-    status, _, err, seconds = _run_forked({}, ["llama2-7b", "--format", "json"], work / "work", work / "work",
-                                          _SHARED["cache"], fresh=True)
-    assert status == 0, "filling the shared cache: " + _describe(status, err, seconds)
-    assert any(_SHARED["cache"].iterdir()), "the warm-up run wrote no cache entry"
+    entries = request.getfixturevalue("parse_cache")
+    _SHARED["builtin-entries"] = entries
+    shutil.copytree(entries, _SHARED["cache"], symlinks=True, dirs_exist_ok=True)
+    assert any(_SHARED["cache"].iterdir()), "the shared cache holds no entry"
     _SHARED["warm"] = True
 
 

@@ -126,3 +126,17 @@ def test_an_expectation_is_not_a_requirement_of_solve(cli):
                     "allocated_inference")
     assert ": 22,736\n" in out.splitlines()[0] + "\n"
     assert "note: beyond the model's context length s_max (here s = 22,736, s_max = 4,096)" in out
+
+
+def test_in_order_is_the_order_restricted_to_the_names():
+    """RuleSet.in_order (the few names a walk or a memory check visits): the names the rule set
+    orders, in its order, whatever order they were given in; others are left out."""
+    import random
+
+    ruleset = vram_eval.load(None, []).ruleset
+    order = ruleset.order
+    pick = random.Random(12)
+    for size in (0, 1, 2, 7, 50, len(order) // 3):
+        names = pick.sample(order, size) + ["not_a_name"]
+        assert ruleset.in_order(names) == [n for n in order if n in set(names)]
+    assert ruleset.in_order(iter(reversed(order))) == order

@@ -14,7 +14,6 @@ import re
 import signal
 import socket
 import stat
-import tempfile
 import time
 
 import pytest
@@ -24,7 +23,7 @@ from hypothesis import strategies as st
 from vram_eval import spec as spec_module
 from vram_eval import spec_file, spec_yaml
 
-from conftest import evaluate, value
+from conftest import evaluate, scratch_dir, value
 
 MODEL = 'arch = "llama"\n[model]\nh = 4096\nL = 32\na = 32\nf = 11008\nV = 32000\n'
 LLAMA = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
@@ -371,7 +370,7 @@ def test_valid_specs_read_as_before(tmp_path):
 def _run(name: str, content: str):
     from vram_eval.cli import main
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         path = os.path.join(tmp, name)
         with open(path, "w", encoding="utf-8", errors="surrogatepass") as fh:
             fh.write(content)
