@@ -117,8 +117,9 @@ def plan(problem, engine: str, model: str, max_gpus: int = 8, margin: int = 0) -
 
 
 def _plan(problem, engine: str, spec: dict, model: str, job, chosen: str, margin: int) -> Plan:
-    names = [f["input"] for f in spec["flags"]] + list(spec["capacity"]) + [job.total, job.headroom, "tp", "pp",
-                                                                            "gpu_memory"]
+    caveats = spec.get("caveats", [])
+    names = [f["input"] for f in spec["flags"]] + list(spec["capacity"]) + [c["when"] for c in caveats] + [
+        job.total, job.headroom, "tp", "pp", "gpu_memory"]
     values = _values(problem, names)
     argv = shlex.split(spec["command"].replace("{model}", shlex.quote(model)))
     settings = {}
@@ -140,7 +141,7 @@ def _plan(problem, engine: str, spec: dict, model: str, job, chosen: str, margin
         settings[name] = value
         shown = flag.get("values", {}).get(plain, plain) if isinstance(plain, str) else plain
         argv += [flag["flag"], _text(shown)]
-    notes = []
+    notes = [c["note"] for c in caveats if _plain(values.get(c["when"])) is True]
     if model.endswith((".toml", ".yaml", ".yml")):
         notes.append(f"{model} is a vram-eval spec: give {engine} the model's Hub id or folder instead")
     notes.append("estimated: the engine measures its profile peak, non-torch memory and CUDA graphs at start-up "

@@ -113,3 +113,10 @@ def test_a_plan_that_cannot_be_made_is_a_located_error(cli, args, words, where):
     code, out, err = cli("serve-plan", *args)
     assert code == 2 and out == "" and words in err and "Traceback" not in err
     assert err.startswith(where) or f"{where}" in err.splitlines()[0]
+
+
+def test_what_the_plan_does_not_model_it_says(cli):
+    """SGLang's state pool for a hybrid model (engines.toml caveats): said under the plan, not for a dense one."""
+    hybrid = plan(cli, str(DATA / "hf_configs" / "qwen3-next-80b-a3b-instruct.json"), "--engine", "sglang", "--gpu", "h200")
+    dense = plan(cli, LLAMA3_8B, "--engine", "sglang", "--gpu", "h100")
+    assert any("state pool" in n for n in hybrid["notes"]) and not any("state pool" in n for n in dense["notes"])

@@ -118,6 +118,27 @@ def test_a_sliding_group_holds_the_window_and_the_tokens_in_flight():
     assert int(point["serve_request_blocks"]) == 32768 // 16 + 6 * int(point["serve_sliding_blocks"])
 
 
+def test_a_chunked_layer_holds_one_chunk_and_the_tokens_in_flight():
+    """Llama-4 Scout's 36 chunked layers (attention_chunk_size 8192): ChunkedLocalAttentionSpec,
+    cdiv(min(chunk + 2 x max_num_batched_tokens, L), block_size) blocks, without the sliding
+    window's straddling block; 12 full layers: groups of 12, 1 full + 3 chunked."""
+    point = evaluate(DATA / "hf_configs" / "llama-4-scout-17b-16e.json", "gpu=h100", "tp=4", "max_model_len=65536")
+    assert int(point["serve_sliding_blocks"]) == -(-(8192 + 2 * 8192) // 16)
+    assert (int(point["serve_full_groups"]), int(point["serve_sliding_groups"]), int(point["serve_group_size"])) == (1, 3, 12)
+    assert int(point["serve_request_blocks"]) == 65536 // 16 + 3 * int(point["serve_sliding_blocks"])
+
+
+def test_without_the_hybrid_manager_every_layer_caches_the_whole_context(cli):
+    """--disable-hybrid-kv-cache-manager: Gemma-3-27B's 52 sliding layers become full ones (one
+    group of 62); a hybrid Mamba model cannot start so, as vLLM says."""
+    point = evaluate(DATA / "hf_configs" / "gemma-3-27b-it.json", "disable_hybrid_kv_cache_manager=true", "max_model_len=32768",
+                     "gpu=h100")
+    assert (int(point["serve_full_groups"]), int(point["serve_sliding_groups"]), int(point["serve_group_size"])) == (1, 0, 62)
+    assert int(point["serve_request_blocks"]) == 32768 // 16
+    code, _, err = cli(str(QWEN3_NEXT), "--set", "disable_hybrid_kv_cache_manager=true")
+    assert code == 2 and "require the hybrid KV cache manager" in err
+
+
 def test_latent_attention_caches_one_latent_per_rank_in_blocks_of_64():
     """MLAAttentionSpec: num_kv_heads 1, head_size kv_lora_rank + qk_rope_head_dim (576), not
     divided by tensor parallelism; FlashMLA's block size 64 on Hopper."""
