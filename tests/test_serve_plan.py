@@ -115,8 +115,10 @@ def test_a_plan_that_cannot_be_made_is_a_located_error(cli, args, words, where):
     assert err.startswith(where) or f"{where}" in err.splitlines()[0]
 
 
-def test_what_the_plan_does_not_model_it_says(cli):
-    """SGLang's state pool for a hybrid model (engines.toml caveats): said under the plan, not for a dense one."""
+def test_sglang_sizes_a_hybrid_models_state_pool_beside_its_tokens(cli):
+    """SGLang 0.5.23 (_handle_max_mamba_cache): the pool's r / (1 + r) holds the states, a request's
+    3 + 2 slots (extra buffer); a dense model has none."""
     hybrid = plan(cli, str(DATA / "hf_configs" / "qwen3-next-80b-a3b-instruct.json"), "--engine", "sglang", "--gpu", "h200")
     dense = plan(cli, LLAMA3_8B, "--engine", "sglang", "--gpu", "h100")
-    assert any("state pool" in n for n in hybrid["notes"]) and not any("state pool" in n for n in dense["notes"])
+    assert hybrid["capacity"]["sglang_max_mamba_cache_size"] > 0 and dense["capacity"]["sglang_max_mamba_cache_size"] == 0
+    assert hybrid["capacity"]["sglang_max_running_requests"] <= hybrid["capacity"]["sglang_max_mamba_cache_size"] // 5

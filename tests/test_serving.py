@@ -348,3 +348,54 @@ def test_a_rope_factor_that_is_not_a_number_is_a_located_error(cli, tmp_path):
     path.write_text(json.dumps(config, indent=2))
     code, _, err = cli(str(path))
     assert code == 2 and "Traceback" not in err and "config.json:" in err and "factor" in err
+
+
+# --- SGLang's state pool for hybrid models (sglang 0.5.23 kv_cache_configurator.py) -----------------
+def test_sglang_partitions_a_hybrid_models_pool_into_states_and_tokens():
+    """_handle_max_mamba_cache: budget = pool x 0.9 / 1.9; max_mamba_cache_size = (budget - per
+    request) // per request; the states take (slots + 1) x per request, the tokens the rest; a
+    request's states: 36 layers x (8,192 / 2 x 3 conv elements in bf16 + 32 / 2 x 128 x 128 fp32)."""
+    point = evaluate(QWEN3_NEXT, "gpu=h200", "tp=2")
+    per_request = 36 * (8192 // 2 * 3 * 2 + 32 // 2 * 128 * 128 * 4)
+    assert int(point["sglang_state_per_request"]) == per_request
+    pool = Fraction(str(point["sglang_kv_pool"]))
+    slots = int((pool * Fraction(9, 10) / Fraction(19, 10) - per_request) // per_request)
+    assert int(point["sglang_max_mamba_cache_size"]) == slots
+    assert int(point["sglang_max_total_tokens"]) == int((pool - (slots + 1) * per_request) // (12 * 1 * 512 * 2))
+    assert int(point["sglang_max_running_requests"]) == slots // 5  # the state slots bind first here
+
+
+@pytest.mark.parametrize("sets,ssm_bytes", [([], 4), (["mamba_ssm_dtype=bfloat16"], 2)], ids=["float32", "bfloat16"])
+def test_sglangs_recurrent_state_dtype_is_its_flag(sets, ssm_bytes):
+    point = evaluate(QWEN3_NEXT, "gpu=h200", "tp=2", *sets)
+    assert int(point["sglang_state_per_request"]) == 36 * (4096 * 3 * 2 + 16 * 128 * 128 * ssm_bytes)
+
+
+def test_a_configs_mamba_ssm_dtype_is_sglangs_default(tmp_path):
+    import json
+
+    config = json.loads(QWEN3_NEXT.read_text())
+    config["mamba_ssm_dtype"] = "bfloat16"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert evaluate(path, "gpu=h200").plain["mamba_ssm_dtype"] == "bf16"
+
+
+def test_an_sglang_launch_needs_the_tokens_and_the_states_of_its_requests():
+    """sglang_gpu_memory's pool: the larger of the tokens over their share (1 / 1.9) and the states
+    (5 slots a request and the padding slot) over theirs (0.9 / 1.9)."""
+    point = evaluate(QWEN3_NEXT, "gpu=h200", "tp=2", "serve_requests=4", "context_len=32768")
+    tokens = 4 * 32768 * 12 * 512 * 2
+    states = (5 * 4 + 1) * int(point["sglang_state_per_request"])
+    need = max(Fraction(tokens) * Fraction(19, 10), Fraction(states) * Fraction(19, 9))
+    assert Fraction(str(point["sglang_pool_needed"])) == need
+    assert Fraction(str(point["sglang_kv_row"])) + Fraction(str(point["sglang_state_row"])) == need
+
+
+@pytest.mark.parametrize("asked,expected", [(0, 4096), (64, 64), (10**9, None)], ids=["default", "asked", "beyond-the-pool"])
+def test_sglangs_max_running_requests_is_the_one_asked_within_the_pool(asked, expected):
+    """resolve_max_num_reqs: the flag (or the default rule: tokens / context_len x 512 within
+    [2048, 4096]), at most tokens // 2."""
+    point = evaluate(DATA / "hf_configs" / "llama-3-8b.json", "gpu=h100", f"max_running_requests={asked}")
+    tokens = int(point["sglang_max_total_tokens"])
+    assert int(point["sglang_max_running_requests"]) == (expected if expected is not None else tokens // 2)
