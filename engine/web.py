@@ -63,8 +63,8 @@ UNITS = ("GiB", "GB", "MiB", "MB", "TiB", "TB")
 # The inputs the page's form offers (each is also a --set); the rest go in its free --set box.
 FORM_INPUTS = ("b", "s", "weight_dtype", "act_dtype", "kv_dtype", "optimizer", "lora_rank", "lora_targets",
                "qlora_dtype", "double_quant", "dp", "tp", "pp", "zero_stage", "distributed", "recompute",
-               "flash_attention", "offload_optimizer")
-SOLVE_FOR = ("s", "b", "dp", "tp", "pp", "lora_rank")
+               "flash_attention", "offload_optimizer", "engine", "max_model_len")
+SOLVE_FOR = ("s", "b", "dp", "tp", "pp", "lora_rank", "max_model_len", "serve_requests", "n_gpu_layers")
 
 _LOCK = threading.Lock()  # one question at a time in the library (see the module's doc)
 _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -173,7 +173,7 @@ def _load(settings: _Settings, folder: str):
 
 def _eval(body: dict, settings: _Settings, problem) -> dict:
     from .forward import evaluate
-    from .regimes import JOBS, ROWS, phase_reached
+    from .regimes import ENGINE, ROWS, phase_reached, shown
     from .report import render
 
     result = evaluate(problem.ruleset, problem.bindings, spec=problem.spec_path, title=problem.title)
@@ -181,7 +181,8 @@ def _eval(body: dict, settings: _Settings, problem) -> dict:
                  train_configs=problem.train_configs)
     values = result.plain
     jobs = []
-    for job in JOBS.values():
+    engine = values.get(ENGINE)
+    for job in shown(engine if isinstance(engine, str) else None):  # the report's columns at this engine
         reached = phase_reached(job.peak, {out: values.get(out) for _, out in job.phases})
         jobs.append({"regime": job.name, "heading": job.heading, "total": job.total, "headroom": job.headroom,
                      "peak": job.peak, "peak_headroom": job.peak_headroom,

@@ -125,6 +125,14 @@ def test_settings_are_the_cli_settings(server, capsys, at_root):
                "--set", "regime=lora", "--gpu", "l40s", "--units", "GB")[1] == data["text"]
 
 
+def test_the_jobs_are_the_reports_columns_at_the_engine(server):
+    """The page's bars are the report's columns: inference by default, vLLM's at engine = vllm."""
+    _, default = post(server, "/api/eval", {"spec": "llama3-8b", "gpu": "h100"})
+    _, vllm = post(server, "/api/eval", {"spec": "llama3-8b", "gpu": "h100", "set": ["engine=vllm"]})
+    assert [j["regime"] for j in default["jobs"]] == ["training", "lora", "qlora", "inference"]
+    assert [j["regime"] for j in vllm["jobs"]] == ["training", "lora", "qlora", "vllm"]
+
+
 def test_explain_is_the_cli_explain(server, capsys):
     status, data = post(server, "/api/explain", {"spec": "llama13b", "set": ["weight_dtype=bf16"], "name": "weights"})
     code, out, _ = cli(capsys, "explain", "weights", "--spec", "llama13b", "--set", "weight_dtype=bf16")
