@@ -399,3 +399,18 @@ def test_sglangs_max_running_requests_is_the_one_asked_within_the_pool(asked, ex
     point = evaluate(DATA / "hf_configs" / "llama-3-8b.json", "gpu=h100", f"max_running_requests={asked}")
     tokens = int(point["sglang_max_total_tokens"])
     assert int(point["sglang_max_running_requests"]) == (expected if expected is not None else tokens // 2)
+
+
+def test_solve_answers_the_utilisation_n_requests_need(cli):
+    """The smallest gpu_memory_utilization at which the pool holds 32 requests of max_model_len: the
+    concurrency vLLM would log there is at least 32, and below it less."""
+    import json
+
+    sets = ["gpu=h100", "serve_requests=32"]
+    code, out, _ = cli("solve", "specs/llama3-8b.toml", "--for", "gpu_memory_utilization", "--target", "vllm_gpu_memory",
+                       "--gpu", "h100", "--format", "json", *[a for s in sets for a in ("--set", s)])
+    assert code == 0
+    value = Fraction(str(json.loads(out)["value"]))
+    at = evaluate(ROOT / "specs" / "llama3-8b.toml", *sets, f"gpu_memory_utilization={float(value)}")
+    below = evaluate(ROOT / "specs" / "llama3-8b.toml", *sets, f"gpu_memory_utilization={float(value) - 0.001}")
+    assert plain(at, "serve_max_concurrency") >= 32 > plain(below, "serve_max_concurrency")
