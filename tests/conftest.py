@@ -38,8 +38,8 @@ _HOSTILE_SUBPROCESS: list = []  # the hostile cases run in a fresh interpreter (
 
 def _group(nodeid: str):
     """The group of a test's node id, or None: a file's, or, for tests/test_hostile.py, the cases
-    run in a fresh interpreter (the parse cache they share and the filled caches the attacks copy
-    are each made once, by a cold run)."""
+    run in a fresh interpreter (the parse cache they share, each attack's baseline without a
+    cache and the filled caches the attacks copy are each made once, in one process)."""
     path, _, rest = nodeid.partition("::")
     file = path.rpartition("/")[2]
     if file == "test_hostile.py" and rest.startswith("test_hostile_input["):
