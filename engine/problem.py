@@ -70,19 +70,21 @@ def load(
     extra: Sequence[Entry] = (),
     gpu: Optional[str] = None,
     train_configs: Sequence[str] = (),
+    confine: Optional[str] = None,
 ) -> Problem:
     """Read ``spec`` (a path, or None for no spec), apply ``--set`` texts, bind.
 
     ``train_configs`` (``--train-config`` files: engine/train_config.py) bind after the spec and
     before ``extra`` and the sets; a base model one names is the spec when none is given.
     ``extra`` entries (already located) go between the spec and the sets;
-    ``gpu`` (a catalog id, as ``--gpu``) overrides the spec's ``gpu``."""
+    ``gpu`` (a catalog id, as ``--gpu``) overrides the spec's ``gpu``; ``confine`` (a folder) keeps
+    the files a training config names within it (the web page's uploads)."""
     configs: tuple = ()
     named = []
     if train_configs:
         from .train_config import read_train_configs
 
-        configs = tuple(read_train_configs(train_configs))
+        configs = tuple(read_train_configs(train_configs, within=confine))
         named = [(c.model, c.path) for c in configs if c.model is not None]
     if spec is None and named:
         (model, _), _ = named[0]

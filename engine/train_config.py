@@ -46,13 +46,22 @@ class TrainConfig:
                 "ignored": {k: why for k, why in self.ignored}}
 
 
-def read_train_configs(paths) -> List[TrainConfig]:
-    """Every file of ``--train-config`` (in order) and the DeepSpeed configs they name."""
+def read_train_configs(paths, within=None) -> List[TrainConfig]:
+    """Every file of ``--train-config`` (in order) and the DeepSpeed configs they name. With
+    ``within`` (a folder: the web page's upload), a named file is looked for beside its config and
+    must lie in that folder: no other path is opened."""
     out: List[TrainConfig] = []
     todo = [(str(p), None, None) for p in paths]
     while todo:
         path, named_at, written = todo.pop(0)
-        config, includes = _read_one(path, named_at, written)
+        if within is not None and named_at is not None:
+            folder = Path(within).resolve()
+            if folder not in Path(path).resolve().parents:
+                raise UnreadableFile[SpecError](
+                    f"the DeepSpeed config '{_short(written or path)}' it names is a path the page does not open",
+                    named_at, hint="write the DeepSpeed config inline (\"deepspeed\": {...}), or use the command "
+                    "line: vram-eval SPEC --train-config FILE", file=_UNSHOWABLE.sub("\ufffd", path), reason="outside")
+        config, includes = _read_one(path, named_at, written, beside_only=within is not None)
         out.append(config)
         if len(out) > len(paths) + MAX_INCLUDES:
             raise LimitExceeded[SpecError]("training configs name each other more than "
@@ -61,7 +70,7 @@ def read_train_configs(paths) -> List[TrainConfig]:
     return out
 
 
-def _read_one(path: str, named_at: Optional[Location], written: Optional[str]):
+def _read_one(path: str, named_at: Optional[Location], written: Optional[str], beside_only: bool = False):
     shown = _UNSHOWABLE.sub("\ufffd", path)
     p = Path(path)
     try:
@@ -115,7 +124,7 @@ def _read_one(path: str, named_at: Optional[Location], written: Optional[str]):
                 raise _cannot(key, value, where, "the path of a DeepSpeed JSON (an inline config is not read)")
             if not isinstance(value, str):
                 raise _cannot(key, value, where, "the path of a DeepSpeed JSON")
-            includes.append((_named_path(value, p), where, value))
+            includes.append((_named_path(value, p, beside_only), where, value))
             used.append(key)
             continue
         if isinstance(rule, dict) and any(tree.get(k) == v for k, v in rule.get("unless", {}).items()):
@@ -129,11 +138,13 @@ def _read_one(path: str, named_at: Optional[Location], written: Optional[str]):
             includes)
 
 
-def _named_path(value: str, config: Path) -> str:
+def _named_path(value: str, config: Path, beside_only: bool = False) -> str:
     """A file a config names, as the tools open it (from the directory they run in: LLaMA-Factory's
     examples/deepspeed/ds_z3_config.json, axolotl's deepspeed_configs/zero2.json); failing that,
     beside the config."""
     named = Path(value)
+    if beside_only:
+        return str(config.parent / named)
     if named.is_absolute() or named.exists():
         return str(named)
     beside = config.parent / named

@@ -16,7 +16,9 @@ functions: :func:`engine.problem.load`, :func:`engine.forward.evaluate`,
     POST /api/sweep    {settings, range, targets, total, gpus} → ``vram-eval sweep`` and the
                        GPUs' lines and crossings (found by solve, as ``--plot`` marks them)
 
-Settings: ``{"spec": NAME, "config": {"text": TEXT, "format": "json"|"toml"|"yaml"}, "set":
+Settings: ``{"spec": NAME, "config": {"text": TEXT, "format": "json"|"toml"|"yaml"}, "train_config":
+{"text": TEXT, "format": "json"|"yaml"} (a DeepSpeed, TrainingArguments/TRL, axolotl or
+LLaMA-Factory config, applied before "set"; the files it names must be inline), "set":
 ["NAME=VALUE", ...], "regime": NAME, "gpu": ID, "units": "GiB"}``. A spec is a built-in name
 only: nothing a client sends is used as a path. An uploaded text is written into a fresh
 temporary directory of its own request, under a fixed name (config.json, spec.toml or
@@ -59,6 +61,7 @@ MAX_SWEEP_POINTS = 4096  # the page draws a sweep; the CLI takes up to 10^7 poin
 MAX_SETS = 200  # --set assignments in one request
 MAX_TEXT = 4096  # characters of one --set, name, range or budget
 UPLOAD_NAMES = {"json": "config.json", "toml": "spec.toml", "yaml": "spec.yaml"}
+TRAIN_CONFIG_NAMES = {"json": "train_config.json", "yaml": "train_config.yaml"}
 UNITS = ("GiB", "GB", "MiB", "MB", "TiB", "TB")
 # The inputs the page's form offers (each is also a --set); the rest go in its free --set box.
 FORM_INPUTS = ("b", "s", "weight_dtype", "act_dtype", "kv_dtype", "optimizer", "lora_rank", "lora_targets",
@@ -119,20 +122,30 @@ def _texts(body: dict, key: str) -> List[str]:
     return [v for v in value if v.strip()]
 
 
+def _upload(body: dict, key: str, names: Dict[str, str]) -> Optional[Tuple[str, str]]:
+    """(text, the fixed file name it is written under) of an uploaded file, or None."""
+    upload = body.get(key)
+    if upload is None:
+        return None
+    formats = list(names)
+    if not isinstance(upload, dict) or not isinstance(upload.get("text"), str):
+        raise BadRequest(f"'{key}' must be {{\"text\": TEXT, \"format\": " + " | ".join(f'"{f}"' for f in formats) + "}")
+    fmt = upload.get("format") or "json"
+    if fmt not in names:
+        raise BadRequest(f"'{key}.format' must be " + ", ".join(formats[:-1]) + " or " + formats[-1])
+    return upload["text"], names[fmt]
+
+
 class _Settings:
     """A request's settings, read and checked: what the CLI's SPEC, --set and --gpu say."""
 
     def __init__(self, body: dict) -> None:
         self.spec = _text(body, "spec")
-        config = body.get("config")
-        self.config: Optional[Tuple[str, str]] = None
-        if config is not None:
-            if not isinstance(config, dict) or not isinstance(config.get("text"), str):
-                raise BadRequest("'config' must be {\"text\": TEXT, \"format\": \"json\" | \"toml\" | \"yaml\"}")
-            fmt = config.get("format") or "json"
-            if fmt not in UPLOAD_NAMES:
-                raise BadRequest("'config.format' must be json, toml or yaml")
-            self.config = (config["text"], UPLOAD_NAMES[fmt])
+        self.config = _upload(body, "config", UPLOAD_NAMES)
+        self.train_config = _upload(body, "train_config", TRAIN_CONFIG_NAMES)
+        if self.train_config is not None and self.config is None and self.spec is None:
+            raise BadRequest("a training config needs a model beside it: a built-in spec or an uploaded config.json "
+                             "(the page does not open the base model a training config names)")
         self.sets = _texts(body, "set")
         regime = _text(body, "regime")
         if regime is not None:
@@ -165,7 +178,13 @@ class _Settings:
 def _load(settings: _Settings, folder: str):
     from .problem import load
 
-    return load(settings.spec_path(folder), settings.sets, (), gpu=settings.gpu)
+    train = []
+    if settings.train_config is not None:
+        text, name = settings.train_config
+        path = Path(folder) / name
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        train = [str(path)]
+    return load(settings.spec_path(folder), settings.sets, (), gpu=settings.gpu, train_configs=train, confine=folder)
 
 
 # --- the questions -------------------------------------------------------------------------------

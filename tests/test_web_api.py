@@ -133,6 +133,41 @@ def test_the_jobs_are_the_reports_columns_at_the_engine(server):
     assert [j["regime"] for j in vllm["jobs"]] == ["training", "lora", "qlora", "vllm"]
 
 
+TRAIN = ROOT / "tests" / "data" / "train_configs"
+
+
+def _without_files(report):
+    """The JSON report less the training configs' file names (the page's is the fixed upload name)."""
+    return {**report, "train_configs": [{k: v for k, v in c.items() if k != "file"} for c in report["train_configs"]]}
+
+
+def test_a_training_config_is_the_cli_train_config(server, capsys, at_root):
+    """An uploaded axolotl YAML beside a built-in spec: the report is `--train-config FILE`'s."""
+    path = TRAIN / "axolotl" / "examples" / "llama-3" / "qlora.yml"
+    status, data = post(server, "/api/eval", {"spec": "llama3-8b", "gpu": "h100",
+                                              "train_config": {"text": path.read_text(), "format": "yaml"}})
+    code, out, _ = cli(capsys, "specs/llama3-8b.toml", "--gpu", "h100", "--train-config", str(path), "--format", "json")
+    assert status == 200 and code == 0
+    assert _without_files(data["report"]) == _without_files(json.loads(out))
+    assert data["report"]["train_configs"][0]["file"] == "train_config.yaml"
+
+
+@pytest.mark.parametrize("named", ["/etc/passwd.json", "../ds.json", "ds.json"], ids=["absolute", "parent", "beside"])
+def test_a_file_a_training_config_names_is_never_opened(server, named):
+    """The page reads only what was uploaded: a DeepSpeed config named by path is a located error."""
+    text = json.dumps({"per_device_train_batch_size": 2, "deepspeed": named})
+    status, data = post(server, "/api/eval", {"spec": "llama2-7b", "train_config": {"text": text, "format": "json"}})
+    assert status == 400 and "train_config.json:1:" in data["error"]["message"]
+    assert ("a path the page does not open" in data["error"]["message"] or "is not there" in data["error"]["message"])
+    assert "/etc" not in data["error"]["message"].split("error:")[0]
+
+
+def test_a_training_config_needs_a_model_beside_it(server):
+    text = (TRAIN / "axolotl" / "examples" / "llama-3" / "qlora.yml").read_text()
+    status, data = post(server, "/api/eval", {"train_config": {"text": text, "format": "yaml"}})
+    assert status == 400 and data["error"]["kind"] == "request" and "needs a model beside it" in data["error"]["message"]
+
+
 def test_explain_is_the_cli_explain(server, capsys):
     status, data = post(server, "/api/explain", {"spec": "llama13b", "set": ["weight_dtype=bf16"], "name": "weights"})
     code, out, _ = cli(capsys, "explain", "weights", "--spec", "llama13b", "--set", "weight_dtype=bf16")

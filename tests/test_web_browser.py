@@ -234,3 +234,31 @@ def test_a_bad_config_json_shows_the_located_error(browser, base, artefacts, tmp
     assert not browser.find_element(By.ID, "error").is_displayed()
     assert browser.find_element(By.ID, "report").is_displayed() and "config=" not in browser.current_url
     no_script_errors(browser)
+
+
+def test_a_training_config_beside_the_spec_is_the_clis(browser, base, artefacts, capsys):
+    """An uploaded axolotl YAML: the page's totals are `--train-config FILE`'s, the link carries it,
+    and dropping it restores the spec's own."""
+    from vram_eval.cli import main
+
+    from conftest import ROOT
+
+    path = ROOT / "tests" / "data" / "train_configs" / "axolotl" / "examples" / "llama-3" / "qlora.yml"
+    browser.get(base + "?spec=llama3-8b&gpu=h100-sxm")
+    settle(browser)
+    before = calls(browser)
+    browser.find_element(By.ID, "train-upload").send_keys(str(path))
+    settle(browser, before)
+    assert "train=" in browser.current_url and not browser.find_element(By.ID, "error").is_displayed()
+    capsys.readouterr()
+    assert main([str(ROOT / "specs" / "llama3-8b.toml"), "--gpu", "h100-sxm", "--train-config", str(path),
+                 "--format", "json"]) == 0
+    cli_total = json.loads(capsys.readouterr().out)["outputs"]["peak_qlora"]
+    assert "qlora.yml" in browser.find_element(By.ID, "train-source").text
+    assert f"{cli_total / 2**30:.2f} GiB" in browser.find_element(By.ID, "report").text
+    browser.save_screenshot(str(artefacts / "6-training-config.png"))
+    before = calls(browser)
+    browser.find_element(By.ID, "no-train").click()
+    settle(browser, before)
+    assert "train=" not in browser.current_url
+    no_script_errors(browser)

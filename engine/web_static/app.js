@@ -16,6 +16,7 @@ const LINE_COLORS = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1", "#76
 const URL_CONFIG_LIMIT = 60000; // characters of an uploaded text a link still carries
 
 const state = {fields: [], specs: [], gpus: [], config: null, configFormat: "json", configName: "",
+               train: null, trainFormat: "json", trainName: "",
                last: null, explain: null, seq: 0, pending: 0, calls: 0, solveAsked: false, sweepAsked: false};
 
 // --- talking to the server -------------------------------------------------------------------
@@ -105,6 +106,7 @@ function settings() {
   const s = {set: [], units: units()};
   if (state.config !== null) s.config = {text: state.config, format: state.configFormat};
   else s.spec = $("#spec").value;
+  if (state.train !== null) s.train_config = {text: state.train, format: state.trainFormat};
   if ($("#gpu").value) s.gpu = $("#gpu").value;
   if ($("#regime").value) s.regime = $("#regime").value;
   for (const f of state.fields) {
@@ -157,6 +159,17 @@ function writeURL() {
       $("#model-source").textContent += " — too large for a link: the link has the other settings only";
     }
   }
+  $("#no-train").hidden = state.train === null;
+  $("#train-source").textContent = state.train === null ? "" :
+    `training config: your ${state.trainName} (${state.train.length.toLocaleString("en-US")} characters)`;
+  if (state.train !== null) {
+    if (state.train.length <= URL_CONFIG_LIMIT) {
+      const h = new URLSearchParams({tformat: state.trainFormat, tname: state.trainName});
+      hash = (hash ? hash + "&" : "#") + h.toString() + "&train=" + b64encode(state.train);
+    } else {
+      $("#train-source").textContent += " — too large for a link";
+    }
+  }
   const url = location.pathname + "?" + q.toString() + hash;
   history.replaceState(null, "", url);
   $("#share").href = url;
@@ -205,6 +218,15 @@ function readURL() {
         showError({message: "link: error: the link's uploaded file is damaged (not base64 of UTF-8 text)\n"});
       }
     }
+    if (h.get("train") !== null) {
+      try {
+        state.train = b64decode(h.get("train"));
+        state.trainFormat = h.get("tformat") === "yaml" ? "yaml" : "json";
+        state.trainName = h.get("tname") || "train_config." + state.trainFormat;
+      } catch (e) {
+        showError({message: "link: error: the link's training config is damaged (not base64 of UTF-8 text)\n"});
+      }
+    }
   }
 }
 
@@ -247,6 +269,7 @@ function cliLine(command, after) {
   if (command) parts.push(command);
   parts.push(s.config ? (state.configName || "config.json") : s.spec);
   if (after) parts.push(after);
+  if (s.train_config) parts.push("--train-config " + (state.trainName || "train_config.json"));
   if (s.gpu && !command) parts.push("--gpu " + s.gpu);
   const sets = s.set.slice();
   if (s.gpu && command) sets.unshift("gpu=" + s.gpu);
@@ -584,7 +607,7 @@ async function start() {
 
   $("#settings").addEventListener("submit", (e) => { e.preventDefault(); evaluate(); });
   $("#settings").addEventListener("change", (e) => {
-    if (e.target.id === "upload" || e.target.id === "paste" || e.target.id === "paste-format") return;
+    if (["upload", "paste", "paste-format", "train-upload"].includes(e.target.id)) return;
     if (e.target.id === "spec") state.config = null;
     evaluate();
   });
@@ -600,6 +623,19 @@ async function start() {
     state.config = $("#paste").value;
     state.configFormat = $("#paste-format").value;
     state.configName = {json: "config.json", toml: "spec.toml", yaml: "spec.yaml"}[state.configFormat];
+    evaluate();
+  });
+  $("#train-upload").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    if (!file) return;
+    state.train = await file.text();
+    state.trainName = file.name;
+    state.trainFormat = /\.ya?ml$/i.test(file.name) ? "yaml" : "json";
+    evaluate();
+  });
+  $("#no-train").addEventListener("click", () => {
+    state.train = null;
+    $("#train-upload").value = "";
     evaluate();
   });
   $("#use-spec").addEventListener("click", () => {
