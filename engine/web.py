@@ -16,7 +16,9 @@ functions: :func:`engine.problem.load`, :func:`engine.forward.evaluate`,
     POST /api/sweep    {settings, range, targets, total, gpus} → ``vram-eval sweep`` and the
                        GPUs' lines and crossings (found by solve, as ``--plot`` marks them)
 
-Settings: ``{"spec": NAME, "config": {"text": TEXT, "format": "json"|"toml"|"yaml"}, "train_config":
+Settings: ``{"spec": NAME, "config": {"text": TEXT, "format": "json"|"toml"|"yaml"}, "model":
+{"files": [{"name", "text"} | {"name", "head": BASE64, "size": BYTES}]} (a model folder's
+config.json, index and safetensors headers, or a GGUF's first bytes: MODEL_FILE), "train_config":
 {"text": TEXT, "format": "json"|"yaml"} (a DeepSpeed, TrainingArguments/TRL, axolotl or
 LLaMA-Factory config, applied before "set"; the files it names must be inline), "set":
 ["NAME=VALUE", ...], "regime": NAME, "gpu": ID, "units": "GiB"}``. A spec is a built-in name
@@ -38,8 +40,11 @@ answered one at a time in the library (each in milliseconds) while their I/O ove
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
+import re
 import sys
 import tempfile
 import threading
@@ -56,7 +61,14 @@ from .errors import closest, did_you_mean
 
 __all__ = ["MAX_BODY", "MAX_SWEEP_POINTS", "static_dir", "make_server", "serve", "answer"]
 
-MAX_BODY = 2 * 2**20  # a request body larger than this answers 413
+MAX_BODY = 32 * 2**20  # a request body larger than this answers 413 (a model's headers, base64, fit)
+# A model uploaded as its headers: the files a folder's reader opens, or one GGUF; each weight
+# file comes as its first bytes (a safetensors header; a GGUF's first MAX_GGUF_HEAD bytes) and its
+# size, and is written as a sparse file of that size (the readers check the offsets against it).
+MODEL_FILE = re.compile(r"config\.json|model\.safetensors\.index\.json|[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.(safetensors|gguf)")
+MAX_MODEL_FILES = 512
+MAX_WEIGHT_FILE = 2**44  # 16 TiB: a weight file declared larger is refused
+MAX_GGUF_HEAD = 16 * 2**20  # the page sends this much of a GGUF: its metadata and tensor table
 MAX_SWEEP_POINTS = 4096  # the page draws a sweep; the CLI takes up to 10^7 points
 MAX_SETS = 200  # --set assignments in one request
 MAX_TEXT = 4096  # characters of one --set, name, range or budget
@@ -136,14 +148,68 @@ def _upload(body: dict, key: str, names: Dict[str, str]) -> Optional[Tuple[str, 
     return upload["text"], names[fmt]
 
 
+def _model_files(body: dict) -> Optional[List[Tuple[str, object, int]]]:
+    """A model sent as its files' headers: (name, text or the first bytes, size) each, checked."""
+    model = body.get("model")
+    if model is None:
+        return None
+    files = model.get("files") if isinstance(model, dict) else None
+    if not isinstance(files, list) or not files or len(files) > MAX_MODEL_FILES:
+        raise BadRequest(f"'model' must be {{\"files\": [...]}} with 1 to {MAX_MODEL_FILES} files")
+    out, names = [], set()
+    for f in files:
+        name = f.get("name") if isinstance(f, dict) else None
+        if not isinstance(name, str) or not MODEL_FILE.fullmatch(name) or name in names:
+            raise BadRequest("a model's file is {\"name\", \"text\"} (config.json, model.safetensors.index.json) or "
+                             "{\"name\", \"head\", \"size\"} (*.safetensors, *.gguf): a plain file name, once each")
+        names.add(name)
+        if name.endswith((".safetensors", ".gguf")):
+            size = f.get("size")
+            try:
+                head = base64.b64decode(f.get("head", ""), validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                raise BadRequest(f"'{name}': 'head' must be base64") from None
+            if not isinstance(size, int) or isinstance(size, bool) or not len(head) <= size <= MAX_WEIGHT_FILE:
+                raise BadRequest(f"'{name}': 'size' must be the file's size in bytes, at least its head's, "
+                                 f"at most {MAX_WEIGHT_FILE:,}")
+            out.append((name, head, size))
+        elif isinstance(f.get("text"), str):
+            out.append((name, f["text"], 0))
+        else:
+            raise BadRequest(f"'{name}': 'text' must be the file's text")
+    ggufs = [n for n, _, _ in out if n.endswith(".gguf")]
+    if ggufs and len(out) > 1:
+        raise BadRequest("a GGUF model is one file: send it alone")
+    return out
+
+
+def _write_model(files, folder: Path) -> str:
+    """The model's files written into ``folder`` (weight files sparse, of their size): the path
+    the spec readers load (the folder, or the GGUF)."""
+    folder.mkdir()
+    for name, content, size in files:
+        path = folder / name
+        if isinstance(content, bytes):
+            with open(path, "wb") as out:
+                out.write(content)
+                out.truncate(size)
+        else:
+            path.write_text(content, encoding="utf-8", errors="surrogatepass")
+    gguf = [name for name, _, _ in files if name.endswith(".gguf")]
+    return str(folder / gguf[0]) if gguf else str(folder)
+
+
 class _Settings:
     """A request's settings, read and checked: what the CLI's SPEC, --set and --gpu say."""
 
     def __init__(self, body: dict) -> None:
         self.spec = _text(body, "spec")
         self.config = _upload(body, "config", UPLOAD_NAMES)
+        self.model = _model_files(body)
+        if self.model is not None and self.config is not None:
+            raise BadRequest("give one model: an uploaded config.json or a model's files, not both")
         self.train_config = _upload(body, "train_config", TRAIN_CONFIG_NAMES)
-        if self.train_config is not None and self.config is None and self.spec is None:
+        if self.train_config is not None and self.config is None and self.model is None and self.spec is None:
             raise BadRequest("a training config needs a model beside it: a built-in spec or an uploaded config.json "
                              "(the page does not open the base model a training config names)")
         self.sets = _texts(body, "set")
@@ -162,6 +228,8 @@ class _Settings:
             path = Path(folder) / name
             path.write_text(text, encoding="utf-8", errors="surrogatepass")
             return str(path)
+        if self.model is not None:
+            return _write_model(self.model, Path(folder) / "model")
         if self.spec is None:
             return None
         specs = builtin_specs()
@@ -315,7 +383,7 @@ def _specs_listing() -> dict:
         fields.append({"name": ex.name, "unit": ex.unit, "doc": ex.doc, "allowed": ex.allowed})
     return {"specs": [{"name": name, "title": load_spec(str(path)).name} for name, path in builtin_specs().items()],
             "regimes": [{"name": j.name, "heading": j.heading} for j in JOBS.values()],
-            "fields": fields, "solve_for": list(SOLVE_FOR), "units": list(UNITS)}
+            "fields": fields, "solve_for": list(SOLVE_FOR), "units": list(UNITS), "gguf_head": MAX_GGUF_HEAD}
 
 
 def _gpus(body: dict) -> dict:

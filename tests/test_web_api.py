@@ -168,6 +168,81 @@ def test_a_training_config_needs_a_model_beside_it(server):
     assert status == 400 and data["error"]["kind"] == "request" and "needs a model beside it" in data["error"]["message"]
 
 
+def _model_upload(folder, head_of=None):
+    """A model folder (or one GGUF) as the page sends it: texts, and each weight file's first bytes
+    (a safetensors header: its 8-byte length and the JSON; a GGUF: the first 16 MiB) and size."""
+    import base64
+    import struct
+
+    def first(path, count):  # the first bytes only: the weight files are sparse, gigabytes long
+        with open(path, "rb") as fh:
+            return fh.read(count)
+
+    files = []
+    for path in sorted([folder] if folder.is_file() else folder.iterdir()):
+        if path.suffix in (".safetensors", ".gguf"):
+            count = 8 + struct.unpack("<Q", first(path, 8))[0] if path.suffix == ".safetensors" else web.MAX_GGUF_HEAD
+            head = (head_of or first)(path, count)
+            files.append({"name": path.name, "head": base64.b64encode(head).decode(), "size": path.stat().st_size})
+        else:
+            files.append({"name": path.name, "text": path.read_text()})
+    return {"files": files}
+
+
+def _figures(report):
+    return {k: report[k] for k in ("inputs", "outputs", "unavailable")}
+
+
+def test_a_model_folder_sent_as_its_headers_is_the_clis_folder(server, capsys, tmp_path):
+    """A save_pretrained folder with two shards: the page sends the config, the index and the
+    shards' headers with their sizes; the answer is `vram-eval FOLDER`'s, checkpoint bytes and all."""
+    from test_checkpoint import model_folder
+
+    folder = model_folder(tmp_path / "llama", "llama-2-7b.json", shards=2)
+    status, data = post(server, "/api/eval", {"model": _model_upload(folder), "gpu": "h100"})
+    code, out, _ = cli(capsys, str(folder), "--gpu", "h100", "--format", "json")
+    assert status == 200 and code == 0
+    assert _figures(data["report"]) == _figures(json.loads(out))
+    assert data["report"]["outputs"]["checkpoint_bytes"] > 13 * 10**9
+    assert str(tmp_path) not in json.dumps(data) and "vram-eval-web-" not in json.dumps(data)
+
+
+def test_a_gguf_sent_as_its_first_bytes_is_the_clis_gguf(server, capsys, tmp_path):
+    from conftest import write_gguf
+
+    path = write_gguf(tmp_path / "tiny.gguf")
+    status, data = post(server, "/api/eval", {"model": _model_upload(path), "gpu": "rtx4090"})
+    code, out, _ = cli(capsys, str(path), "--gpu", "rtx4090", "--format", "json")
+    assert status == 200 and code == 0 and _figures(data["report"]) == _figures(json.loads(out))
+
+
+def test_a_weight_files_header_that_lies_is_the_readers_located_error(server, tmp_path):
+    from test_checkpoint import model_folder
+
+    folder = model_folder(tmp_path / "llama", "llama-2-7b.json")
+    def short(path, count):
+        with open(path, "rb") as fh:
+            return fh.read(count - 40)
+
+    status, data = post(server, "/api/eval", {"model": _model_upload(folder, short)})
+    assert status == 400 and data["error"]["message"].startswith("model/model.safetensors")
+    assert "Traceback" not in data["error"]["message"] and str(tmp_path) not in data["error"]["message"]
+
+
+@pytest.mark.parametrize("files,words", [
+    ([{"name": "../config.json", "text": "{}"}], "a plain file name"),
+    ([{"name": "config.json", "text": "{}"}, {"name": "config.json", "text": "{}"}], "once each"),
+    ([{"name": "model.safetensors", "head": "not base64!", "size": 10}], "'head' must be base64"),
+    ([{"name": "model.safetensors", "head": "AAAAAAAAAAA=", "size": 3}], "'size' must be the file's size"),
+    ([{"name": "model.safetensors", "head": "", "size": 2**50}], "'size' must be the file's size"),
+    ([{"name": "a.gguf", "head": "", "size": 0}, {"name": "config.json", "text": "{}"}], "send it alone"),
+    ([{"name": "run.sh", "text": "rm -rf /"}], "a plain file name"),
+], ids=["path", "twice", "base64", "size-below-head", "size-huge", "gguf-and-more", "other-file"])
+def test_a_malformed_model_upload_is_a_request_error(server, files, words):
+    status, data = post(server, "/api/eval", {"model": {"files": files}})
+    assert status == 400 and data["error"]["kind"] == "request" and words in data["error"]["message"]
+
+
 def test_explain_is_the_cli_explain(server, capsys):
     status, data = post(server, "/api/explain", {"spec": "llama13b", "set": ["weight_dtype=bf16"], "name": "weights"})
     code, out, _ = cli(capsys, "explain", "weights", "--spec", "llama13b", "--set", "weight_dtype=bf16")

@@ -262,3 +262,29 @@ def test_a_training_config_beside_the_spec_is_the_clis(browser, base, artefacts,
     settle(browser, before)
     assert "train=" not in browser.current_url
     no_script_errors(browser)
+
+
+@pytest.mark.parametrize("kind", ["folder", "gguf"])
+def test_a_model_folder_or_a_gguf_is_read_from_its_headers(browser, base, artefacts, tmp_path, capsys, kind):
+    """The page sends a folder's config.json, index and safetensors headers (or a GGUF's first
+    bytes), never the weights: its figures are `vram-eval PATH`'s."""
+    from vram_eval.cli import main
+
+    from conftest import write_gguf
+    from test_checkpoint import model_folder
+
+    path = (model_folder(tmp_path / "llama-2-7b", "llama-2-7b.json", shards=2) if kind == "folder"
+            else write_gguf(tmp_path / "tiny.gguf"))
+    browser.get(base + "?gpu=h100-sxm")
+    settle(browser)
+    before = calls(browser)
+    browser.find_element(By.ID, "folder-upload" if kind == "folder" else "gguf-upload").send_keys(str(path))
+    settle(browser, before)
+    assert not browser.find_element(By.ID, "error").is_displayed(), browser.find_element(By.ID, "error-text").text
+    capsys.readouterr()
+    assert main([str(path), "--gpu", "h100-sxm", "--format", "json"]) == 0
+    peak = json.loads(capsys.readouterr().out)["outputs"]["peak_inference"]
+    assert f"{peak / 2**30:.2f} GiB" in browser.find_element(By.ID, "report").text
+    assert path.name in browser.find_element(By.ID, "model-source").text
+    browser.save_screenshot(str(artefacts / f"7-{kind}.png"))
+    no_script_errors(browser)

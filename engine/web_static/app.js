@@ -16,7 +16,7 @@ const LINE_COLORS = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1", "#76
 const URL_CONFIG_LIMIT = 60000; // characters of an uploaded text a link still carries
 
 const state = {fields: [], specs: [], gpus: [], config: null, configFormat: "json", configName: "",
-               train: null, trainFormat: "json", trainName: "",
+               train: null, trainFormat: "json", trainName: "", model: null, modelName: "", ggufHead: 16 * 2 ** 20,
                last: null, explain: null, seq: 0, pending: 0, calls: 0, solveAsked: false, sweepAsked: false};
 
 // --- talking to the server -------------------------------------------------------------------
@@ -104,7 +104,8 @@ function fieldElement(f) {
 
 function settings() {
   const s = {set: [], units: units()};
-  if (state.config !== null) s.config = {text: state.config, format: state.configFormat};
+  if (state.model !== null) s.model = {files: state.model};
+  else if (state.config !== null) s.config = {text: state.config, format: state.configFormat};
   else s.spec = $("#spec").value;
   if (state.train !== null) s.train_config = {text: state.train, format: state.trainFormat};
   if ($("#gpu").value) s.gpu = $("#gpu").value;
@@ -122,6 +123,33 @@ function b64encode(text) {
   let bin = "";
   for (const b of bytes) bin += String.fromCharCode(b);
   return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function bytesB64(bytes) {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
+// A model's files as the server reads them: texts, and each weight file's first bytes and size
+// (a safetensors header: the 8-byte length and the JSON; a GGUF: its metadata and tensor table).
+async function modelFiles(files) {
+  const out = [];
+  for (const f of files) {
+    const depth = (f.webkitRelativePath || f.name).split("/").length;
+    if (depth > 2) continue; // the folder's own files, not its subfolders'
+    if (f.name === "config.json" || f.name === "model.safetensors.index.json") {
+      out.push({name: f.name, text: await f.text()});
+    } else if (/\.safetensors$/.test(f.name)) {
+      const n = Number(new DataView(await f.slice(0, 8).arrayBuffer()).getBigUint64(0, true));
+      const take = Math.min(f.size, 8 + Math.min(n, 100 * 2 ** 20)); // a header says more: the server says so
+      out.push({name: f.name, head: bytesB64(new Uint8Array(await f.slice(0, take).arrayBuffer())), size: f.size});
+    } else if (/\.gguf$/.test(f.name)) {
+      const take = Math.min(f.size, state.ggufHead);
+      out.push({name: f.name, head: bytesB64(new Uint8Array(await f.slice(0, take).arrayBuffer())), size: f.size});
+    }
+  }
+  return out;
 }
 
 function b64decode(text) {
@@ -148,7 +176,15 @@ function writeURL() {
     if ($("#sweep-targets").value.trim()) q.set("sweep_targets", $("#sweep-targets").value.trim());
   }
   let hash = "";
-  $("#use-spec").hidden = state.config === null;
+  $("#use-spec").hidden = state.config === null && state.model === null;
+  if (state.model !== null) {
+    $("#model-source").textContent = `model: your ${state.modelName} (${state.model.length} files, headers only)` +
+      " — a link carries the other settings, not the model's files";
+    const url = location.pathname + "?" + q.toString();
+    history.replaceState(null, "", url);
+    $("#share").href = url;
+    return;
+  }
   $("#model-source").textContent = state.config === null ? "" :
     `model: your ${state.configName || "text"} (${state.config.length.toLocaleString("en-US")} characters)`;
   if (state.config !== null) {
@@ -267,7 +303,7 @@ function cliLine(command, after) {
   const s = settings();
   const parts = ["vram-eval"];
   if (command) parts.push(command);
-  parts.push(s.config ? (state.configName || "config.json") : s.spec);
+  parts.push(s.model ? state.modelName : s.config ? (state.configName || "config.json") : s.spec);
   if (after) parts.push(after);
   if (s.train_config) parts.push("--train-config " + (state.trainName || "train_config.json"));
   if (s.gpu && !command) parts.push("--gpu " + s.gpu);
@@ -601,30 +637,44 @@ async function start() {
   }
   for (const u of specs.units) $("#units").append(el("option", {value: u}, u));
   for (const n of specs.solve_for) $("#solve-for").append(el("option", {value: n}, n));
+  if (specs.gguf_head) state.ggufHead = specs.gguf_head;
   const fields = $("#fields");
   for (const f of specs.fields) fields.append(fieldElement(f));
   readURL();
 
   $("#settings").addEventListener("submit", (e) => { e.preventDefault(); evaluate(); });
   $("#settings").addEventListener("change", (e) => {
-    if (["upload", "paste", "paste-format", "train-upload"].includes(e.target.id)) return;
-    if (e.target.id === "spec") state.config = null;
+    if (["upload", "paste", "paste-format", "train-upload", "folder-upload", "gguf-upload"].includes(e.target.id)) return;
+    if (e.target.id === "spec") { state.config = null; state.model = null; }
     evaluate();
   });
   $("#upload").addEventListener("change", async (e) => {
     const file = e.target.files[0];
     if (!file) return;
     state.config = await file.text();
+    state.model = null;
     state.configName = file.name;
     state.configFormat = /\.toml$/i.test(file.name) ? "toml" : /\.ya?ml$/i.test(file.name) ? "yaml" : "json";
     evaluate();
   });
   $("#use-paste").addEventListener("click", () => {
+    state.model = null;
     state.config = $("#paste").value;
     state.configFormat = $("#paste-format").value;
     state.configName = {json: "config.json", toml: "spec.toml", yaml: "spec.yaml"}[state.configFormat];
     evaluate();
   });
+  for (const id of ["folder-upload", "gguf-upload"]) {
+    $("#" + id).addEventListener("change", async (e) => {
+      const files = Array.from(e.target.files);
+      if (!files.length) return;
+      state.model = await modelFiles(files);
+      state.modelName = id === "gguf-upload" ? files[0].name
+        : ((files[0].webkitRelativePath || "").split("/")[0] || "model folder");
+      state.config = null;
+      evaluate();
+    });
+  }
   $("#train-upload").addEventListener("change", async (e) => {
     const file = e.target.files[0];
     if (!file) return;
@@ -640,6 +690,9 @@ async function start() {
   });
   $("#use-spec").addEventListener("click", () => {
     state.config = null;
+    state.model = null;
+    $("#folder-upload").value = "";
+    $("#gguf-upload").value = "";
     $("#upload").value = "";
     evaluate();
   });
