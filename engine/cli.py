@@ -45,6 +45,9 @@ def _common(p: argparse.ArgumentParser, formats=("table", "json", "yaml")) -> No
     p.add_argument("--train-config", dest="train_configs", action="append", default=[], metavar="FILE",
                    help="a DeepSpeed JSON, TrainingArguments/TRL, axolotl or LLaMA-Factory config (repeatable; "
                    "applied before --set; its base model is the spec when none is given)")
+    p.add_argument("--fetch", action="store_true",
+                   help="read a Hub id the local cache does not hold from the Hub: its config.json and safetensors "
+                   "headers only, by HTTP range reads (HF_ENDPOINT, HF_TOKEN); never the weights")
     p.add_argument("--format", choices=formats, default=formats[0], help=f"output format (default {formats[0]})")
 
 
@@ -270,7 +273,8 @@ def _eval(args) -> int:
 
         raise ArgumentSyntaxError("give a SPEC (a spec file, a model folder, a Hub id, a .gguf file), or a "
                                   "--train-config that names the base model", Location("SPEC"))
-    problem = _load(args.spec, args.sets, args.formulas, gpu=args.gpu, train_configs=args.train_configs)
+    problem = _load(args.spec, args.sets, args.formulas, gpu=args.gpu, train_configs=args.train_configs,
+                    fetch=args.fetch)
     result = evaluate(problem.ruleset, problem.bindings, wanted=args.outputs,
                       spec=problem.spec_path, title=problem.title)
     if args.outputs:
@@ -297,7 +301,7 @@ def _explain(args) -> int:
     from .explanation import explain, list_names
     from .report import render_explanation, render_names
 
-    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs)
+    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs, fetch=args.fetch)
     if args.list or not args.name:
         sys.stdout.write(render_names(list_names(problem.ruleset), args.format))
         return 0
@@ -337,7 +341,7 @@ def _solve(args) -> int:
     from .report import render_solutions
     from .inverse import solve
 
-    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs)
+    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs, fetch=args.fetch)
     solutions = [solve(problem, args.name, value, _target(problem, args.target, args.total), budget_text=label)
                  for label, value in _budgets(args, problem)]
     sys.stdout.write(render_solutions(solutions, args.format))
@@ -348,7 +352,7 @@ def _sensitivity(args) -> int:
     from .report import render_sensitivity
     from .derivatives import sensitivity
 
-    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs)
+    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs, fetch=args.fetch)
     sys.stdout.write(render_sensitivity(sensitivity(problem, _target(problem, args.target, args.total)), args.format))
     return 0
 
@@ -358,7 +362,7 @@ def _sweep(args) -> int:
     from .grid import parse_range, sweep
 
     rng = parse_range(args.range)
-    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs)
+    problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs, fetch=args.fetch)
     result = sweep(problem, rng, args.targets or [_target(problem, None, args.total)])
     if args.plot:
         _plot(args, problem, result)
@@ -406,7 +410,8 @@ def _serve_plan(args) -> int:
     from .inverse import parse_budget
 
     margin = 0 if args.margin.strip() in ("0", "0GiB", "0GB", "0B") else parse_budget(args.margin, "--margin")
-    problem = _load(args.spec, args.sets, args.formulas, gpu=args.gpu, train_configs=args.train_configs)
+    problem = _load(args.spec, args.sets, args.formulas, gpu=args.gpu, train_configs=args.train_configs,
+                    fetch=args.fetch)
     sys.stdout.write(render_plan(plan(problem, args.engine, args.spec, args.gpus, margin), args.format, args.units))
     return 0
 

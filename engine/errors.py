@@ -356,7 +356,9 @@ class UnreadableFile(EngineError):
     """A file cannot be read as what it is given for. ``file`` is its name as given;
     ``reason`` one of: "missing", "directory", "not regular" (a pipe, a device, a socket),
     "not UTF-8", "bad name" (a NUL byte), "format" (not a format vram-eval reads), "empty"
-    (a directory without formula files), "unreadable" (the system refused: permissions...)."""
+    (a directory without formula files), "unreadable" (the system refused: permissions...),
+    "truncated" (a weight file shorter than its header says), "fetch" (``--fetch`` could not read
+    it from the Hub), "outside" (a path the web page does not open)."""
 
     fields = {"file": "", "reason": ""}
 

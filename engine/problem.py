@@ -71,6 +71,7 @@ def load(
     gpu: Optional[str] = None,
     train_configs: Sequence[str] = (),
     confine: Optional[str] = None,
+    fetch: bool = False,
 ) -> Problem:
     """Read ``spec`` (a path, or None for no spec), apply ``--set`` texts, bind.
 
@@ -78,7 +79,8 @@ def load(
     before ``extra`` and the sets; a base model one names is the spec when none is given.
     ``extra`` entries (already located) go between the spec and the sets;
     ``gpu`` (a catalog id, as ``--gpu``) overrides the spec's ``gpu``; ``confine`` (a folder) keeps
-    the files a training config names within it (the web page's uploads)."""
+    the files a training config names within it (the web page's uploads); ``fetch`` reads a Hub id
+    the local cache lacks from the Hub (its config.json and safetensors headers: ``--fetch``)."""
     configs: tuple = ()
     named = []
     if train_configs:
@@ -89,7 +91,7 @@ def load(
     if spec is None and named:
         (model, _), _ = named[0]
         spec = model
-    loaded = load_spec(spec) if spec is not None else None
+    loaded = load_spec(spec, fetch=fetch) if spec is not None else None
     set_entries = [parse_set(s) for s in sets]
     warnings = _unknown_model_type(loaded, set_entries) + tuple(
         f"{path}: its base model '{model}' is not read: the spec given is" for (model, _), path in named

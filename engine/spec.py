@@ -60,9 +60,10 @@ def find_spec(path: str) -> Path:
     return p
 
 
-def load_spec(path: str) -> Spec:
+def load_spec(path: str, fetch: bool = False) -> Spec:
     """Read a spec file, a model folder or a Hub id of the local Hugging Face cache into
-    entries; every problem is a located SpecError."""
+    entries; every problem is a located SpecError. With ``fetch``, a Hub id the cache does not
+    hold is read from the Hub: its config.json and safetensors headers only (engine/fetch.py)."""
     shown = _UNSHOWABLE.sub("\ufffd", str(path))
     p = find_spec(path)
     try:
@@ -77,7 +78,13 @@ def load_spec(path: str) -> Spec:
         from .hub import looks_like_hub_id, snapshot_folder
 
         if looks_like_hub_id(str(path)):
-            return _load_folder(snapshot_folder(str(path)), None, shown)
+            try:
+                folder = snapshot_folder(str(path))
+            except SpecError:
+                if not fetch:
+                    raise
+                return _fetched(str(path), shown)
+            return _load_folder(folder, None, shown)
     text = _read_text(p, shown)
     suffix = p.suffix.lower()
     if suffix not in (".json", ".yaml", ".yml", ".toml"):
@@ -95,6 +102,19 @@ def load_spec(path: str) -> Spec:
 
     tree, locate = _read_yaml(lines)
     return _from_tree(tree, lines, locate, "yaml")
+
+
+def _fetched(hub_id: str, shown: str) -> Spec:
+    """A Hub id read from the Hub (config.json and the weight files' headers) into a temporary
+    folder, read as a model folder, and the folder removed."""
+    import tempfile
+
+    from .fetch import fetch_snapshot
+    from .hub import parse_hub_id
+
+    org, name, revision = parse_hub_id(hub_id)
+    with tempfile.TemporaryDirectory(prefix="vram-eval-fetch-") as folder:
+        return _load_folder(fetch_snapshot(hub_id, org, name, revision, Path(folder) / "snapshot"), None, shown)
 
 
 _LOADED_AS = ("fp32", "fp16", "bf16")
