@@ -184,3 +184,16 @@ def test_the_adapters_step_temporaries_take_the_adapters_moment_dtype():
     """fp32 adapters under plain torch.optim: fp32 moments, so an fp32 foreach temporary."""
     r = evaluate(LLAMA2_7B, "framework=pytorch", "lora_dtype=fp32")
     assert value(r, "lora_step_workspace") == 4 * value(r, "lora_params")
+
+
+@pytest.mark.parametrize("output,counted_in", [("inference_resident", "inference_weights"),
+                                               ("training_at_backward_start", "model_buffers")])
+def test_a_routers_score_bias_buffers_are_counted_once(output, counted_in):
+    """DeepSeek-V3's e_score_correction_bias (fp32, E per MoE layer): in the inference weights, and
+    in training among the buffers — once each: turning it off takes off what that one part holds."""
+    from conftest import DATA, evaluate
+
+    config = DATA / "published" / "deepseek-v3.config.json"
+    on, off = (evaluate(config, "gpu=h100", "tp=8", "s=1024", f"router_score_bias={v}") for v in ("true", "false"))
+    assert int(on[output]) - int(off[output]) == int(on[counted_in]) - int(off[counted_in]) > 0
+    assert int(on["model_buffers"]) - int(off["model_buffers"]) == 4 * 256 * 58
