@@ -24,13 +24,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["GPU", "gpu_catalog", "find_gpu", "GPU_KEY", "GPU_MEMORY", "GPU_ARCH", "MiB"]
+__all__ = ["GPU", "gpu_catalog", "find_gpu", "GPU_KEY", "GPU_MEMORY", "GPU_ARCH", "GPU_COMPUTE", "MiB"]
 
 # The spec key (and --set name) that names a GPU of the catalog; the input a catalog GPU binds
 # (its usable bytes: formulas/hardware.formula's budget) and the one it binds its architecture to.
 GPU_KEY = "gpu"
 GPU_MEMORY = "gpu_memory"
 GPU_ARCH = "gpu_arch"
+GPU_COMPUTE = "gpu_compute_capability"
 
 MiB = 2**20
 
@@ -54,6 +55,7 @@ class GPU:
     devices: int = 1  # devices the OS sees per package (MI250X: 2 GCDs)
     aliases: Tuple[str, ...] = ()
     arch: Optional[str] = None  # NVIDIA architecture, bound to gpu_arch (formulas/overhead.formula)
+    compute_capability: Optional[float] = None  # CUDA's major.minor, bound to gpu_compute_capability
 
     @property
     def usable_bytes(self) -> int:
@@ -93,6 +95,7 @@ class GPU:
             "basis": self.basis,
             "devices": self.devices,
             "arch": self.arch,
+            "compute_capability": self.compute_capability,
             "note": self.no_driver_figure,
             "source": self.source,
             "reported_source": self.reported_source,
@@ -154,6 +157,7 @@ def _entry(path, key: str, entry: Dict[str, Any]) -> GPU:
         devices=devices,
         aliases=tuple(entry.get("aliases", ())),
         arch=entry.get("arch"),
+        compute_capability=entry.get("compute_capability"),
     )
 
 

@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from .hardware import GPU, GPU_ARCH, GPU_KEY, GPU_MEMORY, find_gpu
+from .hardware import GPU, GPU_ARCH, GPU_COMPUTE, GPU_KEY, GPU_MEMORY, find_gpu
 from .library import Library
 from .rules import RuleSet
 from .errors import Location
@@ -136,10 +136,12 @@ def _check_undeclared(ruleset: RuleSet, entries) -> None:
 
 def _resolve_gpus(entries):
     """``gpu = "h100"`` → a gpu_memory entry from the catalog (the last one wins): the GPU's
-    usable bytes (what its driver reports), not its marketed size; and a gpu_arch entry, its
-    architecture, unless gpu_arch is given. A later ``gpu_memory`` wins."""
+    usable bytes (what its driver reports), not its marketed size; and gpu_arch and
+    gpu_compute_capability entries, its architecture and compute capability, unless given. A
+    later ``gpu_memory`` wins."""
     out, chosen = [], None
     arch_given = any(entry.name == GPU_ARCH for entry in entries)
+    compute_given = any(entry.name == GPU_COMPUTE for entry in entries)
     gpus = [n for n, entry in enumerate(entries) if entry.key == GPU_KEY and entry.target is None]
     if gpus and any(entry.name == GPU_MEMORY for entry in entries[gpus[-1]:]):
         gpus = []  # a memory given after the last GPU: the job is no longer on a catalog GPU
@@ -149,6 +151,8 @@ def _resolve_gpus(entries):
             entry = Entry(GPU_KEY, chosen.usable_bytes, entry.location, target=GPU_MEMORY)
             if gpus and n == gpus[-1] and chosen.arch is not None and not arch_given:  # the last GPU's, unless named
                 out.append(Entry(GPU_KEY, chosen.arch, entry.location, target=GPU_ARCH))
+            if gpus and n == gpus[-1] and chosen.compute_capability is not None and not compute_given:
+                out.append(Entry(GPU_KEY, chosen.compute_capability, entry.location, target=GPU_COMPUTE))
         elif entry.name == GPU_MEMORY:
             chosen = None
         out.append(entry)

@@ -77,6 +77,16 @@ def test_one_request_of_max_model_len_needs_its_blocks_and_the_longest_context_i
     assert lengths[0] <= 122080 <= lengths[1]
 
 
+def test_a_latent_caches_need_at_full_length_is_vllms_refusal_figure():
+    """vllm#15871 (0.8.3, DeepSeek-V2-Lite-Chat over two 22 GB cards): 'To serve at least one
+    request with the models's max seq len (32768), (0.95 GiB KV cache is needed, which is larger
+    than the available KV cache memory (0.93 GiB).' — 27 layers x 576 x 2 bytes x 32,768 tokens."""
+    point = evaluate(DATA / "published" / "deepseek-v3.config.json", "L=27", "gpu=rtx3090", "tp=2",
+                     "max_model_len=32768", "available_kv_cache_memory=0.93GiB")
+    assert round(float(plain(point, "serve_kv_needed")) / GiB, 2) == 0.95
+    assert plain(point, "serve_kv_spare") < 0 and point.plain["vllm_refuses"] is True
+
+
 @pytest.mark.parametrize("sets,page", [
     ([], 16 * 8 * 256 * 2),                                  # Llama-3-8B: 16 tokens x 8 heads x (128 + 128) x bf16
     (["kv_cache_dtype=fp8"], 16 * 8 * 256),                  # fp8: 1 byte
@@ -96,7 +106,7 @@ def test_a_page_is_a_block_of_one_layer(sets, page):
     ("hf_configs/mistral-7b-v0.1.json", (0, 1, 0), 32, 16 * 8 * 256 * 2),   # every layer slides
     ("published/gpt-oss-20b.config.json", (1, 1, 0), 12, 16 * 8 * 128 * 2),   # 12 sliding (128) + 12 full
     ("published/gpt-oss-120b.config.json", (1, 1, 0), 18, 16 * 8 * 128 * 2),  # 18 + 18
-    ("published/deepseek-v3.config.json", (1, 0, 0), 61, 64 * 576 * 2),       # latent attention: 576 a token, FlashMLA's 64-token blocks (Hopper)
+    ("published/deepseek-v3.config.json", (1, 0, 0), 61, 16 * 576 * 2),       # latent attention: 576 a token, FlashAttention MLA's 16-token blocks (Hopper)
     ("hf_configs/qwen3-next-80b-a3b-instruct.json", (1, 0, 3), 12, 576 * 2 * 512 * 2),  # 12 full + 36 gated DeltaNet; the block raised to 576
     ("hf_configs/ai21-jamba-1.5-mini.json", (1, 0, 7), 4, 80 * 8 * 256 * 2),  # 4 attention + 28 Mamba: 1 + 7 groups of 4; (8192 x 3 + 8192 x 16) x 2 per state page
 ], ids=["gemma-3-27b", "llama-3-8b", "mistral-7b", "gpt-oss-20b", "gpt-oss-120b", "deepseek-v3", "qwen3-next-80b", "jamba-1.5-mini"])
@@ -139,16 +149,30 @@ def test_without_the_hybrid_manager_every_layer_caches_the_whole_context(cli):
     assert code == 2 and "require the hybrid KV cache manager" in err
 
 
-def test_latent_attention_caches_one_latent_per_rank_in_blocks_of_64():
+MLA_SETS = ["arch=llama", "h=7168", "L=61", "a=128", "kv_heads=128", "V=129280", "f=18432", "s_max=163840",
+            "kv_lora_rank=512", "qk_rope_head_dim=64"]
+
+
+def test_latent_attention_caches_one_latent_per_rank():
     """MLAAttentionSpec: num_kv_heads 1, head_size kv_lora_rank + qk_rope_head_dim (576), not
-    divided by tensor parallelism; FlashMLA's block size 64 on Hopper."""
-    sets = ["arch=llama", "h=7168", "L=61", "a=128", "kv_heads=128", "V=129280", "f=18432", "s_max=163840",
-            "kv_lora_rank=512", "qk_rope_head_dim=64", "gpu=h100"]
+    divided by tensor parallelism."""
     for tp in (1, 8):
-        point = evaluate(None, *sets, f"tp={tp}")
-        assert int(point["block_size"]) == 64
-        assert int(point["serve_page_bytes"]) == 64 * 576 * 2
-    assert int(evaluate(None, *sets, "kv_cache_dtype=fp8_ds_mla")["serve_page_bytes"]) == 64 * 656
+        point = evaluate(None, *MLA_SETS, "gpu=h100", f"tp={tp}")
+        assert int(point["serve_page_bytes"]) == int(point["block_size"]) * 576 * 2
+    assert int(evaluate(None, *MLA_SETS, "gpu=h100", "kv_cache_dtype=fp8_ds_mla")["serve_page_bytes"]) == 64 * 656
+
+
+@pytest.mark.parametrize("sets,block_size", [
+    (["gpu=h100"], 16),                              # 9.0: FlashAttention MLA, MultipleOf(16)
+    (["gpu=h100", "kv_cache_dtype=fp8"], 64),        # FlashAttention MLA takes no fp8 cache: FlashMLA, 64
+    (["gpu=b200"], 32),                              # 10.0: FlashInfer MLA, 32 or 64
+    (["gpu=rtx5090"], 16),                           # 12.0: Triton MLA
+    (["gpu=a100-80gb"], 16),                         # 8.0: Triton MLA
+    (["gpu=h100", "block_size=128"], 128),           # --block-size
+], ids=["hopper", "hopper-fp8", "b200", "rtx5090", "a100", "asked"])
+def test_latent_attentions_block_size_is_its_backends(sets, block_size):
+    """vllm/platforms/cuda.py _get_backend_priorities and each MLA backend's kernel block sizes (0.33)."""
+    assert int(evaluate(None, *MLA_SETS, *sets)["block_size"]) == block_size
 
 
 # --- hybrid models: Mamba / gated-DeltaNet state pages (vllm/platforms/interface.py) ----------
