@@ -68,3 +68,14 @@ def test_qlora_keeps_the_unconverted_router_in_fp32(tmp_path):
     without = _evaluate(tmp_path, case, "weight_dtype=bf16")
     n = case["router"]["params"]
     assert with_fp32["qlora_base_weights"] - without["qlora_base_weights"] == 2 * n
+
+
+def test_ddps_buckets_hold_the_fp32_routers_gradients_in_fp32():
+    """reducer.cpp buckets each gradient in its own dtype: an fp32 router's 4 bytes, not bf16's 2."""
+    from conftest import DATA, evaluate
+
+    config = DATA / "published" / "deepseek-v3.config.json"
+    sets = ["distributed=ddp", "dp=2", "framework=hf_trainer", "weight_dtype=bf16"]
+    on, off = (evaluate(config, *sets, f"router_fp32={v}") for v in ("true", "false"))
+    routers = 58 * 256 * 7168  # 58 MoE layers, a 256 x 7168 gate each
+    assert int(on["ddp_gradient_buckets"]) - int(off["ddp_gradient_buckets"]) == routers * (4 - 2)
