@@ -77,3 +77,30 @@ def test_what_stays_estimated_and_why():
     assert "Block pattern could not be match" in reasons["llama4-small (shape)-gptq4-g128"]
     assert "mamba.dt_proj" in reasons["jamba (shape)-gptq4-g128"]
     assert "model.vision_tower" in reasons["gemma3-vision-head (shape)-awq4-g128"]
+
+
+@pytest.mark.parametrize("engine,warned", [("transformers", True), ("vllm", False)])
+def test_a_gptq_moes_fused_experts_are_said_to_be_unmeasured_under_transformers(cli, tmp_path, engine, warned):
+    """transformers 5.24's fused 3-D experts are not converted by its GPTQ loader (packed_layouts.json):
+    the report says the experts are counted packed, as the files hold them, unless the engine is vLLM's."""
+    import json
+
+    from conftest import DATA
+
+    config = json.loads((DATA / "published" / "deepseek-v3.config.json").read_text())
+    config["quantization_config"] = {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    code, out, _ = cli(str(path), "--set", f"engine={engine}", "--format", "json")
+    assert code == 0
+    said = any("fuses them into 3-D tensors" in n for n in json.loads(out)["notes"])
+    assert said is warned
+
+
+def test_a_dense_gptq_model_has_no_fused_experts_to_warn_of(cli):
+    import json
+
+    from conftest import DATA
+
+    code, out, _ = cli(str(DATA / "published" / "qwen2.5-72b-instruct-gptq-int4.config.json"), "--format", "json")
+    assert code == 0 and not any("fuses them into 3-D tensors" in n for n in json.loads(out)["notes"])
