@@ -26,7 +26,7 @@ from vram_eval.cli import main
 @pytest.fixture(scope="module")
 def server():
     srv = web.make_server("127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield srv.server_address[1]
     srv.shutdown()
