@@ -27,6 +27,9 @@ examples:
   vram-eval explain weights
   vram-eval check formulas/ my.formula
   vram-eval gpus
+  vram-eval specs/llama3-70b.toml --set engine=vllm --set tp=4 --gpu h100
+  vram-eval serve-plan meta-llama/Llama-3.1-8B --gpu rtx4090 --fetch
+  vram-eval web --open
 
 `vram-eval SPEC` is short for `vram-eval eval SPEC`. Exit status: 0 success,
 2 bad input (a located message on stderr), 1 a bug in vram-eval.
