@@ -64,6 +64,19 @@ def test_the_available_memory_follows_the_profile_within_its_uncertainty():
     assert abs(float(plain(point, "available_kv_cache_memory")) / GiB - case["available_gib"]) < 0.05
 
 
+@pytest.mark.parametrize("case_id,output,logged,digits", [
+    ("h100-llama-3.1-8b", "consumed", "consumed_gib", 2),      # weights + non-torch, 2 decimals
+    ("qwen3-next-80b-tp2-h200", "weights", "model_loading_gib", 3),  # 4 decimals logged; 3 asked
+], ids=["llama-3.1-8b", "qwen3-next-tp2"])
+def test_vllms_weights_are_transformers_share_with_the_routers_and_the_rope_cache(case_id, output, logged, digits):
+    """serve_weights: the routers whole on each rank (ReplicatedLinear) and the RoPE's cos_sin_cache
+    [positions, rotary_dim] in the model dtype, beside transformers' share of the weights."""
+    case = next(c for c in CASES if c["id"] == case_id)
+    point = at(case)
+    value = plain(point, "serve_weights") + (plain(point, "serve_non_torch") if output == "consumed" else 0)
+    assert round(float(value) / GiB, digits) == round(case[logged], digits)
+
+
 def test_one_request_of_max_model_len_needs_its_blocks_and_the_longest_context_is_what_the_pool_holds():
     """vllm#25350: '(10.12 GiB KV cache is needed, which is larger than the available KV cache
     memory (5.59 GiB). Based on the available memory, the estimated maximum model length is 122080.'"""
