@@ -451,3 +451,11 @@ def test_solve_answers_the_utilisation_n_requests_need(cli):
     at = evaluate(ROOT / "specs" / "llama3-8b.toml", *sets, f"gpu_memory_utilization={float(value)}")
     below = evaluate(ROOT / "specs" / "llama3-8b.toml", *sets, f"gpu_memory_utilization={float(value) - 0.001}")
     assert plain(at, "serve_max_concurrency") >= 32 > plain(below, "serve_max_concurrency")
+
+
+def test_sglangs_weights_keep_the_rope_cache_in_fp32():
+    """sglang/srt/layers/rotary_embedding/base.py: 'cache needs to be in FP32' on CUDA — 131,072
+    positions x 128 x 4 bytes beside Llama-3.1-8B's weights (vLLM's: x 2)."""
+    point = evaluate(DATA / "hf_configs" / "llama-3-8b.json", "s_max=131072", "gpu=h100")
+    assert int(point["sglang_weights"]) - int(point["inference_weights"]) == 131072 * 128 * 4
+    assert int(point["serve_weights"]) - int(point["inference_weights"]) == 131072 * 128 * 2
