@@ -312,61 +312,36 @@ def _explain(args) -> int:
     return 0
 
 
-def _budgets(args, problem):
-    """(label, bytes) for each --budget and --gpu; the spec's GPU if neither is given."""
-    from .errors import Location, SpecError, UnboundInput
-    from .hardware import GPU_MEMORY, find_gpu
-    from .inverse import parse_budget
-
-    budgets = [(text, parse_budget(text)) for text in args.budget]
-    for gpu_id in args.gpu:
-        gpu = find_gpu(gpu_id)
-        budgets.append((_gpu_label(gpu), gpu.usable_bytes))
-    if not budgets:
-        memory = problem.bindings.get(GPU_MEMORY)
-        if memory is None:
-            raise UnboundInput[SpecError]("solve needs a budget", Location("--budget"),
-                                          hint="give --budget 24GiB, --gpu h100, or gpu = \"h100\" in the spec",
-                                          name=GPU_MEMORY, missing=(GPU_MEMORY,))
-        label = _gpu_label(problem.gpu) if problem.gpu else GPU_MEMORY
-        budgets.append((label, int(memory.value)))
-    return budgets
-
-
-def _gpu_label(gpu) -> str:
-    """A catalog GPU as a budget's label: its id and usable memory, e.g. "l40s (46,068 MiB usable)"."""
-    if gpu.reported_mib is not None:
-        return f"{gpu.id} ({gpu.reported_mib:,} MiB usable)"
-    return f"{gpu.id} ({gpu.memory}, no driver figure)"
-
-
 def _solve(args) -> int:
+    from .focus import chosen_target
+    from .inverse import budgets, solve
     from .report import render_solutions
-    from .inverse import solve
 
     problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs, fetch=args.fetch)
-    solutions = [solve(problem, args.name, value, _target(problem, args.target, args.total), budget_text=label)
-                 for label, value in _budgets(args, problem)]
+    solutions = [solve(problem, args.name, value, chosen_target(problem, args.target, args.total), budget_text=label)
+                 for label, value in budgets(problem, args.budget, args.gpu)]
     sys.stdout.write(render_solutions(solutions, args.format))
     return 0
 
 
 def _sensitivity(args) -> int:
-    from .report import render_sensitivity
     from .derivatives import sensitivity
+    from .focus import chosen_target
+    from .report import render_sensitivity
 
     problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs, fetch=args.fetch)
-    sys.stdout.write(render_sensitivity(sensitivity(problem, _target(problem, args.target, args.total)), args.format))
+    sys.stdout.write(render_sensitivity(sensitivity(problem, chosen_target(problem, args.target, args.total)), args.format))
     return 0
 
 
 def _sweep(args) -> int:
-    from .report import render_sweep
+    from .focus import chosen_target
     from .grid import parse_range, sweep
+    from .report import render_sweep
 
     rng = parse_range(args.range)
     problem = _load(args.spec, args.sets, args.formulas, train_configs=args.train_configs, fetch=args.fetch)
-    result = sweep(problem, rng, args.targets or [_target(problem, None, args.total)])
+    result = sweep(problem, rng, args.targets or [chosen_target(problem, None, args.total)])
     if args.plot:
         _plot(args, problem, result)
     sys.stdout.write(render_sweep(result, args.format))
@@ -446,12 +421,3 @@ def _web(args) -> int:
 _COMMANDS = {"gpus": _gpus, "validate": _validate, "eval": _eval, "check": _check, "explain": _explain, "solve": _solve,
              "sensitivity": _sensitivity, "sweep": _sweep, "web": _web, "serve-plan": _serve_plan}
 
-
-def _target(problem, target, total: bool):
-    """--target as given; else, with --total, the regime's total (sum of parts); else None: the
-    regime's peak over phases (engine.focus.default_target)."""
-    if target or not total:
-        return target
-    from .focus import default_total
-
-    return default_total(problem)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from .errors import Location, SpecError, UnreadableFile
+from .spec_file import _short  # the Hub's text in a message: bounded, control characters escaped
 
 __all__ = ["fetch_snapshot", "endpoint"]
 
@@ -148,6 +149,3 @@ def _get(url: str, where: Location, hub_id: str, limit: int = MAX_HEADER,
 def _error(message: str, where: Location, hub_id: str, hint: str) -> SpecError:
     return UnreadableFile[SpecError](message, where, hint=hint, file=hub_id, reason="fetch")
 
-
-def _short(text: str, most: int = 80) -> str:
-    return text if len(text) <= most else text[: most - 3] + "..."

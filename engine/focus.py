@@ -289,6 +289,14 @@ def default_target(problem: Problem) -> str:
     return peak
 
 
+def chosen_target(problem: Problem, target: Optional[str], total: bool) -> Optional[str]:
+    """--target as given; else, with --total, the regime's total (sum of parts); else None: the
+    regime's peak over phases (default_target)."""
+    if target or not total:
+        return target
+    return default_total(problem)
+
+
 def default_total(problem: Problem) -> str:
     """The total (sum of parts) of the spec's regime (its job in formulas/jobs.toml)."""
     regime = problem.bindings.get("regime")

@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-from .errors import EngineError, InvalidValue, Location, NoDependence, SolveError, ValueTooLarge
+from .errors import (EngineError, InvalidValue, Location, NoDependence, SolveError, SpecError, UnboundInput,
+                     ValueTooLarge)
 from .focus import Focus, focus
 from .nodes import MAX_BITS
 from .problem import Problem
@@ -107,6 +108,32 @@ def parse_budget(text: str, where: str = "--budget") -> int:
     if value <= 0:
         raise InvalidValue[SolveError]("the budget must be positive", loc, name="budget", value=text, expected="above 0")
     return math.ceil(value)
+
+
+def budgets(problem: Problem, budget_texts: Sequence[str] = (), gpu_ids: Sequence[str] = ()) -> List[Tuple[str, int]]:
+    """(label, bytes) for each budget text (--budget) and catalog GPU (--gpu); the problem's GPU
+    (its gpu_memory) if neither is given."""
+    from .hardware import GPU_MEMORY, find_gpu
+
+    out = [(text, parse_budget(text)) for text in budget_texts]
+    for gpu_id in gpu_ids:
+        gpu = find_gpu(gpu_id)
+        out.append((gpu_label(gpu), gpu.usable_bytes))
+    if not out:
+        memory = problem.bindings.get(GPU_MEMORY)
+        if memory is None:
+            raise UnboundInput[SpecError]("solve needs a budget", Location("--budget"),
+                                          hint="give --budget 24GiB, --gpu h100, or gpu = \"h100\" in the spec",
+                                          name=GPU_MEMORY, missing=(GPU_MEMORY,))
+        out.append((gpu_label(problem.gpu) if problem.gpu else GPU_MEMORY, int(memory.value)))
+    return out
+
+
+def gpu_label(gpu) -> str:
+    """A catalog GPU as a budget's label: its id and usable memory, e.g. "l40s (46,068 MiB usable)"."""
+    if gpu.reported_mib is not None:
+        return f"{gpu.id} ({gpu.reported_mib:,} MiB usable)"
+    return f"{gpu.id} ({gpu.memory}, no driver figure)"
 
 
 def solve(problem: Problem, name: str, budget: int, target: Optional[str] = None, budget_text: Optional[str] = None,

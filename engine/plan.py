@@ -78,13 +78,13 @@ def plan(problem, engine: str, model: str, max_gpus: int = 8, margin: int = 0) -
                          "gpu = \"h100\" in the spec, or --set gpu_memory=80GiB")
     length = spec["length"]
     fixed_tp = "tp" in problem.bindings
-    candidates = [None] if fixed_tp else [n for n in _powers_of_two(max_gpus)]
+    candidates = [None] if fixed_tp else _powers_of_two(max_gpus)
     tried: List[Tuple[object, object]] = []  # (problem, values) for the candidates the formulas accept
     last_error: Optional[EngineError] = None
     for tp in candidates:
         candidate = problem if tp is None else problem.changed([_entry(f"tp={tp}")])
         try:
-            values = _values(candidate, [job.total, job.headroom])
+            values = _values(candidate, [job.total, job.headroom, "gpu_memory"])
         except EngineError as exc:  # a tp the model's heads refuse, a launch the engine refuses
             last_error = exc
             continue
@@ -99,8 +99,7 @@ def plan(problem, engine: str, model: str, max_gpus: int = 8, margin: int = 0) -
 
     best = None
     for candidate, values in tried:
-        budget = int(_values(candidate, ["gpu_memory"])["gpu_memory"])
-        solution = solve(candidate, length, budget - margin, job.peak, remedies=False)
+        solution = solve(candidate, length, int(values["gpu_memory"]) - margin, job.peak, remedies=False)
         if solution.value is not None and (best is None or solution.value > best[1]):
             best = (candidate, solution.value)
     if best is None:
@@ -144,10 +143,8 @@ def _plan(problem, engine: str, spec: dict, model: str, job, chosen: str, margin
     notes = [c["note"] for c in caveats if _plain(values.get(c["when"])) is True]
     if model.endswith((".toml", ".yaml", ".yml")):
         notes.append(f"{model} is a vram-eval spec: give {engine} the model's Hub id or folder instead")
-    notes.append("estimated: the engine measures its profile peak, non-torch memory and CUDA graphs at start-up "
-                 "(serve_activation_peak, serve_non_torch, serve_cudagraph_memory: set them from its log for the "
-                 "exact pool)" if engine == "vllm" else
-                 "estimated: the free memory before loading (sglang_free_before_load: set it from SGLang's log)")
+    if spec.get("estimated"):
+        notes.append(spec["estimated"])
     if margin:
         chosen += f", with {_gib(margin)} GiB of each GPU to spare (--margin)"
     gpus = int(_plain(values["tp"])) * int(_plain(values["pp"]))
@@ -199,4 +196,5 @@ def _text(value) -> str:
 
 
 def _gib(value) -> str:
-    return f"{float(-_plain(value)) / 2**30:.2f}" if _plain(value) < 0 else f"{float(_plain(value)) / 2**30:.2f}"
+    """A byte count's size in GiB, 2 decimals (the sign is said in words)."""
+    return f"{abs(float(_plain(value))) / 2**30:.2f}"

@@ -52,7 +52,6 @@ import traceback
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -293,22 +292,22 @@ def _explain(body: dict, settings: _Settings, problem) -> dict:
 
 
 def _solve(body: dict, settings: _Settings, problem) -> dict:
-    from .cli import _budgets, _target
-    from .inverse import solve
+    from .focus import chosen_target
+    from .inverse import budgets, solve
     from .report import render_solutions
 
     name = _text(body, "for")
     if name is None:
         raise BadRequest("'for' is required: the input to solve for (s, b, dp, ...)")
-    args = SimpleNamespace(budget=_texts(body, "budgets"), gpu=_texts(body, "gpus"))
-    target = _target(problem, _text(body, "target"), bool(body.get("total")))
-    solutions = [solve(problem, name, value, target, budget_text=label) for label, value in _budgets(args, problem)]
+    target = chosen_target(problem, _text(body, "target"), bool(body.get("total")))
+    solutions = [solve(problem, name, value, target, budget_text=label)
+                 for label, value in budgets(problem, _texts(body, "budgets"), _texts(body, "gpus"))]
     data = json.loads(render_solutions(solutions, "json"))
     return {"solutions": data if isinstance(data, list) else [data], "text": render_solutions(solutions, "table")}
 
 
 def _sweep(body: dict, settings: _Settings, problem) -> dict:
-    from .cli import _target
+    from .focus import chosen_target
     from .grid import parse_range, sweep
     from .hardware import GPU_MEMORY, find_gpu
     from .report import render_sweep
@@ -322,7 +321,7 @@ def _sweep(body: dict, settings: _Settings, problem) -> dict:
             f"the page draws at most {MAX_SWEEP_POINTS:,} points; this range has {rng.count():,}",
             rng.location("range"), hint="take a larger step, or `vram-eval sweep` for a table of up to 10^7 points",
             text=text, part="range", what="points", limit=MAX_SWEEP_POINTS, amount=rng.count())
-    targets = _texts(body, "targets") or [_target(problem, None, bool(body.get("total")))]
+    targets = _texts(body, "targets") or [chosen_target(problem, None, bool(body.get("total")))]
     result = sweep(problem, rng, targets)
     gpus = [find_gpu(g) for g in _texts(body, "gpus")] or ([problem.gpu] if problem.gpu else [])
     lines = [{"label": g.name, "id": g.id, "bytes": g.usable_bytes} for g in gpus]
