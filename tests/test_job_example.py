@@ -48,16 +48,24 @@ COMMANDS = {
 
 @pytest.fixture(scope="module")
 def run(tree, parse_cache):
-    """run(NAME): the CompletedProcess of COMMANDS[NAME] on the copy. The three are independent
-    processes, started together (they share the machine's cores); each test waits for its own.
-    The parse cache holds the checkout's built-in files (conftest.py's parse_cache): the copy's
-    unchanged files are read from it, and the files the example adds or edits are parsed."""
+    """run(NAME): the CompletedProcess of COMMANDS[NAME] on the copy, each in a new process: the
+    copy's own engine/ (python -m engine from its root) finds its data beside it, as a user's tree
+    does, and the installed package this process has imported (the checkout's) is not used.
+
+    Check first, alone, then the report and solve together (independent
+    processes: they share the machine's cores). The parse cache holds the checkout's built-in files
+    (conftest.py's parse_cache), so the copy's unchanged files are read from it; check parses the
+    files the example adds or edits and writes their entries, which the report and solve then read,
+    as a user's next commands do (three parses of the same two files were two thirds of the
+    processes' time)."""
     env = dict(os.environ, VRAM_EVAL_CACHE=str(parse_cache))
-    # the copy's own engine/ (python -m engine from its root): the installed package is not used
-    started = {name: subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=tree, env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-               for name, args in COMMANDS.items()}
+    started = {}
     done = {}
+
+    def start(*names):
+        for name in names:
+            started[name] = subprocess.Popen([sys.executable, "-m", "engine", *COMMANDS[name]], cwd=tree, env=env,
+                                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def result(name):
         if name not in done:
@@ -66,11 +74,16 @@ def run(tree, parse_cache):
             done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         return done[name]
 
-    yield result
-    for proc in started.values():  # what a deselected or failed test left running
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    try:
+        start("check")
+        result("check")
+        start("report", "solve")
+        yield result
+    finally:
+        for proc in started.values():  # what a deselected or failed test left running
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
 
 def test_check_accepts_the_new_job(run):
