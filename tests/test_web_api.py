@@ -404,8 +404,8 @@ def _questions():
             settings["gpu"] = gpus[k % 5]
         if k % 12 == 7:
             out.append(("/api/solve", dict(settings, regime="inference", **{"for": "b", "budgets": [f"{48 + k % 7 * 8}GiB"]})))
-        elif k % 12 == 3:  # (k % 3 == 0 here: the name was always "weights", ~28 ms an answer; kv_cache's,
-            # ~6 ms, is an explanation of an output too, and one that differs with s and b)
+        elif k % 12 == 3:  # k % 3 == 0 here: the name was always "weights", ~28 ms an answer; kv_cache's,
+            # ~6 ms, is an output's explanation too (and, like weights', reads alike at these sizes)
             out.append(("/api/explain", dict(settings, name="kv_cache")))
         elif k % 17 == 0:
             out.append(("/api/eval", dict(settings, set=settings["set"] + [f"s=x{k}"])))  # an error, located
