@@ -9,13 +9,19 @@ The target is the regime's peak over phases by default. A peak is the largest of
 phases: at the point it is the phase that reaches it, so its symbolic form (and each
 derivative) is that phase's — the whole max over phases, expanded, takes minutes to
 differentiate and says nothing more at the point. The values (slope, ×2) are the peak's own.
+
+The numbers need no SymPy: each slope is worked out exactly from the input's residual table
+(engine/slopes.py), with SymPy's derivative (:func:`sympy_slope`) only where that way cannot
+answer. The symbolic form and the symbolic derivatives are built when first asked for (the
+JSON report shows them; the table does not).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Dict, List, Optional, Tuple
+from functools import cached_property
+from typing import Callable, Dict, List, Optional, Tuple
 
 from sympy import Basic, Derivative, Integer, Max, Min, Symbol, diff
 
@@ -26,9 +32,11 @@ from .specialise import specialise
 from .focus import NUMERIC_UNITS, default_target, focus, _resolve_output
 from .problem import Problem
 from .regimes import PEAKS, TOTAL_OF_PEAK, phase_reached
+from .slopes import STEP, slope_at
 from .symbolic import sympy_value
+from .values import plain_number
 
-__all__ = ["Sensitivity", "InputSensitivity", "sensitivity"]
+__all__ = ["Sensitivity", "InputSensitivity", "sensitivity", "sympy_slope"]
 
 
 @dataclass(frozen=True)
@@ -44,10 +52,16 @@ class InputSensitivity:
 class Sensitivity:
     target: str
     value: Basic  # the target at the point
-    symbolic: Basic  # the target, specialised to the choices (a peak: at the phase that reaches it)
     at: Dict[str, Basic]
     inputs: Tuple[InputSensitivity, ...]  # ranked by |elasticity|
     phase: Optional[Tuple[str, str]] = None  # a peak's: (label, output) of the phase that reaches it
+    symbolic_of: Optional[Callable[[], Basic]] = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def symbolic(self) -> Basic:
+        """The target, specialised to the choices (a peak: at the phase that reaches it); built
+        when first asked for (seconds for a large target)."""
+        return self.symbolic_of()
 
     @property
     def expression(self) -> str:
@@ -86,7 +100,6 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
     target = _resolve_output(problem, target or default_target(problem), "--target")
     point = evaluate(problem)  # the phase reached, and the value at the point (the problem's point)
     phase = phase_reached(target, point.values)
-    expression = _at_phase(problem, target, phase[1]) if phase else specialise(problem, target)[0]
     rows: List[InputSensitivity] = []
     at: Dict[str, Basic] = {}
     value = None
@@ -103,12 +116,14 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
         f0 = sympy_value(fx.at_value(x0))
         value = f0
         at[name] = x0
-        branch = fx.branch_expr(x0)
-        derivative = diff(branch if branch is not None else _branch_at(fx.expr, fx.symbol, x0), fx.symbol)
-        # an unevaluated Derivative (of a count's floor, say) has no value at a number: step instead
-        slope = derivative.xreplace({fx.symbol: x0}) if not derivative.has(Derivative) else derivative
-        if not slope.is_number:
-            slope = sympy_value(fx.at_value(x0 + 1)) - f0  # a step where the derivative is not defined (ceil, Piecewise)
+        x = plain_number(x0)
+        exact = slope_at(fx.residual, fx.value, name, x) if fx.residual is not None and x is not None else None
+        if exact is None:
+            slope = sympy_slope(fx, x0, f0)
+        elif exact is STEP:
+            slope = sympy_value(fx.at_value(x0 + 1)) - f0  # as sympy_slope steps
+        else:
+            slope = sympy_value(exact)
         elasticity = float(x0 * slope / f0) if f0 != 0 else None
         try:
             doubled = sympy_value(fx.at_value(2 * x0)) if fx.feasible(2 * x0) else None
@@ -119,7 +134,24 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
     rows.sort(key=lambda r: -abs(r.elasticity or 0))
     if value is None:
         value = point.require(target)
-    return Sensitivity(target, value, expression, at, tuple(rows), phase)
+
+    def symbolic() -> Basic:
+        return _at_phase(problem, target, phase[1]) if phase else specialise(problem, target)[0]
+
+    return Sensitivity(target, value, at, tuple(rows), phase, symbolic)
+
+
+def sympy_slope(fx, x0: Basic, f0: Basic) -> Basic:
+    """∂target/∂x at x0 with SymPy: the target with its maxes (mins) at x0 chosen, differentiated
+    and evaluated at x0; the step f(x0+1) − f(x0) where the derivative has no value there (an
+    unevaluated Derivative of a floor or a ceiling, an undecided Piecewise). ``f0`` is f(x0)."""
+    branch = fx.branch_expr(x0)
+    derivative = diff(branch if branch is not None else _branch_at(fx.expr, fx.symbol, x0), fx.symbol)
+    # an unevaluated Derivative (of a count's floor, say) has no value at a number: step instead
+    slope = derivative.xreplace({fx.symbol: x0}) if not derivative.has(Derivative) else derivative
+    if not slope.is_number:
+        slope = sympy_value(fx.at_value(x0 + 1)) - f0  # a step where the derivative is not defined (ceil, Piecewise)
+    return slope
 
 
 def _branch_at(expr: Basic, symbol: Symbol, x0: Basic) -> Basic:

@@ -8,7 +8,7 @@ import pytest
 import vram_eval
 from vram_eval.derivatives import sensitivity
 
-from conftest import SPECS
+from conftest import DATA, SPECS
 
 
 @functools.lru_cache(maxsize=None)  # the same question, asked by two tests, is answered once
@@ -90,3 +90,82 @@ def test_the_default_target_is_the_peak_and_its_json_names_the_phase_and_differe
     assert data["phase"] == {"reached_at": "prefill", "output": "inference_at_prefill"}
     assert "prompt_len" in data["expression"]  # the prefill's form, not the whole max over phases
     assert data["inputs"]["kv_heads"]["derivative"] != "0"  # the KV cache grows with it
+
+
+# Each (spec, target, --set) of this table: every input's exact slope (engine/slopes.py, from the residual
+# table) against the SymPy way's (derivatives.sympy_slope: the target with its maxes chosen at the
+# point, differentiated; the step where the derivative is unevaluated). The SymPy way takes seconds a
+# peak: a few cases that between them hold maxes, floors and ceilings, piecewise branches, MoE,
+# QLoRA, inference, Mamba and linear-attention layers.
+SLOPE_CASES = [  # (spec, target: None for the default (the regime's peak), --set)
+    (SPECS / "llama13b.toml", None, ()),
+    (SPECS / "llama13b.toml", "activations", ("arch=gpt",)),
+    (SPECS / "mixtral-8x7b.toml", None, ("regime=qlora",)),
+    (SPECS / "mixtral-8x7b.toml", "weights", ()),
+    (SPECS / "gpt2.toml", None, ("regime=inference",)),
+    (DATA / "hf_configs" / "qwen3-next-80b-a3b-instruct.json", "kv_cache", ()),
+    (DATA / "hf_configs" / "falcon-mamba-7b.json", None, ("regime=inference",)),
+]
+
+
+@functools.lru_cache(maxsize=None)
+def _slopes_both_ways(spec, target, sets):
+    """(input, exact slope or STEP or None, SymPy's slope, f(x0+1) - f(x0) where the exact way
+    steps) for each input the sensitivity table has (where the residual holds the function)."""
+    from vram_eval.errors import EngineError
+    from vram_eval.focus import NUMERIC_UNITS, default_target, focus
+    from vram_eval.derivatives import sympy_slope
+    from vram_eval.slopes import STEP, slope_at
+    from vram_eval.symbolic import sympy_value
+    from vram_eval.values import plain_number
+
+    problem = vram_eval.load(str(spec), list(sets))
+    target = problem.ruleset.resolve(target) if target else default_target(problem)
+    rs = problem.ruleset
+    out = []
+    for name in rs.inputs_of(target):
+        if rs.unit(name) not in NUMERIC_UNITS or rs.allowed_values(name) is not None:
+            continue
+        try:
+            fx = focus(problem, name, target)
+        except EngineError:
+            continue
+        if fx.at is None or not fx.at.is_number or fx.residual is None or plain_number(fx.at) is None:
+            continue
+        x0 = fx.at
+        f0 = sympy_value(fx.at_value(x0))
+        exact = slope_at(fx.residual, fx.value, name, plain_number(x0))
+        step = sympy_value(fx.at_value(x0 + 1)) - f0 if exact is STEP else None
+        out.append((name, exact, sympy_slope(fx, x0, f0), step))
+    return out
+
+
+@pytest.mark.parametrize("spec, target, sets", SLOPE_CASES,
+                         ids=[" ".join([s.stem, t or "peak", *sets]) for s, t, sets in SLOPE_CASES])
+def test_the_exact_slope_is_sympys(spec, target, sets):
+    from vram_eval.slopes import STEP
+
+    answers = _slopes_both_ways(spec, target, sets)
+    assert len(answers) >= 10
+    answered = 0
+    for name, exact, by_sympy, step in answers:
+        if exact is None:
+            continue  # the exact way cannot say: sensitivity asks SymPy (as here)
+        answered += 1
+        if exact is STEP:
+            # SymPy's derivative is unevaluated there: both take the step
+            assert by_sympy == step, name
+        else:
+            assert by_sympy.is_Rational and by_sympy == exact, (name, exact, by_sympy)
+    assert answered >= len(answers) - 3  # SymPy answers only the few the residual cannot
+
+
+def test_the_exact_slopes_meet_each_kind():
+    """The table above holds slopes of each kind: positive, negative, zero, and steps."""
+    from vram_eval.slopes import STEP
+
+    seen = [exact for case in SLOPE_CASES[:4] for _, exact, _, _ in _slopes_both_ways(*case)]
+    assert STEP in seen
+    numbers = [e for e in seen if e is not STEP and e is not None]
+    assert any(e > 0 for e in numbers) and any(e < 0 for e in numbers)
+    assert 0 in seen
