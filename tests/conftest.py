@@ -37,9 +37,9 @@ _GROUP_OF = {file: group for group, files in GROUPS.items() for file in files}
 # than their number of tests says: the longest are dealt out first, so that the run ends on short
 # ones, not with one worker still busy with a long one. Any other unit counts 2 ms a test. Only
 # the order the workers are given their units depends on this.
-SECONDS = {"measured-points": 16, "hostile-subprocess": 12, "test_vectorise.py": 12, "sensitivity": 8, "torch": 6,
-           "test_property.py": 4.5, "test_cold_start.py": 4, "test_sweep.py": 3.7, "test_formula_limits.py": 3.2,
-           "test_hostile.py": 3, "test_quantized.py": 2.4, "test_cache.py": 2.3, "test_job_example.py": 2.2,
+SECONDS = {"measured-points": 16, "hostile-subprocess": 12, "test_vectorise.py": 12, "sensitivity": 10, "torch": 6,
+           "test_property.py": 4.5, "test_cold_start.py": 4, "test_sweep.py": 3.7, "test_formula_limits.py": 1.9,
+           "test_hostile.py": 3, "test_quantized.py": 2.4, "test_cache.py": 2.3, "test_job_example.py": 1,
            "test_wheel.py": 1.9, "test_sharding.py": 1.9, "test_solve.py": 1.8, "test_spec_limits.py": 1.6,
            "test_web_api.py": 6, "test_web_browser.py": 5}
 _HOSTILE_SUBPROCESS: list = []  # the hostile cases run in a fresh interpreter (cases.toml)
