@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from sympy import Basic, Derivative, Integer, Max, Min, Symbol, diff
 
@@ -29,14 +29,14 @@ from .errors import EngineError
 from .forward import evaluate
 from .exact import TooLarge, Unsupported, evaluate_exact
 from .specialise import specialise
-from .focus import NUMERIC_UNITS, default_target, focus, _resolve_output
+from .focus import NUMERIC_UNITS, Focus, default_target, focus, _resolve_output
 from .problem import Problem
 from .regimes import PEAKS, TOTAL_OF_PEAK, phase_reached
 from .slopes import STEP, slope_at
 from .symbolic import sympy_value
 from .values import plain_number
 
-__all__ = ["Sensitivity", "InputSensitivity", "sensitivity", "sympy_slope"]
+__all__ = ["Sensitivity", "InputSensitivity", "sensitivity", "sympy_slope", "table_inputs"]
 
 
 @dataclass(frozen=True)
@@ -96,22 +96,13 @@ class Sensitivity:
 
 
 def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
-    rs = problem.ruleset
     target = _resolve_output(problem, target or default_target(problem), "--target")
     point = evaluate(problem)  # the phase reached, and the value at the point (the problem's point)
     phase = phase_reached(target, point.values)
     rows: List[InputSensitivity] = []
     at: Dict[str, Basic] = {}
     value = None
-    for name in rs.inputs_of(target):
-        if rs.unit(name) not in NUMERIC_UNITS or rs.allowed_values(name) is not None:
-            continue
-        try:
-            fx = focus(problem, name, target)
-        except EngineError:
-            continue
-        if fx.at is None or not getattr(fx.at, "is_number", False):
-            continue
+    for name, fx in table_inputs(problem, target):
         x0 = fx.at
         f0 = sympy_value(fx.at_value(x0))
         value = f0
@@ -139,6 +130,21 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
         return _at_phase(problem, target, phase[1]) if phase else specialise(problem, target)[0]
 
     return Sensitivity(target, value, at, tuple(rows), phase, symbolic)
+
+
+def table_inputs(problem: Problem, target: str) -> Iterator[Tuple[str, Focus]]:
+    """(input, its focus) for each input the sensitivity table has: a numeric input the target
+    depends on, without a list of allowed values, that has a value at the point."""
+    rs = problem.ruleset
+    for name in rs.inputs_of(target):
+        if rs.unit(name) not in NUMERIC_UNITS or rs.allowed_values(name) is not None:
+            continue
+        try:
+            fx = focus(problem, name, target)
+        except EngineError:
+            continue
+        if fx.at is not None and getattr(fx.at, "is_number", False):
+            yield name, fx
 
 
 def sympy_slope(fx, x0: Basic, f0: Basic) -> Basic:

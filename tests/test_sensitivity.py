@@ -112,25 +112,17 @@ SLOPE_CASES = [  # (spec, target: None for the default (the regime's peak), --se
 def _slopes_both_ways(spec, target, sets):
     """(input, exact slope or STEP or None, SymPy's slope, f(x0+1) - f(x0) where the exact way
     steps) for each input the sensitivity table has (where the residual holds the function)."""
-    from vram_eval.errors import EngineError
-    from vram_eval.focus import NUMERIC_UNITS, default_target, focus
-    from vram_eval.derivatives import sympy_slope
+    from vram_eval.focus import default_target
+    from vram_eval.derivatives import sympy_slope, table_inputs
     from vram_eval.slopes import STEP, slope_at
     from vram_eval.symbolic import sympy_value
     from vram_eval.values import plain_number
 
     problem = vram_eval.load(str(spec), list(sets))
     target = problem.ruleset.resolve(target) if target else default_target(problem)
-    rs = problem.ruleset
     out = []
-    for name in rs.inputs_of(target):
-        if rs.unit(name) not in NUMERIC_UNITS or rs.allowed_values(name) is not None:
-            continue
-        try:
-            fx = focus(problem, name, target)
-        except EngineError:
-            continue
-        if fx.at is None or not fx.at.is_number or fx.residual is None or plain_number(fx.at) is None:
+    for name, fx in table_inputs(problem, target):
+        if fx.residual is None or plain_number(fx.at) is None:
             continue
         x0 = fx.at
         f0 = sympy_value(fx.at_value(x0))
