@@ -459,3 +459,39 @@ def test_sglangs_weights_keep_the_rope_cache_in_fp32():
     point = evaluate(DATA / "hf_configs" / "llama-3-8b.json", "s_max=131072", "gpu=h100")
     assert int(point["sglang_weights"]) - int(point["inference_weights"]) == 131072 * 128 * 4
     assert int(point["serve_weights"]) - int(point["inference_weights"]) == 131072 * 128 * 2
+
+
+def _routers_beyond_transformers(point):
+    """What vLLM's weights on a GPU hold beyond transformers' share but its RoPE cache: the routers'."""
+    return int(point["serve_weights"]) - int(point["inference_weights"]) - int(point["serve_rope_cache"])
+
+
+def test_vllm_holds_deepseeks_routers_whole_in_the_model_dtype():
+    """vllm 0.33.0 deepseek_v2.py: GateLinear without params_dtype, so bf16 whole on every rank;
+    transformers keeps them in fp32 (router_fp32), its share 1/tp of that. DeepSeek-V3 over 8 GPUs."""
+    point = evaluate(DATA / "published" / "deepseek-v3.config.json", "tp=8")
+    routers = int(point["moe_layers"]) * int(point["router_params"])
+    assert int(point["fp32_router_params"]) == routers  # transformers' fp32 routers
+    assert _routers_beyond_transformers(point) == routers * (2 * 8 - 4) // 8
+
+
+@pytest.mark.parametrize("model_type", ["glm4_moe", "minimax_m2"])
+def test_vllm_holds_glm_and_minimax_routers_in_fp32(tmp_path, model_type):
+    """vllm 0.33.0 glm4_moe.py and minimax_m2.py: GateLinear(..., params_dtype=torch.float32), so a
+    bf16 model's routers are 4 bytes a weight, whole on every rank. (The sizes are GLM-4.5-Air's; the
+    dtype is the model type's.)"""
+    import json
+
+    config = {"model_type": model_type, "hidden_size": 4096, "num_hidden_layers": 46, "num_attention_heads": 96,
+              "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 10944, "moe_intermediate_size": 1408,
+              "vocab_size": 151552, "max_position_embeddings": 131072, "torch_dtype": "bfloat16",
+              "tie_word_embeddings": False, "num_experts_per_tok": 8}
+    config.update({"n_routed_experts": 128, "n_shared_experts": 1, "first_k_dense_replace": 1} if model_type == "glm4_moe"
+                  else {"num_local_experts": 128})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    point = evaluate(path, "tp=4")
+    routers = int(point["moe_layers"]) * int(point["router_params"])
+    assert routers == (45 if model_type == "glm4_moe" else 46) * 4096 * 128
+    transformers_share = 4 if model_type == "glm4_moe" else 2  # transformers: GLM's fp32, MiniMax's bf16
+    assert _routers_beyond_transformers(point) == routers * (4 * 4 - transformers_share) // 4
