@@ -40,7 +40,8 @@ def _ids() -> list:
 
 
 def _run(python: str, args: list, cwd: Path) -> tuple:
-    """(wall, CPU) seconds of one pytest run, with an empty parse cache of its own."""
+    """(wall, CPU) seconds of one pytest run, with an empty parse cache of its own, and pytest's
+    summary line."""
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, VRAM_EVAL_CACHE=cache)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -107,12 +107,12 @@ def sensitivity(problem: Problem, target: Optional[str] = None) -> Sensitivity:
         f0 = sympy_value(fx.at_value(x0))
         value = f0
         at[name] = x0
-        x = plain_number(x0)
+        x = plain_number(fx.at_plain)
         exact = slope_at(fx.residual, fx.value, name, x) if fx.residual is not None and x is not None else None
         if exact is None:
             slope = sympy_slope(fx, x0, f0)
         elif exact is STEP:
-            slope = sympy_value(fx.at_value(x0 + 1)) - f0  # as sympy_slope steps
+            slope = _step(fx, x0, f0)
         else:
             slope = sympy_value(exact)
         elasticity = float(x0 * slope / f0) if f0 != 0 else None
@@ -155,9 +155,12 @@ def sympy_slope(fx, x0: Basic, f0: Basic) -> Basic:
     derivative = diff(branch if branch is not None else _branch_at(fx.expr, fx.symbol, x0), fx.symbol)
     # an unevaluated Derivative (of a count's floor, say) has no value at a number: step instead
     slope = derivative.xreplace({fx.symbol: x0}) if not derivative.has(Derivative) else derivative
-    if not slope.is_number:
-        slope = sympy_value(fx.at_value(x0 + 1)) - f0  # a step where the derivative is not defined (ceil, Piecewise)
-    return slope
+    return slope if slope.is_number else _step(fx, x0, f0)
+
+
+def _step(fx, x0: Basic, f0: Basic) -> Basic:
+    """f(x0+1) − f(x0): the slope where the derivative is not defined (a ceiling, a Piecewise)."""
+    return sympy_value(fx.at_value(x0 + 1)) - f0
 
 
 def _branch_at(expr: Basic, symbol: Symbol, x0: Basic) -> Basic:

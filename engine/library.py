@@ -21,8 +21,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 
 from . import cache, resources
-from .errors import (FormulaError, InvalidValue, Location, SpecError, UnreadableFile, closest, did_you_mean,
-                     printable)
+from .errors import (FormulaError, InvalidValue, Location, MissingDependency, SpecError, UnreadableFile, closest,
+                     did_you_mean, printable)
 from .rules import FormulaFile, RuleSet
 
 __all__ = ["Library", "formula_files"]
@@ -91,7 +91,12 @@ def _cached(path: Path, shown: str, builtin: bool) -> FormulaFile:
 
 
 def _parse_file(path: Path, shown: str, builtin: bool) -> FormulaFile:
-    from .transform import read_formula_file  # the parser (and Lark) only on a cache miss
+    try:
+        from .transform import read_formula_file  # the parser (and Lark) only on a cache miss
+    except ImportError as exc:  # a broken install: a cached run needs neither, a parse both
+        raise MissingDependency(f"parsing formula files needs Lark and SymPy ({exc.name} is not installed)",
+                                Location(shown), hint="install vram-eval with its dependencies:  pip install vram-eval",
+                                package=exc.name or "", extra="") from None
 
     return read_formula_file(path, builtin=builtin, shown=shown)
 

@@ -94,3 +94,16 @@ def test_a_closed_form_imports_sympy_and_gives_it(cache):
                  "--format", "json")
     assert result["imported"] == ["sympy"]
     assert json.loads(result["out"])["closed_form"].startswith("s = floor(")
+
+
+def test_a_parse_without_lark_is_a_located_error_not_a_traceback():
+    """A cached run needs neither Lark nor SymPy; a parse (here: the cache off) needs both. Where an
+    install lacks one, the first formula file it must parse is named, with what to install."""
+    blocked = "import sys; sys.modules['lark'] = None\nfrom vram_eval.cli import main\nsys.exit(main(sys.argv[1:]))"
+    env = dict(os.environ, VRAM_EVAL_CACHE="off")
+    done = subprocess.run([sys.executable, "-c", blocked, "specs/llama13b.toml"], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("formulas/") and ": error: parsing formula files needs Lark and SymPy (lark is not" \
+        in done.stderr, done.stderr
+    assert "pip install vram-eval" in done.stderr

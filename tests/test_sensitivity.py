@@ -122,11 +122,11 @@ def _slopes_both_ways(spec, target, sets):
     target = problem.ruleset.resolve(target) if target else default_target(problem)
     out = []
     for name, fx in table_inputs(problem, target):
-        if fx.residual is None or plain_number(fx.at) is None:
+        if fx.residual is None or plain_number(fx.at_plain) is None:
             continue
         x0 = fx.at
         f0 = sympy_value(fx.at_value(x0))
-        exact = slope_at(fx.residual, fx.value, name, plain_number(x0))
+        exact = slope_at(fx.residual, fx.value, name, plain_number(fx.at_plain))
         step = sympy_value(fx.at_value(x0 + 1)) - f0 if exact is STEP else None
         out.append((name, exact, sympy_slope(fx, x0, f0), step))
     return out
